@@ -1,0 +1,3 @@
+from services.catalog.app import service
+
+service.run()

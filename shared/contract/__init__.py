@@ -1,0 +1,100 @@
+"""The public event contract of Tradelane: pydantic models, one per topic.
+
+JSON Schemas in `schemas/` are generated from these models (`tradelane schemas`).
+"""
+
+from shared.contract.dead_letter import DeadLetter
+from shared.contract.envelope import ContractModel, Event
+from shared.contract.money import Amount, round_money
+from shared.contract.orders import (
+    Address,
+    ApprovalDecision,
+    ApprovalDecisionKind,
+    Channel,
+    Delivery,
+    DeliverySpeed,
+    Order,
+    OrderCancelled,
+    OrderLine,
+    OrderSubmitted,
+    Payment,
+    PaymentMethod,
+)
+from shared.contract.pipeline import (
+    ApprovalMode,
+    OrderApproved,
+    OrderPriced,
+    OrderValidated,
+    PricedLine,
+    ReservedLine,
+    Totals,
+)
+from shared.contract.reference import (
+    Account,
+    Member,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    Product,
+    Role,
+    StockLevel,
+    Warehouse,
+    WarehouseKind,
+)
+from shared.contract.status import (
+    TERMINAL_STATES,
+    ApprovalProgress,
+    OrderState,
+    OrderStatusChanged,
+    Reason,
+    ReasonCode,
+    Shipment,
+    ShipmentLine,
+    ShipmentMode,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Account",
+    "Address",
+    "Amount",
+    "ApprovalDecision",
+    "ApprovalDecisionKind",
+    "ApprovalMode",
+    "ApprovalProgress",
+    "Channel",
+    "ContractModel",
+    "DeadLetter",
+    "Delivery",
+    "DeliverySpeed",
+    "Event",
+    "Member",
+    "Order",
+    "OrderApproved",
+    "OrderCancelled",
+    "OrderLine",
+    "OrderPriced",
+    "OrderState",
+    "OrderStatusChanged",
+    "OrderSubmitted",
+    "OrderValidated",
+    "Payment",
+    "PaymentMethod",
+    "PriceEntry",
+    "PriceList",
+    "PriceTier",
+    "PricedLine",
+    "Product",
+    "Reason",
+    "ReasonCode",
+    "ReservedLine",
+    "Role",
+    "Shipment",
+    "ShipmentLine",
+    "ShipmentMode",
+    "StockLevel",
+    "Totals",
+    "Warehouse",
+    "WarehouseKind",
+    "round_money",
+]

@@ -1,0 +1,113 @@
+"""What shops send: a submitted order and its cancellation."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from shared.contract.envelope import ContractModel, Event
+from shared.contract.money import Currency
+
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+
+
+class Channel(StrEnum):
+    B2B = "b2b"
+    B2C = "b2c"
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    PREPAID = "prepaid"
+    INSTALLMENTS = "installments"
+    INVOICE = "invoice"
+
+
+class DeliverySpeed(StrEnum):
+    ECONOMY = "economy"
+    STANDARD = "standard"
+    EXPRESS = "express"
+
+
+class OrderLine(ContractModel):
+    sku: Id
+    quantity: int = Field(gt=0, le=1_000_000)
+
+
+class Payment(ContractModel):
+    method: PaymentMethod
+    terms: str | None = Field(
+        default=None, description="Invoice terms such as PREPAY, NET30, NET60, NET90 (B2B)."
+    )
+
+
+class Address(ContractModel):
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2"
+    )
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    city: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    line1: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Delivery(ContractModel):
+    speed: DeliverySpeed = DeliverySpeed.STANDARD
+    requested_date: date | None = None
+    address: Address
+
+
+class Order(ContractModel):
+    """The order as the shop wrote it; later stages carry it along unchanged."""
+
+    order_id: Id
+    shop_id: Id
+    channel: Channel
+    account_id: Id
+    buyer_id: Id
+    currency: Currency
+    reference: Annotated[str, StringConstraints(max_length=100)] | None = None
+    lines: list[OrderLine] = Field(min_length=1, max_length=500)
+    quote_id: Id | None = None
+    promo_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        default_factory=list
+    )
+    payment: Payment
+    delivery: Delivery
+
+
+class OrderSubmitted(Order, Event):
+    """`orders.submitted/v1`, keyed by `account_id` so one account's orders stay in order."""
+
+    schema_: Literal["orders.submitted/v1"] = Field(alias="schema")
+
+    def order(self) -> Order:
+        return Order.model_validate(self.model_dump(include=set(Order.model_fields)))
+
+
+class OrderCancelled(Event):
+    """`orders.cancelled/v1`: a shop withdraws an order it submitted."""
+
+    schema_: Literal["orders.cancelled/v1"] = Field(alias="schema")
+    order_id: Id
+    account_id: Id
+    reason: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ApprovalDecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ApprovalDecision(Event):
+    """`approvals.decisions/v1`: one approver's verdict on one order."""
+
+    schema_: Literal["approvals.decisions/v1"] = Field(alias="schema")
+    order_id: Id
+    approver_id: Id
+    decision: ApprovalDecisionKind
+    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None

@@ -1,0 +1,110 @@
+"""Reference data on compacted topics, published by ERP/PIM/CRM (or `tradelane seed`).
+
+Each message carries the full current state of one entity under its key, so a
+service that replays the topic from the start rebuilds its copy.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from shared.contract.envelope import ContractModel, Event
+from shared.contract.money import Amount, Currency
+from shared.contract.orders import Channel, Id
+
+Terms = Annotated[str, StringConstraints(pattern=r"^(PREPAY|NET\d{1,3})$")]
+
+
+class Product(Event):
+    """`catalog.products/v1`, key `sku`."""
+
+    schema_: Literal["catalog.products/v1"] = Field(alias="schema")
+    sku: Id
+    name: str
+    description: str = ""
+    category: str = Field(description="Category path, e.g. 'fasteners/bolts'.")
+    active: bool = True
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.B2B, Channel.B2C])
+    unit_weight_kg: Amount
+
+
+class StockLevel(Event):
+    """`catalog.stock/v1`, key `<sku>@<warehouse_id>`: the absolute on-hand level from the WMS."""
+
+    schema_: Literal["catalog.stock/v1"] = Field(alias="schema")
+    sku: Id
+    warehouse_id: Id
+    on_hand: int = Field(ge=0)
+
+
+class WarehouseKind(StrEnum):
+    CENTRAL_DC = "central_dc"
+    REGIONAL = "regional"
+    THIRD_PARTY = "3pl"
+
+
+class Warehouse(Event):
+    """`warehouses/v1`, key `warehouse_id`."""
+
+    schema_: Literal["warehouses/v1"] = Field(alias="schema")
+    warehouse_id: Id
+    name: str
+    kind: WarehouseKind
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    postal_code: str
+
+
+class Role(StrEnum):
+    BUYER = "buyer"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    DIRECTOR = "director"
+
+
+class Member(ContractModel):
+    member_id: Id
+    name: str
+    roles: list[Role]
+
+
+class Account(Event):
+    """`accounts/v1`, key `account_id`: a B2B company or a B2C customer, with its terms."""
+
+    schema_: Literal["accounts/v1"] = Field(alias="schema")
+    account_id: Id
+    name: str
+    channel: Channel
+    currency: Currency = "EUR"
+    price_list_id: Id | None = Field(default=None, description="B2B contract price list.")
+    payment_terms: list[Terms] = Field(
+        default_factory=list, description="Invoice terms this account may use (B2B)."
+    )
+    approval_threshold: Amount | None = Field(
+        default=None, description="Orders at or above this total need two approvers (B2B)."
+    )
+    members: list[Member] = Field(default_factory=list)
+    assortment: list[Id] | None = Field(
+        default=None, description="SKUs this account may buy; null means the whole catalog."
+    )
+
+
+class PriceTier(ContractModel):
+    min_quantity: int = Field(ge=1)
+    unit_price: Amount
+
+
+class PriceEntry(ContractModel):
+    sku: Id
+    tiers: list[PriceTier] = Field(min_length=1)
+
+
+class PriceList(Event):
+    """`pricing.price_lists/v1`, key `price_list_id`: list prices (B2C) or an account's contract."""
+
+    schema_: Literal["pricing.price_lists/v1"] = Field(alias="schema")
+    price_list_id: Id
+    currency: Currency
+    prices: list[PriceEntry]

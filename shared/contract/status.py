@@ -1,0 +1,101 @@
+"""`orders.status`: every transition of every order, the topic shops read."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from shared.contract.envelope import ContractModel, Event
+from shared.contract.money import Amount
+from shared.contract.orders import Channel, Id
+from shared.contract.pipeline import PricedLine, Totals
+
+
+class OrderState(StrEnum):
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    FULFILLMENT_PLANNED = "fulfillment_planned"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({OrderState.REJECTED, OrderState.CANCELLED, OrderState.DELIVERED})
+
+
+class ReasonCode(StrEnum):
+    """The closed list of reasons an order is rejected or cancelled (docs/contract.md)."""
+
+    INVALID_EVENT = "invalid_event"
+    UNKNOWN_SKU = "unknown_sku"
+    NOT_IN_ASSORTMENT = "not_in_assortment"
+    QUANTITY_RULE = "quantity_rule"
+    OUT_OF_STOCK = "out_of_stock"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    PRICE_NOT_FOUND = "price_not_found"
+    CURRENCY_NOT_SUPPORTED = "currency_not_supported"
+    INVALID_PROMO_CODE = "invalid_promo_code"
+    QUOTE_EXPIRED = "quote_expired"
+    PAYMENT_TERMS_NOT_ALLOWED = "payment_terms_not_allowed"
+    CREDIT_LIMIT_EXCEEDED = "credit_limit_exceeded"
+    APPROVAL_REJECTED = "approval_rejected"
+    APPROVAL_EXPIRED = "approval_expired"
+    CANCELLED_BY_SHOP = "cancelled_by_shop"
+
+
+class Reason(ContractModel):
+    code: ReasonCode
+    message: str
+
+
+class ShipmentMode(StrEnum):
+    PARCEL = "parcel"
+    FREIGHT = "freight"
+
+
+class ShipmentLine(ContractModel):
+    sku: Id
+    quantity: int
+
+
+class Shipment(ContractModel):
+    shipment_id: str
+    mode: ShipmentMode
+    warehouse_id: Id
+    carrier: str
+    service_level: str
+    tracking_number: str
+    promised_date: date
+    delivery_window: str | None = Field(
+        default=None, description="Freight only: the agreed unloading window, e.g. '08:00-12:00'."
+    )
+    pallets: int | None = None
+    weight_kg: Amount
+    lines: list[ShipmentLine]
+
+
+class ApprovalProgress(ContractModel):
+    required_approvals: int
+    approved_by: list[Id]
+    eligible_approvers: list[Id]
+
+
+class OrderStatusChanged(Event):
+    """`orders.status/v1`, key `order_id`. Stage details are filled by the stage that knows them."""
+
+    schema_: Literal["orders.status/v1"] = Field(alias="schema")
+    order_id: Id
+    account_id: Id | None = None
+    channel: Channel | None = None
+    status: OrderState
+    reported_by: str = Field(description="The service that made this transition.")
+    reason: Reason | None = None
+    lines: list[PricedLine] | None = None
+    totals: Totals | None = None
+    approval: ApprovalProgress | None = None
+    shipments: list[Shipment] | None = None

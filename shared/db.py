@@ -1,0 +1,183 @@
+"""Each service's own database, and the inbox/outbox that make its effects exactly-once.
+
+Handling an event is one transaction: record its `event_id` in the inbox (a
+duplicate stops here), apply the state change, write outgoing events to the
+outbox. `OutboxRelay` later publishes the outbox. A crash anywhere leaves
+either a redelivery the inbox drops or an unsent row the relay sends on restart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from shared.contract import Event
+from shared.topics import TopicNames, TopicSpec
+
+
+def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the inbox and outbox tables to a service's own metadata."""
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("topic", String(200), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        Column("topic", String(200), nullable=False),
+        Column("key", LargeBinary, nullable=True),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+    return inbox, outbox
+
+
+def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
+    """SQLite as a real transactional store: WAL, a busy timeout, and BEGIN IMMEDIATE.
+
+    pysqlite defers BEGIN, which breaks SAVEPOINT and lets two writers deadlock on
+    lock upgrade; taking the write lock at BEGIN serialises writers cleanly.
+    """
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass
+class Transaction:
+    """The unit of work handed to a handler: a session plus the outbox to write to."""
+
+    session: AsyncSession
+    outbox_table: Table
+    names: TopicNames
+    published: list[str] = field(default_factory=list)
+
+    async def publish(self, spec: TopicSpec, event: Event) -> None:
+        """Queue an event for its topic; it is sent only if this transaction commits."""
+        await self.publish_raw(self.names.of(spec), spec.key_of(event).encode(), event.to_bytes())
+
+    async def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        await self.session.execute(
+            insert(self.outbox_table).values(
+                topic=topic, key=key, value=value, created_at=datetime.now(UTC)
+            )
+        )
+        self.published.append(topic)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class ServiceDatabase:
+    """One service's database: engine, sessions, inbox and outbox."""
+
+    def __init__(self, url: str, metadata: MetaData, names: TopicNames) -> None:
+        self.url = url
+        self.metadata = metadata
+        self.names = names
+        self.inbox, self.outbox = (
+            (metadata.tables["inbox"], metadata.tables["outbox"])
+            if "inbox" in metadata.tables
+            else messaging_tables(metadata)
+        )
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            _prepare_sqlite(self.engine, url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(self.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction with no inbox check: for timers and HTTP commands."""
+        async with self.sessions() as session, session.begin():
+            yield Transaction(session, self.outbox, self.names)
+
+    async def first_delivery(self, tx: Transaction, event_id: uuid.UUID | str, topic: str) -> bool:
+        """Record `event_id` in the inbox; False if it was already there (a redelivery)."""
+        dialect_insert = sqlite_insert if self.is_sqlite else pg_insert
+        result = await tx.session.execute(
+            dialect_insert(self.inbox)
+            .values(event_id=str(event_id), topic=topic, received_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unsent(self, limit: int) -> list[OutboxRow]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key, self.outbox.c.value
+                )
+                .where(self.outbox.c.sent_at.is_(None))
+                .order_by(self.outbox.c.id)
+                .limit(limit)
+            )
+            return [OutboxRow(*row) for row in rows]
+
+    async def mark_sent(self, ids: list[int]) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(self.outbox)
+                .where(self.outbox.c.id.in_(ids))
+                .values(sent_at=datetime.now(UTC))
+            )

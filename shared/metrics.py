@@ -1,0 +1,52 @@
+"""Prometheus metrics in base units, with bounded labels.
+
+Faust's own Prometheus sensor reports milliseconds under misspelled names, so
+every Tradelane service emits these instead. Labels are topics (a fixed set),
+channels and outcomes (closed enums): never order ids or SKUs.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+EVENTS_CONSUMED = Counter(
+    "tradelane_events_consumed_total",
+    "Events taken from a topic, including duplicates and dead letters.",
+    ["service", "topic"],
+)
+EVENTS_PRODUCED = Counter(
+    "tradelane_events_produced_total",
+    "Events published to a topic by the outbox relay.",
+    ["service", "topic"],
+)
+DUPLICATES_SKIPPED = Counter(
+    "tradelane_duplicate_events_total",
+    "Redelivered or re-sent events the inbox dropped.",
+    ["service", "topic"],
+)
+DEAD_LETTERS = Counter(
+    "tradelane_dead_letters_total",
+    "Messages sent to a dead-letter topic, by source topic.",
+    ["service", "topic"],
+)
+PROCESSING_SECONDS = Histogram(
+    "tradelane_event_processing_seconds",
+    "Time from taking an event to committing its transaction.",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+ORDERS = Counter(
+    "tradelane_orders_total",
+    "Orders leaving a service's step, by channel and outcome (the status it published).",
+    ["service", "channel", "outcome"],
+)
+OUTBOX_LAG_SECONDS = Histogram(
+    "tradelane_outbox_relay_seconds",
+    "Time to publish one batch of outbox rows to Kafka.",
+    ["service"],
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format for `/metrics`, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,65 @@
+"""The shop side of the contract: validate an event against its topic's model, then send it.
+
+Uses kafka-python (synchronous, no event loop needed), so a shop's script, the
+`tradelane publish` CLI, the seeder and the tests all publish the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Self
+
+from kafka import KafkaProducer
+
+from shared.contract import Event
+from shared.topics import TopicNames, TopicSpec
+
+
+class EventPublisher:
+    """A Kafka producer that only sends events valid under the topic registry."""
+
+    def __init__(self, bootstrap: str, names: TopicNames | None = None) -> None:
+        self.names = names or TopicNames()
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id="tradelane-publisher",
+            acks="all",
+            linger_ms=5,
+        )
+
+    def publish(self, spec: TopicSpec, event: Event) -> None:
+        if not isinstance(event, spec.model):
+            raise TypeError(
+                f"{spec.name} carries {spec.model.__name__}, not {type(event).__name__}"
+            )
+        self.send_raw(self.names.of(spec), spec.key_of(event).encode(), event.to_bytes())
+
+    def publish_all(self, spec: TopicSpec, events: Iterable[Event]) -> int:
+        count = 0
+        for event in events:
+            self.publish(spec, event)
+            count += 1
+        return count
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Send bytes as they are: for replaying dead letters and for tests of bad input."""
+        self._producer.send(topic, key=key, value=value)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self._producer.flush(timeout=timeout)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,211 @@
+"""The one registry of Tradelane's topics: name, key, event model, owner, compaction.
+
+Services never spell a topic name; they name a `TopicSpec`. The registry also
+creates every topic (and its `.dlq` twin) before any worker starts, because
+Faust does not and the broker would otherwise auto-create them wrongly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.contract import (
+    Account,
+    ApprovalDecision,
+    DeadLetter,
+    Event,
+    OrderApproved,
+    OrderCancelled,
+    OrderPriced,
+    OrderStatusChanged,
+    OrderSubmitted,
+    OrderValidated,
+    PriceList,
+    Product,
+    StockLevel,
+    Warehouse,
+)
+
+log = logging.getLogger(__name__)
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the contract. `key` is a template over the event's fields, e.g. `{order_id}`."""
+
+    name: str
+    model: type[Event]
+    key: str
+    writer: str
+    description: str
+    compacted: bool = False
+    retention_ms: int | None = WEEK_MS
+    invalid_rejects_order: bool = False
+    """An unreadable message on this topic rejects the order it names (`invalid_event`)."""
+
+    def key_of(self, event: Event) -> str:
+        return self.key.format(**dict(event))
+
+
+ORDERS_SUBMITTED = TopicSpec(
+    "orders.submitted",
+    OrderSubmitted,
+    "{account_id}",
+    "shops",
+    "Orders placed by upstream shops.",
+    invalid_rejects_order=True,
+)
+ORDERS_CANCELLED = TopicSpec(
+    "orders.cancelled", OrderCancelled, "{account_id}", "shops", "A shop withdraws an order."
+)
+ORDERS_VALIDATED = TopicSpec(
+    "orders.validated",
+    OrderValidated,
+    "{order.account_id}",
+    "catalog",
+    "Lines checked, stock reserved.",
+    invalid_rejects_order=True,
+)
+ORDERS_PRICED = TopicSpec(
+    "orders.priced",
+    OrderPriced,
+    "{order.account_id}",
+    "pricing",
+    "Lines priced, totals, terms checked.",
+    invalid_rejects_order=True,
+)
+ORDERS_APPROVED = TopicSpec(
+    "orders.approved",
+    OrderApproved,
+    "{order.account_id}",
+    "approvals",
+    "Cleared for fulfillment.",
+    invalid_rejects_order=True,
+)
+ORDERS_STATUS = TopicSpec(
+    "orders.status", OrderStatusChanged, "{order_id}", "all services", "Every order transition."
+)
+APPROVAL_DECISIONS = TopicSpec(
+    "approvals.decisions",
+    ApprovalDecision,
+    "{order_id}",
+    "approvers",
+    "Approve/reject decisions by B2B decision makers.",
+)
+PRODUCTS = TopicSpec(
+    "catalog.products",
+    Product,
+    "{sku}",
+    "PIM",
+    "Product master data.",
+    compacted=True,
+    retention_ms=None,
+)
+STOCK = TopicSpec(
+    "catalog.stock",
+    StockLevel,
+    "{sku}@{warehouse_id}",
+    "WMS",
+    "On-hand stock per warehouse.",
+    compacted=True,
+    retention_ms=None,
+)
+ACCOUNTS = TopicSpec(
+    "accounts",
+    Account,
+    "{account_id}",
+    "CRM",
+    "Customers and business accounts with members.",
+    compacted=True,
+    retention_ms=None,
+)
+PRICE_LISTS = TopicSpec(
+    "pricing.price_lists",
+    PriceList,
+    "{price_list_id}",
+    "ERP",
+    "List and contract price lists.",
+    compacted=True,
+    retention_ms=None,
+)
+WAREHOUSES = TopicSpec(
+    "warehouses",
+    Warehouse,
+    "{warehouse_id}",
+    "ERP",
+    "Warehouses, DCs and 3PL sites.",
+    compacted=True,
+    retention_ms=None,
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    ORDERS_SUBMITTED,
+    ORDERS_CANCELLED,
+    ORDERS_VALIDATED,
+    ORDERS_PRICED,
+    ORDERS_APPROVED,
+    ORDERS_STATUS,
+    APPROVAL_DECISIONS,
+    PRODUCTS,
+    STOCK,
+    ACCOUNTS,
+    PRICE_LISTS,
+    WAREHOUSES,
+)
+REFERENCE_TOPICS = tuple(t for t in ALL_TOPICS if t.compacted)
+DEAD_LETTER_MODEL = DeadLetter
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Resolves specs to real names under a prefix (tests use one prefix per module)."""
+
+    prefix: str = ""
+
+    def of(self, spec: TopicSpec) -> str:
+        return f"{self.prefix}{spec.name}"
+
+    def dlq_of(self, spec: TopicSpec) -> str:
+        return f"{self.prefix}{spec.name}.dlq"
+
+    def all_names(self, specs: Iterable[TopicSpec] = ALL_TOPICS) -> list[str]:
+        return [name for spec in specs for name in (self.of(spec), self.dlq_of(spec))]
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    if spec.compacted:
+        return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    return {"cleanup.policy": "delete", "retention.ms": str(spec.retention_ms or WEEK_MS)}
+
+
+def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> list[str]:
+    """Create every registry topic and its `.dlq` twin; existing topics are left as they are.
+
+    Returns the names that were created now (empty when all existed).
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tradelane-topics")
+    try:
+        existing = set(admin.list_topics())
+        wanted: list[NewTopic] = []
+        for spec in ALL_TOPICS:
+            for name, configs in (
+                (names.of(spec), topic_configs(spec)),
+                (
+                    names.dlq_of(spec),
+                    {"cleanup.policy": "delete", "retention.ms": str(4 * WEEK_MS)},
+                ),
+            ):
+                if name not in existing:
+                    wanted.append(NewTopic(name, partitions, 1, topic_configs=configs))
+        if wanted:
+            admin.create_topics(wanted, validate_only=False)
+            log.info("created %d topics", len(wanted))
+        return [t.name for t in wanted]
+    finally:
+        admin.close()
