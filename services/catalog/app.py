@@ -30,6 +30,7 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
+from shared.rejection import Rejected
 from shared.service import Service
 from shared.topics import (
     ACCOUNTS,
@@ -99,7 +100,7 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
     try:
         allocations = await plan_allocations(tx, order)
         await store.hold_stock(tx.session, order.order_id, allocations)
-    except domain.Rejected as rejected:
+    except Rejected as rejected:
         row.state = OrderStates.REJECTED
         await service.report(tx, order, OrderState.REJECTED, reason=rejected.reason)
         return

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from shared.contract import Channel, Order, Reason, ReasonCode, WarehouseKind
+from shared.contract import Channel, Order, ReasonCode, WarehouseKind
+from shared.rejection import Rejected
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,6 @@ class Allocation:
     warehouse_id: str
     category: str
     unit_weight_kg: Decimal
-
-
-class Rejected(Exception):
-    """An order the catalog cannot accept, with the contract's reason."""
-
-    def __init__(self, code: ReasonCode, message: str) -> None:
-        super().__init__(message)
-        self.reason = Reason(code=code, message=message)
 
 
 def check_lines(
