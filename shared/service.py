@@ -339,6 +339,10 @@ class Service:
             found.append(f"consumer crashed: {self.app.consumer.crash_reason!r}")
         return found
 
+    def consumed_topics(self) -> list[str]:
+        """The topics this service's agents read (tools use it to measure consumer lag)."""
+        return sorted(t for agent in self.app.agents.values() for t in agent.channel.topics)
+
     def _register_views(self) -> None:
         service = self
 
@@ -353,7 +357,12 @@ class Service:
             async def get(self, request: Request) -> Response:
                 problems = service.problems()
                 return self.json(
-                    {"service": service.name, "ok": not problems, "problems": problems},
+                    {
+                        "service": service.name,
+                        "ok": not problems,
+                        "problems": problems,
+                        "consumes": service.consumed_topics(),
+                    },
                     status=503 if problems else 200,
                 )
 

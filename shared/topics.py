@@ -176,36 +176,52 @@ class TopicNames:
         return [name for spec in specs for name in (self.of(spec), self.dlq_of(spec))]
 
 
+DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(4 * WEEK_MS)}
+"""Dead letters are kept four weeks: long enough for a fix and a replay."""
+
+
 def topic_configs(spec: TopicSpec) -> dict[str, str]:
     if spec.compacted:
         return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
     return {"cleanup.policy": "delete", "retention.ms": str(spec.retention_ms or WEEK_MS)}
 
 
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicCreationError(RuntimeError):
+    pass
+
+
 def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> list[str]:
     """Create every registry topic and its `.dlq` twin; existing topics are left as they are.
 
-    Returns the names that were created now (empty when all existed).
+    Safe to run from several processes at once (each service does at start-up).
+    Returns the names created by this call.
     """
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import KafkaAdminClient
 
+    wanted: dict[str, dict[str, object]] = {}
+    for spec in ALL_TOPICS:
+        wanted[names.of(spec)] = {"configs": topic_configs(spec)}
+        wanted[names.dlq_of(spec)] = {"configs": DLQ_CONFIGS}
+    for options in wanted.values():
+        options.update(num_partitions=partitions, replication_factor=1)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tradelane-topics")
     try:
-        existing = set(admin.list_topics())
-        wanted: list[NewTopic] = []
-        for spec in ALL_TOPICS:
-            for name, configs in (
-                (names.of(spec), topic_configs(spec)),
-                (
-                    names.dlq_of(spec),
-                    {"cleanup.policy": "delete", "retention.ms": str(4 * WEEK_MS)},
-                ),
-            ):
-                if name not in existing:
-                    wanted.append(NewTopic(name, partitions, 1, topic_configs=configs))
-        if wanted:
-            admin.create_topics(wanted, validate_only=False)
-            log.info("created %d topics", len(wanted))
-        return [t.name for t in wanted]
+        missing = {n: o for n, o in wanted.items() if n not in set(admin.list_topics())}
+        if not missing:
+            return []
+        result = admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
     finally:
         admin.close()
+    created, failed = [], []
+    for topic in result["topics"]:
+        if topic["error_code"] == 0:
+            created.append(topic["name"])
+        elif topic["error_code"] != TOPIC_ALREADY_EXISTS:
+            failed.append(f"{topic['name']}: {topic['error_message']}")
+    if failed:
+        raise TopicCreationError("could not create topics: " + "; ".join(failed))
+    log.info("created %d topics", len(created))
+    return created

@@ -38,8 +38,10 @@ class Event(ContractModel):
     """Base of every message. Subclasses pin `schema` to `Literal["<topic>/v<major>"]`."""
 
     schema_: str = Field(alias="schema", description="'<topic>/v<major>'")
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    occurred_at: UtcTime = Field(default_factory=now_utc)
+    event_id: uuid.UUID = Field(
+        description="Unique per event; the idempotency key. Keep it on retry."
+    )
+    occurred_at: UtcTime = Field(description="RFC 3339 UTC, e.g. 2026-11-23T10:15:00Z")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -47,6 +49,8 @@ class Event(ContractModel):
     def new(cls, **fields: Any) -> Self:
         """Build a fresh event of this type with a new id and the current time."""
         schema = cls.model_fields["schema_"].annotation.__args__[0]  # type: ignore[union-attr]
+        fields.setdefault("event_id", uuid.uuid4())
+        fields.setdefault("occurred_at", now_utc())
         return cls(schema=schema, **fields)
 
     def to_bytes(self) -> bytes:

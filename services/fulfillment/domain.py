@@ -1,0 +1,226 @@
+"""Fulfillment's rules: how an approved order leaves the warehouses that hold its stock.
+
+Pure functions over plain data, no clock: the handler passes `today` from the
+event, so a redelivered approval plans exactly the same shipments, tracking
+numbers and promised dates as the first delivery did.
+
+Catalog already chose a warehouse per line (B2B from a central DC, B2C from
+nearby); fulfillment groups the lines by that warehouse and decides, per
+shipment, between **bulk** freight (pallets, a scheduled delivery window) and
+**retail** parcels (a carrier by delivery speed, a promised date).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, Decimal
+from types import MappingProxyType
+
+from shared.contract import (
+    Channel,
+    DeliverySpeed,
+    Order,
+    ReservedLine,
+    Shipment,
+    ShipmentLine,
+    ShipmentMode,
+    WarehouseKind,
+)
+
+SATURDAY = 5
+"""`date.weekday()` of the first weekend day; carriers and docks work Monday to Friday."""
+
+
+@dataclass(frozen=True)
+class ParcelService:
+    """A parcel carrier's product for one delivery speed."""
+
+    carrier: str
+    transit_business_days: int
+
+
+@dataclass(frozen=True)
+class ShippingRules:
+    """Every limit, carrier and lead time fulfillment decides by, in one table.
+
+    Kept together so the shipping policy can be read (and changed) in one place
+    instead of being scattered through the routing code as magic numbers.
+    """
+
+    parcel_limit_kg: Decimal = Decimal("31.5")
+    """Heaviest shipment a parcel carrier takes (the common 31.5 kg cap); above it, freight."""
+
+    full_truckload_above_kg: Decimal = Decimal("10000")
+    """Above this a shipment fills a truck of its own (FTL); up to it, it shares one (LTL)."""
+
+    pallet_capacity_kg: Decimal = Decimal("500")
+    """Load planned per pallet; a freight shipment uses ceil(weight / this), at least one."""
+
+    freight_lead_business_days: int = 3
+    """Business days to palletise and book a truck: the earliest a freight delivery can be."""
+
+    freight_carrier_ltl: str = "freight-ltl"
+    freight_carrier_ftl: str = "freight-ftl"
+    freight_service_level: str = "scheduled"
+
+    freight_delivery_window: str = "08:00-12:00"
+    """Default morning window for dock unloading: receiving docks staff their crews early."""
+
+    parcel_services: Mapping[DeliverySpeed, ParcelService] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                DeliverySpeed.EXPRESS: ParcelService("parcel-express", 1),
+                DeliverySpeed.STANDARD: ParcelService("parcel-standard", 2),
+                DeliverySpeed.ECONOMY: ParcelService("parcel-economy", 4),
+            }
+        )
+    )
+    """Carrier and transit time per delivery speed the shop offered at checkout."""
+
+
+SHIPPING = ShippingRules()
+
+
+@dataclass(frozen=True)
+class Site:
+    """A warehouse fulfillment knows from the `warehouses` reference topic."""
+
+    warehouse_id: str
+    kind: WarehouseKind
+    country: str
+
+
+class UnknownWarehouse(Exception):
+    """A line was reserved in a warehouse whose reference data has not arrived here yet.
+
+    Catalog only reserves in warehouses it knows, so this is a lag between two
+    consumers of the same topic (typically a fresh start), not a bad order.
+    """
+
+    def __init__(self, warehouse_id: str) -> None:
+        super().__init__(f"warehouse {warehouse_id!r} is not known to fulfillment yet")
+        self.warehouse_id = warehouse_id
+
+
+def route_shipment(
+    order: Order,
+    lines: Sequence[ReservedLine],
+    warehouses: Mapping[str, Site],
+    today: date,
+) -> list[Shipment]:
+    """Plan one shipment per warehouse that holds the order's stock.
+
+    Shipments are numbered in warehouse-id order, so the same order always gets
+    the same shipment ids whatever order its lines came in.
+    """
+    by_warehouse: dict[str, list[ReservedLine]] = defaultdict(list)
+    for line in lines:
+        by_warehouse[line.warehouse_id].append(line)
+    unknown = sorted(set(by_warehouse) - set(warehouses))
+    if unknown:
+        raise UnknownWarehouse(unknown[0])
+    return [
+        plan_shipment(order, f"{order.order_id}-{number}", warehouse_id, shipped, today)
+        for number, (warehouse_id, shipped) in enumerate(sorted(by_warehouse.items()), start=1)
+    ]
+
+
+def plan_shipment(
+    order: Order,
+    shipment_id: str,
+    warehouse_id: str,
+    lines: Sequence[ReservedLine],
+    today: date,
+    rules: ShippingRules = SHIPPING,
+) -> Shipment:
+    """One warehouse's part of the order, as freight or as a parcel."""
+    weight = shipment_weight(lines)
+    common = {
+        "shipment_id": shipment_id,
+        "warehouse_id": warehouse_id,
+        "tracking_number": tracking_number(order.order_id, warehouse_id),
+        "weight_kg": weight,
+        "lines": [ShipmentLine(sku=line.sku, quantity=line.quantity) for line in lines],
+    }
+    if ships_as_freight(order.channel, weight, rules):
+        return Shipment(
+            mode=ShipmentMode.FREIGHT,
+            carrier=freight_carrier(weight, rules),
+            service_level=rules.freight_service_level,
+            promised_date=freight_delivery_date(order.delivery.requested_date, today, rules),
+            delivery_window=rules.freight_delivery_window,
+            pallets=pallets_for(weight, rules),
+            **common,
+        )
+    service = rules.parcel_services[order.delivery.speed]
+    return Shipment(
+        mode=ShipmentMode.PARCEL,
+        carrier=service.carrier,
+        service_level=order.delivery.speed.value,
+        promised_date=add_business_days(today, service.transit_business_days),
+        **common,
+    )
+
+
+def shipment_weight(lines: Sequence[ReservedLine]) -> Decimal:
+    """Gross weight from catalog's unit weights, exact in Decimal (it decides parcel vs freight)."""
+    return sum((line.unit_weight_kg * line.quantity for line in lines), Decimal(0))
+
+
+def ships_as_freight(channel: Channel, weight_kg: Decimal, rules: ShippingRules = SHIPPING) -> bool:
+    """Businesses receive at a dock, so B2B is always freight; so is anything a parcel can't carry."""
+    return channel is Channel.B2B or weight_kg > rules.parcel_limit_kg
+
+
+def freight_carrier(weight_kg: Decimal, rules: ShippingRules = SHIPPING) -> str:
+    return (
+        rules.freight_carrier_ftl
+        if weight_kg > rules.full_truckload_above_kg
+        else rules.freight_carrier_ltl
+    )
+
+
+def pallets_for(weight_kg: Decimal, rules: ShippingRules = SHIPPING) -> int:
+    """Pallets to book: a partly loaded pallet still takes a whole pallet space."""
+    pallets = (weight_kg / rules.pallet_capacity_kg).to_integral_value(rounding=ROUND_CEILING)
+    return max(1, int(pallets))
+
+
+def freight_delivery_date(
+    requested: date | None, today: date, rules: ShippingRules = SHIPPING
+) -> date:
+    """The buyer's requested date when we can make it, else the earliest date we can.
+
+    A requested date on a weekend moves to the following Monday: docks unload on
+    business days only.
+    """
+    earliest = add_business_days(today, rules.freight_lead_business_days)
+    if requested is None or requested < earliest:
+        return earliest
+    return first_business_day_from(requested)
+
+
+def add_business_days(start: date, days: int) -> date:
+    """`days` working days after `start`, skipping Saturdays and Sundays."""
+    day = start
+    while days > 0:
+        day += timedelta(days=1)
+        if day.weekday() < SATURDAY:
+            days -= 1
+    return day
+
+
+def first_business_day_from(day: date) -> date:
+    while day.weekday() >= SATURDAY:
+        day += timedelta(days=1)
+    return day
+
+
+def tracking_number(order_id: str, warehouse_id: str) -> str:
+    """Derived, not random: a redelivered approval must hand the shop the same number."""
+    digest = hashlib.sha256(f"{order_id}@{warehouse_id}".encode()).hexdigest()
+    return "TL" + digest[:12].upper()

@@ -1,0 +1,203 @@
+"""Run the four services as real processes, and know when they are ready.
+
+`make run` and the end-to-end tests start services the same way, so what the
+tests exercise is what a developer sees: separate OS processes, each with its
+own consumer group, web port and database, talking only over Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, OffsetSpec
+
+from shared.settings import SERVICE_WEB_PORTS
+from shared.topics import TopicNames, TopicSpec
+
+SERVICES: tuple[str, ...] = ("catalog", "pricing", "approvals", "fulfillment")
+POLL_SECONDS = 0.2
+
+
+class FleetError(RuntimeError):
+    pass
+
+
+def wait_for(condition: str, check: object, timeout: float) -> None:
+    """Poll `check()` until it is truthy; fail with `condition` named after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {condition}")
+        time.sleep(POLL_SECONDS)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(self.url("/health"), timeout=2) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, {}
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class Fleet:
+    """The four services, started with one environment (broker, topic prefix, data dir)."""
+
+    bootstrap: str
+    data_dir: Path
+    topic_prefix: str = ""
+    partitions: int = 4
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_WEB_PORTS))
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    running: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+    def group_id(self, service: str) -> str:
+        return f"{self.topic_prefix}tradelane-{service}"
+
+    def environment(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            TRADELANE_TOPIC_PREFIX=self.topic_prefix,
+            TRADELANE_TOPIC_PARTITIONS=str(self.partitions),
+            TRADELANE_DATA_DIR=str(self.data_dir),
+            WEB_PORT=str(self.ports[service]),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, services: Iterable[str] = SERVICES, timeout: float = 90.0) -> None:
+        """Start the services and wait until each answers `/health` with 200."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for name in services:
+            log_path = self.data_dir / f"{name}.log"
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    env=self.environment(name),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.running[name] = ServiceProcess(name, self.ports[name], log_path, process)
+        for name in services:
+            self.wait_healthy(name, timeout)
+
+    def wait_healthy(self, name: str, timeout: float) -> None:
+        service = self.running[name]
+
+        def healthy() -> bool:
+            if service.process.poll() is not None:
+                raise FleetError(
+                    f"{name} exited with code {service.process.returncode}:\n{service.log_tail()}"
+                )
+            return service.health()[0] == 200
+
+        try:
+            wait_for(f"{name} to report healthy", healthy, timeout)
+        except TimeoutError as error:
+            raise FleetError(f"{error}\n{service.log_tail()}") from None
+
+    def stop(self, services: Iterable[str] | None = None, timeout: float = 30.0) -> None:
+        """SIGTERM (Faust shuts down cleanly, committing offsets), then SIGKILL if it hangs."""
+        names = list(services or self.running)
+        for name in names:
+            process = self.running[name].process
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for name in names:
+            process = self.running.pop(name).process
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service: a crash, with no chance to commit or flush anything."""
+        process = self.running.pop(name).process
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def wait_caught_up(
+        self, topics: Iterable[TopicSpec], timeout: float = 60.0, services: Iterable[str] = SERVICES
+    ) -> None:
+        """Wait until each service has committed offsets to the end of the `topics` it reads."""
+        wanted = {self.names.of(t) for t in topics}
+        groups = {}
+        for name in services:
+            if name in self.running:
+                consumes = self.running[name].health()[1].get("consumes", [])
+                assert isinstance(consumes, list)
+                if mine := sorted(wanted.intersection(consumes)):
+                    groups[self.group_id(name)] = mine
+        wait_caught_up(self.bootstrap, groups, timeout)
+
+
+def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
+    """Messages in `topics` that `group` has not yet committed (0 when caught up)."""
+    partitions = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in admin.describe_topics(topics)
+        for p in t["partitions"]
+    ]
+    ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+    committed = admin.list_group_offsets({group: partitions}).get(group, {})
+    lag = 0
+    for tp in partitions:
+        done = committed.get(tp)
+        position = done.offset if done is not None and done.offset >= 0 else 0
+        lag += max(ends[tp].offset - position, 0)
+    return lag
+
+
+def wait_caught_up(bootstrap: str, groups: Mapping[str, list[str]], timeout: float) -> None:
+    """Wait until each consumer group (mapped to the topics it reads) has no lag left."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tradelane-fleet")
+    try:
+        lags: dict[str, int] = {}
+
+        def caught_up() -> bool:
+            lags.update({g: consumer_lag(admin, g, topics) for g, topics in groups.items()})
+            return not any(lags.values())
+
+        try:
+            wait_for("consumers to catch up", caught_up, timeout)
+        except TimeoutError as error:
+            raise FleetError(f"{error}; lag by group: {lags}") from None
+    finally:
+        admin.close()

@@ -1,0 +1,44 @@
+"""JSON Schemas of the public contract, generated from the pydantic models into `schemas/`.
+
+The committed files are what shops and other teams read; a unit test regenerates
+them in memory and fails on any drift, so the models and the docs never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shared.topics import ALL_TOPICS, DEAD_LETTER_MODEL
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def generated_schemas() -> dict[str, str]:
+    """File name → JSON text, one schema per topic plus the dead-letter envelope."""
+    models = {f"{spec.name}.v1.json": spec.model for spec in ALL_TOPICS}
+    models["dead_letter.v1.json"] = DEAD_LETTER_MODEL
+    return {
+        name: json.dumps(
+            model.model_json_schema(by_alias=True, mode="validation"), indent=2, sort_keys=True
+        )
+        + "\n"
+        for name, model in sorted(models.items())
+    }
+
+
+def write_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.json"):
+        stale.unlink()
+    files = generated_schemas()
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return list(files)
+
+
+def drifted_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
+    """Names of committed schema files that differ from the models (or are missing/extra)."""
+    files = generated_schemas()
+    on_disk = {p.name: p.read_text() for p in directory.glob("*.json")}
+    return sorted(n for n in set(files) | set(on_disk) if files.get(n) != on_disk.get(n))

@@ -1,0 +1,278 @@
+"""The demo data set: what `tradelane seed` publishes and what the demo shop orders from.
+
+Three warehouses (a central DC and two regional sites), a small hardware
+catalog, a B2C customer and two B2B accounts with members, roles, contract
+price lists, payment terms and approval thresholds. It goes out on the
+reference-data topics exactly as an ERP/PIM/CRM would publish it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.contract import (
+    Account,
+    Channel,
+    Member,
+    OrderSubmitted,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    Product,
+    Role,
+    StockLevel,
+    Warehouse,
+    WarehouseKind,
+)
+from shared.publisher import EventPublisher
+from shared.topics import ACCOUNTS, PRICE_LISTS, PRODUCTS, STOCK, WAREHOUSES
+
+B2C_CUSTOMER = "cust-anna"
+ACME = "acme-gmbh"
+GLOBEX = "globex-ag"
+
+
+def warehouses() -> list[Warehouse]:
+    return [
+        Warehouse.new(
+            warehouse_id="dc-kassel",
+            name="Central DC Kassel",
+            kind=WarehouseKind.CENTRAL_DC,
+            country="DE",
+            postal_code="34117",
+        ),
+        Warehouse.new(
+            warehouse_id="wh-berlin",
+            name="Berlin city warehouse",
+            kind=WarehouseKind.REGIONAL,
+            country="DE",
+            postal_code="10115",
+        ),
+        Warehouse.new(
+            warehouse_id="wh-vienna",
+            name="Vienna city warehouse",
+            kind=WarehouseKind.REGIONAL,
+            country="AT",
+            postal_code="1010",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    sku: str
+    name: str
+    category: str
+    weight_kg: str
+    list_price: str
+    channels: tuple[Channel, ...] = (Channel.B2B, Channel.B2C)
+    active: bool = True
+    stock: tuple[tuple[str, int], ...] = (
+        ("dc-kassel", 5000),
+        ("wh-berlin", 200),
+        ("wh-vienna", 100),
+    )
+
+
+DEMO_PRODUCTS: tuple[DemoProduct, ...] = (
+    DemoProduct(
+        "BOLT-M8-100",
+        "Hex bolt M8x100, zinc plated, box of 100",
+        "fasteners/bolts",
+        "1.200",
+        "12.90",
+    ),
+    DemoProduct("SCREW-5X50", "Wood screw 5x50, box of 200", "fasteners/screws", "0.900", "8.49"),
+    DemoProduct("DRILL-18V", "Cordless drill 18 V, 2 batteries", "tools/power", "1.800", "129.00"),
+    DemoProduct("GLOVE-L", "Work gloves, size L, pair", "safety/gloves", "0.100", "4.99"),
+    DemoProduct(
+        "CEMENT-25",
+        "Portland cement, 25 kg bag",
+        "building/cement",
+        "25.000",
+        "7.80",
+        channels=(Channel.B2B,),
+        stock=(("dc-kassel", 20000),),
+    ),
+    DemoProduct(
+        "HEADSET-BT",
+        "Bluetooth work headset",
+        "electronics/audio",
+        "0.300",
+        "59.00",
+        channels=(Channel.B2C,),
+        stock=(("wh-berlin", 50), ("wh-vienna", 30)),
+    ),
+    DemoProduct(
+        "SAW-LEGACY",
+        "Hand saw (discontinued)",
+        "tools/hand",
+        "0.700",
+        "19.90",
+        active=False,
+        stock=(("dc-kassel", 10),),
+    ),
+)
+
+
+def products() -> list[Product]:
+    return [
+        Product.new(
+            sku=p.sku,
+            name=p.name,
+            category=p.category,
+            active=p.active,
+            channels=list(p.channels),
+            unit_weight_kg=Decimal(p.weight_kg),
+        )
+        for p in DEMO_PRODUCTS
+    ]
+
+
+def stock_levels() -> list[StockLevel]:
+    return [
+        StockLevel.new(sku=p.sku, warehouse_id=site, on_hand=units)
+        for p in DEMO_PRODUCTS
+        for site, units in p.stock
+    ]
+
+
+def _tiers(*pairs: tuple[int, str]) -> list[PriceTier]:
+    return [PriceTier(min_quantity=q, unit_price=Decimal(price)) for q, price in pairs]
+
+
+def price_lists() -> list[PriceList]:
+    list_prices = [PriceEntry(sku=p.sku, tiers=_tiers((1, p.list_price))) for p in DEMO_PRODUCTS]
+    return [
+        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=list_prices),
+        PriceList.new(
+            price_list_id="contract-acme-2026",
+            currency="EUR",
+            prices=[
+                PriceEntry(
+                    sku="BOLT-M8-100", tiers=_tiers((1, "9.80"), (100, "8.90"), (500, "7.95"))
+                ),
+                PriceEntry(sku="SCREW-5X50", tiers=_tiers((1, "6.20"), (200, "5.60"))),
+                PriceEntry(sku="DRILL-18V", tiers=_tiers((1, "104.00"), (10, "97.50"))),
+                PriceEntry(sku="CEMENT-25", tiers=_tiers((1, "5.90"), (400, "5.25"))),
+            ],
+        ),
+        PriceList.new(
+            price_list_id="contract-globex-2026",
+            currency="EUR",
+            prices=[
+                PriceEntry(sku="BOLT-M8-100", tiers=_tiers((1, "10.20"), (250, "9.10"))),
+                PriceEntry(sku="GLOVE-L", tiers=_tiers((1, "3.60"), (100, "3.10"))),
+                PriceEntry(sku="CEMENT-25", tiers=_tiers((1, "6.10"))),
+            ],
+        ),
+    ]
+
+
+def accounts() -> list[Account]:
+    return [
+        Account.new(
+            account_id=B2C_CUSTOMER,
+            name="Anna Schmidt",
+            channel=Channel.B2C,
+            members=[Member(member_id=B2C_CUSTOMER, name="Anna Schmidt", roles=[Role.BUYER])],
+        ),
+        Account.new(
+            account_id=ACME,
+            name="ACME Bau GmbH",
+            channel=Channel.B2B,
+            price_list_id="contract-acme-2026",
+            payment_terms=["PREPAY", "NET30", "NET60"],
+            approval_threshold=Decimal("5000.00"),
+            members=[
+                Member(member_id="acme-buyer", name="Ben Buyer", roles=[Role.BUYER]),
+                Member(member_id="acme-manager", name="Maria Manager", roles=[Role.MANAGER]),
+                Member(member_id="acme-finance", name="Felix Finance", roles=[Role.FINANCE]),
+                Member(
+                    member_id="acme-director",
+                    name="Dora Director",
+                    roles=[Role.DIRECTOR, Role.BUYER],
+                ),
+            ],
+        ),
+        Account.new(
+            account_id=GLOBEX,
+            name="Globex Industrie AG",
+            channel=Channel.B2B,
+            price_list_id="contract-globex-2026",
+            payment_terms=["NET30"],
+            approval_threshold=Decimal("2000.00"),
+            members=[
+                Member(member_id="globex-buyer", name="Gina Buyer", roles=[Role.BUYER]),
+                Member(
+                    member_id="globex-boss", name="Gustav Boss", roles=[Role.MANAGER, Role.DIRECTOR]
+                ),
+                Member(member_id="globex-cfo", name="Greta CFO", roles=[Role.FINANCE]),
+            ],
+        ),
+    ]
+
+
+def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
+    """Publish the whole data set; returns how many events went to each topic."""
+    counts = {
+        WAREHOUSES.name: publisher.publish_all(WAREHOUSES, warehouses()),
+        PRODUCTS.name: publisher.publish_all(PRODUCTS, products()),
+        STOCK.name: publisher.publish_all(STOCK, stock_levels()),
+        PRICE_LISTS.name: publisher.publish_all(PRICE_LISTS, price_lists()),
+        ACCOUNTS.name: publisher.publish_all(ACCOUNTS, accounts()),
+    }
+    publisher.flush()
+    return counts
+
+
+BERLIN = {"country": "DE", "postal_code": "10115", "city": "Berlin", "line1": "Invalidenstr. 1"}
+HAMBURG_SITE = {"country": "DE", "postal_code": "20457", "city": "Hamburg", "line1": "Kai 7"}
+
+
+def b2c_order(
+    order_id: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    speed: str = "standard",
+    account_id: str = B2C_CUSTOMER,
+    method: str = "card",
+) -> OrderSubmitted:
+    """A consumer's web-shop order, paid by card, parcel to Berlin."""
+    return OrderSubmitted.new(
+        order_id=order_id,
+        shop_id="web",
+        channel=Channel.B2C,
+        account_id=account_id,
+        buyer_id=account_id,
+        currency="EUR",
+        lines=[{"sku": s, "quantity": q} for s, q in lines],
+        payment={"method": method},
+        delivery={"speed": speed, "address": BERLIN},
+    )
+
+
+def b2b_order(
+    order_id: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    account_id: str = ACME,
+    buyer_id: str = "acme-buyer",
+    terms: str = "NET30",
+    reference: str | None = None,
+) -> OrderSubmitted:
+    """A business's order from the EDI gateway: on invoice, freight to a building site."""
+    return OrderSubmitted.new(
+        order_id=order_id,
+        shop_id="edi",
+        channel=Channel.B2B,
+        account_id=account_id,
+        buyer_id=buyer_id,
+        currency="EUR",
+        reference=reference or f"PO-{order_id}",
+        lines=[{"sku": s, "quantity": q} for s, q in lines],
+        payment={"method": "invoice", "terms": terms},
+        delivery={"speed": "standard", "address": HAMBURG_SITE},
+    )
