@@ -1,0 +1,50 @@
+# Tradelane — the two commands a newcomer needs: `make run` and `make test`.
+# Everything else (venv, pip, Kafka jars via Maven) is installed on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-unit test-e2e lint format schemas kafka-up kafka-down clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install Tradelane with its dev tools
+
+run: install  ## start Kafka, the four services and a demo shop; Ctrl-C stops all
+	$(PY) -m shared.cli demo
+
+test: install  ## the whole suite: unit, integration and end-to-end over a real broker
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-e2e: install
+	$(PY) -m pytest tests/integration tests/e2e
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+schemas: install  ## regenerate schemas/ from the pydantic models
+	$(PY) -m shared.cli schemas
+
+kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
+	$(PY) -m shared.broker up
+
+kafka-down:
+	$(PY) -m shared.broker down
+
+clean: kafka-down
+	rm -rf var

@@ -1,0 +1,177 @@
+"""End-to-end fixtures: one topic prefix and four real service processes per test module.
+
+Tests talk to the system only as a shop, an approver or ops would: by publishing
+to topics, reading `orders.status` and the dead-letter topics, and over HTTP.
+Every wait is a condition with a deadline, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from shared.contract import DeadLetter, OrderState, OrderStatusChanged
+from shared.fleet import SERVICES, Fleet
+from shared.publisher import EventPublisher
+from shared.seed import publish_reference_data
+from shared.topics import ALL_TOPICS, ORDERS_STATUS, REFERENCE_TOPICS, TopicNames, create_topics
+
+PARTITIONS = 2
+WAIT_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TopicWatcher:
+    """Reads `orders.status` and every `.dlq` topic from the start, in a background thread."""
+
+    def __init__(self, bootstrap: str, names: TopicNames) -> None:
+        self.names = names
+        self.statuses: dict[str, list[OrderStatusChanged]] = defaultdict(list)
+        self.dead_letters: dict[str, list[DeadLetter]] = defaultdict(list)
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            consumer_timeout_ms=200,
+        )
+        topics = [names.of(ORDERS_STATUS)] + [names.dlq_of(spec) for spec in ALL_TOPICS]
+        partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self._thread = threading.Thread(target=self._run, name="topic-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer.poll(timeout_ms=200).values():
+                for record in message:
+                    self._record(record.topic, record.value)
+
+    def _record(self, topic: str, value: bytes) -> None:
+        with self._changed:
+            if topic == self.names.of(ORDERS_STATUS):
+                status = OrderStatusChanged.model_validate_json(value)
+                self.statuses[status.order_id].append(status)
+            else:
+                letter = DeadLetter.model_validate_json(value)
+                self.dead_letters[topic.removeprefix(self.names.prefix)].append(letter)
+            self._changed.notify_all()
+
+    def wait_until(
+        self, what: str, condition: Callable[[], Any], timeout: float = WAIT_SECONDS
+    ) -> Any:
+        """Block until `condition()` returns something truthy (checked on every new event)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (result := condition()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+                self._changed.wait(min(remaining, 0.5))
+            return result
+
+    def wait_for_status(
+        self, order_id: str, state: OrderState, timeout: float = WAIT_SECONDS
+    ) -> OrderStatusChanged:
+        def found() -> OrderStatusChanged | None:
+            return next((s for s in self.statuses[order_id] if s.status is state), None)
+
+        try:
+            return self.wait_until(f"{order_id} to be {state.value}", found, timeout)
+        except AssertionError as error:
+            seen = [(s.status.value, s.reported_by) for s in self.statuses[order_id]]
+            raise AssertionError(f"{error}; statuses seen: {seen}") from None
+
+    def history(self, order_id: str) -> list[str]:
+        with self._changed:
+            return [s.status.value for s in self.statuses[order_id]]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+@dataclass
+class Pipeline:
+    """The running system as a test sees it."""
+
+    fleet: Fleet
+    publisher: EventPublisher
+    watch: TopicWatcher
+    names: TopicNames
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def order_id(self, label: str) -> str:
+        return f"{label}-{self.run_id}-{uuid.uuid4().hex[:6]}"
+
+    def http(
+        self, service: str, method: str, path: str, body: object | None = None
+    ) -> tuple[int, Any]:
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.fleet.running[service].url(path),
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def publish_reference(self, spec: Any, *events: Any) -> None:
+        """Publish reference data and wait until every service that reads it has consumed it."""
+        for event in events:
+            self.publisher.publish(spec, event)
+        self.publisher.flush()
+        self.fleet.wait_caught_up([spec], timeout=WAIT_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    prefix = f"e2e{uuid.uuid4().hex[:8]}."
+    names = TopicNames(prefix)
+    create_topics(kafka_bootstrap, names, PARTITIONS)
+    data_dir = Path(tmp_path_factory.mktemp("services"))
+    fleet = Fleet(
+        kafka_bootstrap,
+        data_dir,
+        topic_prefix=prefix,
+        partitions=PARTITIONS,
+        ports={name: free_port() for name in SERVICES},
+        extra_env={"TRADELANE_OUTBOX_POLL_SECONDS": "0.2"},
+    )
+    publisher = EventPublisher(kafka_bootstrap, names)
+    publish_reference_data(publisher)
+    watch = TopicWatcher(kafka_bootstrap, names)
+    try:
+        fleet.start()
+        fleet.wait_caught_up(REFERENCE_TOPICS)
+        yield Pipeline(fleet, publisher, watch, names)
+    finally:
+        fleet.stop()
+        watch.close()
+        publisher.close()

@@ -1,0 +1,235 @@
+"""An order's whole life over a real broker, four real service processes, and real SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from shared.contract import (
+    ApprovalDecision,
+    OrderState,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    Product,
+    ReasonCode,
+    ShipmentMode,
+    StockLevel,
+)
+from shared.seed import b2b_order, b2c_order, price_lists
+from shared.topics import (
+    APPROVAL_DECISIONS,
+    ORDERS_STATUS,
+    ORDERS_SUBMITTED,
+    PRICE_LISTS,
+    PRODUCTS,
+    STOCK,
+)
+from tests.e2e.conftest import Pipeline
+
+
+def approve(pipeline: Pipeline, order_id: str, approver: str, decision: str = "approve") -> None:
+    """An approver decides through the `approvals.decisions` topic."""
+    pipeline.publisher.publish(
+        APPROVAL_DECISIONS,
+        ApprovalDecision.new(
+            order_id=order_id,
+            approver_id=approver,
+            decision=decision,
+            comment=f"{decision} by {approver}",
+        ),
+    )
+    pipeline.publisher.flush()
+
+
+def test_b2c_order_is_shipped_as_parcel_from_a_nearby_warehouse(pipeline: Pipeline) -> None:
+    order = b2c_order(
+        pipeline.order_id("b2c"), [("BOLT-M8-100", 2), ("GLOVE-L", 3)], speed="express"
+    )
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+
+    planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    assert pipeline.watch.history(order.order_id) == ["received", "approved", "fulfillment_planned"]
+    [shipment] = planned.shipments or []
+    assert shipment.mode is ShipmentMode.PARCEL
+    assert shipment.warehouse_id == "wh-berlin"  # domestic regional site, not the central DC
+    assert shipment.carrier == "parcel-express"
+    assert shipment.tracking_number
+    assert planned.totals is not None
+    assert planned.totals.total == Decimal("40.77")  # 2 x 12.90 + 3 x 4.99 list price
+
+
+def test_b2b_order_over_threshold_waits_for_two_approvers_then_ships_as_freight(
+    pipeline: Pipeline,
+) -> None:
+    order = b2b_order(pipeline.order_id("b2b"), [("BOLT-M8-100", 700)])  # 700 x 7.95 = 5565.00
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    waiting = pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
+    assert waiting.totals is not None and waiting.totals.total == Decimal("5565.00")
+    assert waiting.approval is not None and waiting.approval.required_approvals == 2
+
+    approve(pipeline, order.order_id, "acme-manager")
+    status, body = pipeline.http(
+        "approvals",
+        "POST",
+        f"/approvals/{order.order_id}/decisions",
+        {"approver_id": "acme-finance", "decision": "approve", "comment": "budget ok"},
+    )
+    assert status == 202, body
+
+    approved = pipeline.watch.wait_for_status(order.order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    assert sorted(approved.approval.approved_by) == ["acme-finance", "acme-manager"]
+    planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    [shipment] = planned.shipments or []
+    assert shipment.mode is ShipmentMode.FREIGHT
+    assert shipment.warehouse_id == "dc-kassel"
+    assert shipment.pallets and shipment.pallets >= 1
+    assert shipment.delivery_window
+
+
+def test_a_second_approval_by_the_same_approver_does_not_count(pipeline: Pipeline) -> None:
+    order = b2b_order(pipeline.order_id("same"), [("BOLT-M8-100", 700)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
+
+    approve(pipeline, order.order_id, "acme-manager")
+    approve(pipeline, order.order_id, "acme-manager")
+    pipeline.watch.wait_until(
+        "both manager decisions in the audit trail",
+        lambda: (
+            len(
+                pipeline.http("approvals", "GET", f"/approvals/{order.order_id}")[1].get(
+                    "decisions", []
+                )
+            )
+            == 2
+        ),
+    )
+    _, request = pipeline.http("approvals", "GET", f"/approvals/{order.order_id}")
+    assert request["approved_by"] == ["acme-manager"]
+    assert "approved" not in pipeline.watch.history(order.order_id)
+
+    approve(pipeline, order.order_id, "acme-director")
+    approved = pipeline.watch.wait_for_status(order.order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    assert sorted(approved.approval.approved_by) == ["acme-director", "acme-manager"]
+
+
+def test_the_buyer_cannot_approve_own_order_over_http(pipeline: Pipeline) -> None:
+    order = b2b_order(pipeline.order_id("own"), [("BOLT-M8-100", 700)], buyer_id="acme-director")
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
+
+    status, body = pipeline.http(
+        "approvals",
+        "POST",
+        f"/approvals/{order.order_id}/decisions",
+        {"approver_id": "acme-director", "decision": "approve"},
+    )
+    assert status == 403, body
+    status, _ = pipeline.http(
+        "approvals",
+        "POST",
+        "/approvals/no-such-order/decisions",
+        {"approver_id": "acme-manager", "decision": "approve"},
+    )
+    assert status == 404
+
+
+def test_a_veto_rejects_the_order_and_releases_its_stock(pipeline: Pipeline) -> None:
+    sku = f"VETO-{pipeline.run_id}"
+    pipeline.publish_reference(
+        PRODUCTS,
+        Product.new(
+            sku=sku,
+            name="Scaffold tower",
+            category="building/scaffold",
+            unit_weight_kg=Decimal("80"),
+        ),
+    )
+    pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="dc-kassel", on_hand=10))
+    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
+    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("600.00"))])
+    pipeline.publish_reference(
+        PRICE_LISTS,
+        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
+    )
+
+    order = b2b_order(pipeline.order_id("veto"), [(sku, 10)])  # all 10 units, 6000.00
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
+    approve(pipeline, order.order_id, "acme-finance", decision="reject")
+
+    rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
+    assert rejected.reason is not None and rejected.reason.code is ReasonCode.APPROVAL_REJECTED
+
+    # Catalog reads the veto from orders.status; once it has consumed that topic to the end,
+    # the same 10 units can be bought again only if the veto gave them back.
+    pipeline.fleet.wait_caught_up([ORDERS_STATUS], services=["catalog"])
+    again = b2c_order(pipeline.order_id("after-veto"), [(sku, 10)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, again)
+    pipeline.watch.wait_for_status(again.order_id, OrderState.APPROVED)
+
+
+def test_an_unknown_sku_is_rejected(pipeline: Pipeline) -> None:
+    order = b2c_order(pipeline.order_id("unknown"), [("NO-SUCH-SKU", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+
+    rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
+    assert rejected.reason is not None
+    assert rejected.reason.code is ReasonCode.UNKNOWN_SKU
+    assert "NO-SUCH-SKU" in rejected.reason.message
+    assert pipeline.watch.history(order.order_id) == ["received", "rejected"]
+
+
+def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_next_order_completes(
+    pipeline: Pipeline,
+) -> None:
+    topic = pipeline.names.of(ORDERS_SUBMITTED)
+    bad_id = pipeline.order_id("bad")
+    pipeline.publisher.send_raw(topic, b"cust-anna", b"\xff this is not json")
+    pipeline.publisher.send_raw(
+        topic,
+        b"cust-anna",
+        f'{{"schema": "orders.submitted/v1", "order_id": "{bad_id}", "lines": []}}'.encode(),
+    )
+    good = b2c_order(pipeline.order_id("good"), [("SCREW-5X50", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, good)
+
+    pipeline.watch.wait_for_status(good.order_id, OrderState.FULFILLMENT_PLANNED)
+    rejected = pipeline.watch.wait_for_status(bad_id, OrderState.REJECTED)
+    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
+    assert "lines" in rejected.reason.message
+    letters = pipeline.watch.wait_until(
+        "two dead letters for orders.submitted",
+        lambda: (
+            [
+                d
+                for d in pipeline.watch.dead_letters["orders.submitted.dlq"]
+                if d.original_text is None or bad_id in d.original_text
+            ]
+            if len(pipeline.watch.dead_letters["orders.submitted.dlq"]) >= 2
+            else None
+        ),
+    )
+    unreadable = next(d for d in letters if d.original_text is None)
+    assert unreadable.source_topic == topic and unreadable.offset >= 0
+    assert "JSON" in unreadable.error or "json" in unreadable.error
+    invalid = next(d for d in letters if d.original_text and bad_id in d.original_text)
+    assert "event_id" in invalid.error and "lines" in invalid.error
+
+
+def test_a_duplicate_submission_is_processed_once(pipeline: Pipeline) -> None:
+    order = b2c_order(pipeline.order_id("dup"), [("DRILL-18V", 1)])
+    resubmitted = order.model_copy(update={"event_id": uuid.uuid4()})
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)  # redelivery: same event id
+    pipeline.publisher.publish(ORDERS_SUBMITTED, resubmitted)  # shop retry: same order id
+    marker = b2c_order(pipeline.order_id("marker"), [("GLOVE-L", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, marker)  # same key: handled after the copies
+
+    pipeline.watch.wait_for_status(marker.order_id, OrderState.FULFILLMENT_PLANNED)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    assert pipeline.watch.history(order.order_id) == ["received", "approved", "fulfillment_planned"]

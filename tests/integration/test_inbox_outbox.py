@@ -1,0 +1,69 @@
+"""The unit of work on a real SQLite database: inbox dedup, outbox atomic with the change."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, select
+
+from shared.contract import OrderState, OrderStatusChanged
+from shared.db import ServiceDatabase
+from shared.topics import ORDERS_STATUS, TopicNames
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> ServiceDatabase:
+    db = ServiceDatabase(f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}", MetaData(), TopicNames("t."))
+    await db.create_tables()
+    return db
+
+
+def a_status() -> OrderStatusChanged:
+    return OrderStatusChanged.new(order_id="o-1", status=OrderState.RECEIVED, reported_by="test")
+
+
+async def test_an_event_id_is_accepted_once(database: ServiceDatabase) -> None:
+    event_id = uuid.uuid4()
+    async with database.transaction() as tx:
+        assert await database.first_delivery(tx, event_id, "orders.submitted")
+    async with database.transaction() as tx:
+        assert not await database.first_delivery(tx, event_id, "orders.submitted")
+
+
+async def test_outgoing_events_wait_in_the_outbox_until_marked_sent(
+    database: ServiceDatabase,
+) -> None:
+    status = a_status()
+    async with database.transaction() as tx:
+        await tx.publish(ORDERS_STATUS, status)
+    [row] = await database.unsent(10)
+    assert row.topic == "t.orders.status" and row.key == b"o-1"
+    assert OrderStatusChanged.model_validate_json(row.value) == status
+    await database.mark_sent([row.id])
+    assert await database.unsent(10) == []
+
+
+async def test_a_failed_transaction_leaves_neither_inbox_nor_outbox_rows(
+    database: ServiceDatabase,
+) -> None:
+    event_id = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as tx:
+            await database.first_delivery(tx, event_id, "orders.submitted")
+            await tx.publish(ORDERS_STATUS, a_status())
+            raise RuntimeError("handler failed")
+    assert await database.unsent(10) == []
+    async with database.sessions() as session:
+        assert (await session.execute(select(database.inbox))).all() == []
+
+
+async def test_unsent_rows_survive_a_restart(tmp_path: Path, database: ServiceDatabase) -> None:
+    async with database.transaction() as tx:
+        await tx.publish(ORDERS_STATUS, a_status())
+    await database.dispose()  # the process dies before the relay ran
+
+    reopened = ServiceDatabase(database.url, MetaData(), TopicNames("t."))
+    assert len(await reopened.unsent(10)) == 1
+    await reopened.dispose()
