@@ -144,7 +144,7 @@ class Service:
 
         def register(handler: Handler[Any]) -> Handler[Any]:
             async def consume(stream: faust.StreamT) -> None:
-                manual = stream.noack()
+                manual = stream.noack()  # type: ignore[attr-defined]  # missing from StreamT
                 async for message_event in manual.events():
                     await self._consume_one(spec, handler, message_event.message)
                     await manual.ack(message_event)
@@ -212,7 +212,13 @@ class Service:
     ) -> None:
         """Park the message on `<topic>.dlq` once per source offset; reject the order it names."""
         raw: bytes = message.value or b""
-        inbox_key = event_id or f"{spec.name}:{message.partition}:{message.offset}"
+        # Not the event's own id: once the cause is fixed, replaying the event must not be
+        # mistaken for a duplicate.
+        inbox_key = (
+            f"dlq:{event_id}"
+            if event_id
+            else f"dlq:{spec.name}:{message.partition}:{message.offset}"
+        )
         async with self.db.transaction() as tx:
             if not await self.db.first_delivery(tx, inbox_key, f"{spec.name}.dlq"):
                 return

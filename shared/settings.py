@@ -103,6 +103,8 @@ def load_settings() -> Settings:
                 if field in Settings.model_fields
                 else None
             )
-            name = alias if isinstance(alias, str) else (alias.choices[0] if alias else field)
+            name = alias if isinstance(alias, str) else field
+            if isinstance(alias, AliasChoices):
+                name = str(alias.choices[0])
             problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None

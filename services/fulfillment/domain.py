@@ -129,6 +129,18 @@ def route_shipment(
     ]
 
 
+@dataclass(frozen=True)
+class Carriage:
+    """How one shipment travels: what differs between a freight booking and a parcel label."""
+
+    mode: ShipmentMode
+    carrier: str
+    service_level: str
+    promised_date: date
+    delivery_window: str | None = None
+    pallets: int | None = None
+
+
 def plan_shipment(
     order: Order,
     shipment_id: str,
@@ -139,30 +151,46 @@ def plan_shipment(
 ) -> Shipment:
     """One warehouse's part of the order, as freight or as a parcel."""
     weight = shipment_weight(lines)
-    common = {
-        "shipment_id": shipment_id,
-        "warehouse_id": warehouse_id,
-        "tracking_number": tracking_number(order.order_id, warehouse_id),
-        "weight_kg": weight,
-        "lines": [ShipmentLine(sku=line.sku, quantity=line.quantity) for line in lines],
-    }
-    if ships_as_freight(order.channel, weight, rules):
-        return Shipment(
-            mode=ShipmentMode.FREIGHT,
-            carrier=freight_carrier(weight, rules),
-            service_level=rules.freight_service_level,
-            promised_date=freight_delivery_date(order.delivery.requested_date, today, rules),
-            delivery_window=rules.freight_delivery_window,
-            pallets=pallets_for(weight, rules),
-            **common,
-        )
-    service = rules.parcel_services[order.delivery.speed]
+    carriage = (
+        freight(order, weight, today, rules)
+        if ships_as_freight(order.channel, weight, rules)
+        else parcel(order, today, rules)
+    )
     return Shipment(
+        shipment_id=shipment_id,
+        mode=carriage.mode,
+        warehouse_id=warehouse_id,
+        carrier=carriage.carrier,
+        service_level=carriage.service_level,
+        tracking_number=tracking_number(order.order_id, warehouse_id),
+        promised_date=carriage.promised_date,
+        delivery_window=carriage.delivery_window,
+        pallets=carriage.pallets,
+        weight_kg=weight,
+        lines=[ShipmentLine(sku=line.sku, quantity=line.quantity) for line in lines],
+    )
+
+
+def freight(order: Order, weight_kg: Decimal, today: date, rules: ShippingRules) -> Carriage:
+    """Bulk: palletised, LTL or FTL by weight, delivered in a scheduled dock window."""
+    return Carriage(
+        mode=ShipmentMode.FREIGHT,
+        carrier=freight_carrier(weight_kg, rules),
+        service_level=rules.freight_service_level,
+        promised_date=freight_delivery_date(order.delivery.requested_date, today, rules),
+        delivery_window=rules.freight_delivery_window,
+        pallets=pallets_for(weight_kg, rules),
+    )
+
+
+def parcel(order: Order, today: date, rules: ShippingRules) -> Carriage:
+    """Retail: the carrier and promised date follow the speed the consumer chose at checkout."""
+    service = rules.parcel_services[order.delivery.speed]
+    return Carriage(
         mode=ShipmentMode.PARCEL,
         carrier=service.carrier,
         service_level=order.delivery.speed.value,
         promised_date=add_business_days(today, service.transit_business_days),
-        **common,
     )
 
 
@@ -172,7 +200,7 @@ def shipment_weight(lines: Sequence[ReservedLine]) -> Decimal:
 
 
 def ships_as_freight(channel: Channel, weight_kg: Decimal, rules: ShippingRules = SHIPPING) -> bool:
-    """Businesses receive at a dock, so B2B is always freight; so is anything a parcel can't carry."""
+    """Businesses unload at a dock, so B2B is freight; so is anything too heavy for a parcel."""
     return channel is Channel.B2B or weight_kg > rules.parcel_limit_kg
 
 

@@ -51,7 +51,7 @@ class Event(ContractModel):
         schema = cls.model_fields["schema_"].annotation.__args__[0]  # type: ignore[union-attr]
         fields.setdefault("event_id", uuid.uuid4())
         fields.setdefault("occurred_at", now_utc())
-        return cls(schema=schema, **fields)
+        return cls.model_validate({"schema": schema, **fields})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -1,0 +1,3 @@
+from services.fulfillment.app import service
+
+service.run()

@@ -1,0 +1,299 @@
+"""Fulfillment's routing rules, checked directly: no broker, no database, no clock."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from services.fulfillment.domain import (
+    SHIPPING,
+    Site,
+    UnknownWarehouse,
+    add_business_days,
+    pallets_for,
+    route_shipment,
+    tracking_number,
+)
+from shared.contract import (
+    Address,
+    Channel,
+    Delivery,
+    DeliverySpeed,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentMethod,
+    PricedLine,
+    Shipment,
+    ShipmentLine,
+    ShipmentMode,
+    WarehouseKind,
+)
+
+FRIDAY = date(2026, 11, 27)
+THURSDAY = date(2026, 11, 26)
+SATURDAY = date(2026, 11, 28)
+
+WAREHOUSES = {
+    "dc-central": Site("dc-central", WarehouseKind.CENTRAL_DC, "DE"),
+    "wh-berlin": Site("wh-berlin", WarehouseKind.REGIONAL, "DE"),
+    "3pl-rotterdam": Site("3pl-rotterdam", WarehouseKind.THIRD_PARTY, "NL"),
+}
+
+
+def an_order(
+    channel: Channel = Channel.B2C,
+    speed: DeliverySpeed = DeliverySpeed.STANDARD,
+    requested_date: date | None = None,
+    order_id: str = "web-000123",
+) -> Order:
+    b2b = channel is Channel.B2B
+    return Order(
+        order_id=order_id,
+        shop_id="web",
+        channel=channel,
+        account_id="acme-gmbh" if b2b else "jane-doe",
+        buyer_id="acme-u-17" if b2b else "jane-doe",
+        currency="EUR",
+        lines=[OrderLine(sku="ANY", quantity=1)],
+        payment=Payment(
+            method=PaymentMethod.INVOICE if b2b else PaymentMethod.CARD,
+            terms="NET30" if b2b else None,
+        ),
+        delivery=Delivery(
+            speed=speed,
+            requested_date=requested_date,
+            address=Address(
+                country="DE", postal_code="10115", city="Berlin", line1="Invalidenstr. 1"
+            ),
+        ),
+    )
+
+
+def a_line(
+    sku: str, quantity: int, warehouse_id: str = "wh-berlin", unit_weight_kg: str = "0.5"
+) -> PricedLine:
+    return PricedLine(
+        sku=sku,
+        quantity=quantity,
+        warehouse_id=warehouse_id,
+        category="fasteners/bolts",
+        unit_weight_kg=Decimal(unit_weight_kg),
+        unit_price=Decimal("1.00"),
+        line_total=Decimal(quantity),
+        price_source="list:list-EUR",
+    )
+
+
+def only(shipments: list[Shipment]) -> Shipment:
+    assert len(shipments) == 1
+    return shipments[0]
+
+
+# --- retail: parcels by delivery speed ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("speed", "today", "carrier", "promised"),
+    [
+        (DeliverySpeed.EXPRESS, FRIDAY, "parcel-express", date(2026, 11, 30)),  # Mon
+        (DeliverySpeed.STANDARD, FRIDAY, "parcel-standard", date(2026, 12, 1)),  # Tue
+        (DeliverySpeed.ECONOMY, THURSDAY, "parcel-economy", date(2026, 12, 2)),  # Wed
+        (DeliverySpeed.EXPRESS, SATURDAY, "parcel-express", date(2026, 11, 30)),  # Mon
+    ],
+)
+def test_b2c_parcel_carrier_and_promised_date_skip_the_weekend(
+    speed: DeliverySpeed, today: date, carrier: str, promised: date
+) -> None:
+    shipment = only(route_shipment(an_order(speed=speed), [a_line("MUG-1", 2)], WAREHOUSES, today))
+
+    assert shipment.mode is ShipmentMode.PARCEL
+    assert shipment.carrier == carrier
+    assert shipment.service_level == speed.value
+    assert shipment.promised_date == promised
+    assert shipment.pallets is None
+    assert shipment.delivery_window is None
+
+
+def test_b2c_parcel_ignores_a_requested_date() -> None:
+    order = an_order(speed=DeliverySpeed.STANDARD, requested_date=date(2026, 12, 20))
+
+    shipment = only(route_shipment(order, [a_line("MUG-1", 1)], WAREHOUSES, FRIDAY))
+
+    assert shipment.promised_date == date(2026, 12, 1)
+
+
+def test_b2c_at_the_parcel_limit_is_still_a_parcel() -> None:
+    lines = [a_line("KETTLEBELL-31.5", 1, unit_weight_kg="31.5")]
+
+    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.mode is ShipmentMode.PARCEL
+
+
+def test_heavy_b2c_goes_freight() -> None:
+    lines = [a_line("KETTLEBELL-16", 2, unit_weight_kg="16")]  # 32 kg > 31.5 kg
+
+    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.mode is ShipmentMode.FREIGHT
+    assert shipment.carrier == "freight-ltl"
+    assert shipment.pallets == 1
+    assert shipment.delivery_window == "08:00-12:00"
+    assert shipment.promised_date == date(2026, 12, 2)
+
+
+# --- bulk: freight from the reserved DC -----------------------------------------------------
+
+
+def test_b2b_ships_freight_from_the_reserved_dc_with_pallets_and_window() -> None:
+    order = an_order(Channel.B2B, requested_date=date(2026, 12, 10))
+    lines = [a_line("BOLT-M8-100", 1200, "dc-central", unit_weight_kg="1.25")]  # 1,500 kg
+
+    shipment = only(route_shipment(order, lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.mode is ShipmentMode.FREIGHT
+    assert shipment.warehouse_id == "dc-central"
+    assert shipment.carrier == "freight-ltl"
+    assert shipment.service_level == "scheduled"
+    assert shipment.pallets == 3
+    assert shipment.weight_kg == Decimal("1500")
+    assert shipment.delivery_window == "08:00-12:00"
+    assert shipment.promised_date == date(2026, 12, 10)  # requested date honoured
+    assert shipment.lines == [ShipmentLine(sku="BOLT-M8-100", quantity=1200)]
+
+
+def test_b2b_light_order_is_still_freight() -> None:
+    order = an_order(Channel.B2B)
+
+    shipment = only(route_shipment(order, [a_line("BOLT", 1, "dc-central")], WAREHOUSES, FRIDAY))
+
+    assert shipment.mode is ShipmentMode.FREIGHT
+    assert shipment.pallets == 1
+
+
+@pytest.mark.parametrize(
+    ("requested", "promised"),
+    [
+        (None, date(2026, 12, 2)),  # earliest: Fri + 3 business days = Wed
+        (date(2026, 12, 1), date(2026, 12, 2)),  # too early: earliest instead
+        (date(2026, 12, 2), date(2026, 12, 2)),  # exactly the earliest: honoured
+        (date(2026, 12, 5), date(2026, 12, 7)),  # a Saturday: the next Monday
+    ],
+)
+def test_b2b_delivery_date_is_the_requested_one_or_the_earliest_possible(
+    requested: date | None, promised: date
+) -> None:
+    order = an_order(Channel.B2B, requested_date=requested)
+
+    shipment = only(route_shipment(order, [a_line("BOLT", 10, "dc-central")], WAREHOUSES, FRIDAY))
+
+    assert shipment.promised_date == promised
+
+
+@pytest.mark.parametrize(
+    ("unit_weight_kg", "carrier", "pallets"),
+    [
+        ("10000", "freight-ltl", 20),
+        ("10000.001", "freight-ftl", 21),
+        ("24000", "freight-ftl", 48),
+    ],
+)
+def test_full_truckload_only_above_ten_tonnes(
+    unit_weight_kg: str, carrier: str, pallets: int
+) -> None:
+    lines = [a_line("PRESS-1", 1, "dc-central", unit_weight_kg=unit_weight_kg)]
+
+    shipment = only(route_shipment(an_order(Channel.B2B), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.carrier == carrier
+    assert shipment.pallets == pallets
+
+
+def test_pallets_round_up_and_never_drop_to_zero() -> None:
+    assert pallets_for(Decimal("0.001")) == 1
+    assert pallets_for(Decimal("500")) == 1
+    assert pallets_for(Decimal("500.001")) == 2
+
+
+# --- splitting, numbering, weights ----------------------------------------------------------
+
+
+def test_lines_in_two_warehouses_become_two_shipments_numbered_by_warehouse() -> None:
+    lines = [
+        a_line("MUG-1", 1, "wh-berlin"),
+        a_line("PLATE-2", 3, "3pl-rotterdam"),
+        a_line("MUG-2", 2, "wh-berlin"),
+    ]
+
+    first, second = route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)
+
+    assert (first.shipment_id, first.warehouse_id) == ("web-000123-1", "3pl-rotterdam")
+    assert first.lines == [ShipmentLine(sku="PLATE-2", quantity=3)]
+    assert (second.shipment_id, second.warehouse_id) == ("web-000123-2", "wh-berlin")
+    assert second.lines == [
+        ShipmentLine(sku="MUG-1", quantity=1),
+        ShipmentLine(sku="MUG-2", quantity=2),
+    ]
+    assert second.weight_kg == Decimal("1.5")
+
+
+def test_each_warehouse_decides_parcel_or_freight_by_its_own_weight() -> None:
+    lines = [
+        a_line("MUG-1", 1, "wh-berlin"),
+        a_line("KETTLEBELL-16", 2, "dc-central", unit_weight_kg="16"),
+    ]
+
+    by_site = {s.warehouse_id: s for s in route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)}
+
+    assert by_site["wh-berlin"].mode is ShipmentMode.PARCEL
+    assert by_site["dc-central"].mode is ShipmentMode.FREIGHT
+
+
+def test_weight_is_exact_decimal() -> None:
+    lines = [a_line("SCREW", 3, unit_weight_kg="0.1")]
+
+    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.weight_kg == Decimal("0.3")
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+def test_a_redelivered_approval_plans_the_same_shipments() -> None:
+    lines = [a_line("MUG-1", 1, "wh-berlin"), a_line("PLATE-2", 3, "3pl-rotterdam")]
+
+    first = route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)
+    again = route_shipment(an_order(), list(reversed(lines)), WAREHOUSES, FRIDAY)
+
+    assert first == again
+
+
+def test_tracking_number_is_derived_from_order_and_warehouse() -> None:
+    number = tracking_number("web-000123", "wh-berlin")
+
+    assert number == tracking_number("web-000123", "wh-berlin")
+    assert number.startswith("TL")
+    assert len(number) == 14
+    assert set(number[2:]) <= set("0123456789ABCDEF")
+    assert number != tracking_number("web-000123", "dc-central")
+    assert number != tracking_number("web-000124", "wh-berlin")
+
+
+# --- edges ----------------------------------------------------------------------------------
+
+
+def test_a_warehouse_not_known_here_yet_is_reported_not_guessed() -> None:
+    with pytest.raises(UnknownWarehouse) as raised:
+        route_shipment(an_order(), [a_line("MUG-1", 1, "wh-hamburg")], WAREHOUSES, FRIDAY)
+
+    assert raised.value.warehouse_id == "wh-hamburg"
+
+
+def test_business_days_skip_saturday_and_sunday() -> None:
+    assert add_business_days(FRIDAY, 1) == date(2026, 11, 30)
+    assert add_business_days(SATURDAY, 0) == SATURDAY
+    assert add_business_days(THURSDAY, SHIPPING.freight_lead_business_days) == date(2026, 12, 1)
