@@ -157,7 +157,7 @@ class PricedOrder:
 
 
 def business_account(order: Order, account: AccountTerms | None) -> AccountTerms:
-    """A B2B order needs an account pricing knows as a business: its contract and terms live there."""
+    """A B2B order needs a business account pricing knows: its contract and terms live there."""
     if account is None:
         raise Rejected(
             ReasonCode.UNKNOWN_ACCOUNT,
@@ -198,7 +198,7 @@ def price_sources(
         raise Rejected(
             ReasonCode.CURRENCY_NOT_SUPPORTED,
             f"nothing is priced in {order.currency}: there is no price list "
-            f"{list_price_list_id(order.currency)!r}",
+            f"{list_price_list_id(order.currency)!r} in {order.currency}",
         )
     return sources
 
@@ -231,7 +231,7 @@ def price_line(line_no: int, line: ReservedLine, sources: Sequence[PriceSource])
         None,
     )
     if price is None:
-        consulted = ", ".join(repr(s.book.price_list_id) for s in sources)
+        consulted = " or ".join(repr(s.book.price_list_id) for s in sources)
         raise Rejected(
             ReasonCode.PRICE_NOT_FOUND,
             f"line {line_no}: SKU {line.sku!r} has no price for {line.quantity} units "

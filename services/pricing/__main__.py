@@ -1,0 +1,3 @@
+from services.pricing.app import service
+
+service.run()

@@ -1,0 +1,173 @@
+"""Pricing's own database: accounts' terms, price lists with their tiers, and priced orders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Dialect, Integer, String, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from services.pricing.domain import AccountTerms, PriceBook, Tier
+from shared.contract import Account, Channel, Order
+from shared.db import messaging_tables
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A price kept as its decimal text, so it comes back exactly as the ERP sent it.
+
+    SQLite stores NUMERIC as a float and SQLAlchemy then quantizes it to the
+    column's scale: a unit price of 0.33335 would silently come back as 0.3333.
+    """
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        return None if value is None else format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+messaging_tables(Base.metadata)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(3))
+    price_list_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_terms: Mapped[list[str]] = mapped_column(JSON)
+
+
+class PriceListRow(Base):
+    __tablename__ = "price_lists"
+    price_list_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class PriceTierRow(Base):
+    """One volume tier of one SKU in one list; a list's tiers are replaced whole on each update."""
+
+    __tablename__ = "price_tiers"
+    price_list_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    min_quantity: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal)
+
+
+class OrderRow(Base):
+    """Every order pricing has seen and its outcome: a replayed order is never priced twice."""
+
+    __tablename__ = "orders"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+
+
+class OrderStates:
+    PRICED = "priced"
+    REJECTED = "rejected"
+
+
+# --- reference data ---------------------------------------------------------------------
+
+
+async def save_account(session: AsyncSession, account: Account) -> None:
+    await session.merge(
+        AccountRow(
+            account_id=account.account_id,
+            channel=account.channel.value,
+            price_list_id=account.price_list_id,
+            payment_terms=list(account.payment_terms),
+        )
+    )
+
+
+async def save_price_list(session: AsyncSession, book: PriceBook) -> None:
+    """Replace the list and all its tiers: each message carries the list's full current state."""
+    await session.merge(PriceListRow(price_list_id=book.price_list_id, currency=book.currency))
+    await session.execute(
+        delete(PriceTierRow).where(PriceTierRow.price_list_id == book.price_list_id)
+    )
+    session.add_all(
+        PriceTierRow(
+            price_list_id=book.price_list_id,
+            sku=sku,
+            min_quantity=tier.min_quantity,
+            unit_price=tier.unit_price,
+        )
+        for sku, tiers in book.tiers.items()
+        for tier in tiers
+    )
+
+
+# --- reads for the rules -------------------------------------------------------------------
+
+
+async def account_terms(session: AsyncSession, account_id: str) -> AccountTerms | None:
+    row = await session.get(AccountRow, account_id)
+    if row is None:
+        return None
+    return AccountTerms(
+        row.account_id, Channel(row.channel), row.price_list_id, tuple(row.payment_terms)
+    )
+
+
+async def price_books(
+    session: AsyncSession, price_list_ids: set[str], skus: set[str]
+) -> dict[str, PriceBook]:
+    """The named lists that exist, each holding only the tiers of `skus` (lists can be long)."""
+    lists = await session.scalars(
+        select(PriceListRow).where(PriceListRow.price_list_id.in_(price_list_ids))
+    )
+    tier_rows = await session.scalars(
+        select(PriceTierRow).where(
+            PriceTierRow.price_list_id.in_(price_list_ids), PriceTierRow.sku.in_(skus)
+        )
+    )
+    tiers: dict[str, dict[str, list[Tier]]] = defaultdict(lambda: defaultdict(list))
+    for row in tier_rows:
+        tiers[row.price_list_id][row.sku].append(Tier(row.min_quantity, row.unit_price))
+    return {
+        row.price_list_id: PriceBook(
+            row.price_list_id,
+            row.currency,
+            {sku: tuple(found) for sku, found in tiers[row.price_list_id].items()},
+        )
+        for row in lists
+    }
+
+
+async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
+    return await session.get(OrderRow, order_id)
+
+
+# --- changes -----------------------------------------------------------------------------
+
+
+async def record_order(
+    session: AsyncSession, order: Order, state: str, total: Decimal | None = None
+) -> None:
+    """Remember the order's outcome; `total` is what a priced order came to."""
+    session.add(
+        OrderRow(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            channel=order.channel.value,
+            state=state,
+            currency=order.currency,
+            total=total,
+        )
+    )
