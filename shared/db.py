@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Dialect,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    TypeDecorator,
     event,
     insert,
     select,
@@ -41,6 +44,23 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.contract import Event
 from shared.topics import TopicNames, TopicSpec
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money and weights kept as decimal text, so they come back exactly as they were sent.
+
+    SQLite stores NUMERIC as a float and SQLAlchemy then quantizes it to the
+    column's scale: a unit price of 0.33335 would silently come back as 0.3333.
+    """
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        return None if value is None else format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:

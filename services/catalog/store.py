@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, select, update
+from sqlalchemy import JSON, ForeignKey, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.catalog.domain import Allocation, CatalogItem, StockAt
 from shared.contract import Account, Channel, Product, StockLevel, Warehouse, WarehouseKind
-from shared.db import messaging_tables
+from shared.db import ExactDecimal, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -28,7 +28,7 @@ class ProductRow(Base):
     category: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool]
     channels: Mapped[list[str]] = mapped_column(JSON)
-    unit_weight_kg: Mapped[Decimal] = mapped_column(Numeric(12, 3))
+    unit_weight_kg: Mapped[Decimal] = mapped_column(ExactDecimal)
 
 
 class WarehouseRow(Base):

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import JSON, Dialect, Integer, String, delete, select
+from sqlalchemy import JSON, Integer, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
 from shared.contract import Account, Channel, Order
-from shared.db import messaging_tables
-
-
-class ExactDecimal(TypeDecorator[Decimal]):
-    """A price kept as its decimal text, so it comes back exactly as the ERP sent it.
-
-    SQLite stores NUMERIC as a float and SQLAlchemy then quantizes it to the
-    column's scale: a unit price of 0.33335 would silently come back as 0.3333.
-    """
-
-    impl = String(40)
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
-        return None if value is None else format(value, "f")
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
+from shared.db import ExactDecimal, messaging_tables
 
 
 class Base(DeclarativeBase):
