@@ -1,0 +1,3 @@
+from services.approvals.app import service
+
+service.run()
