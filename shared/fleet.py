@@ -171,7 +171,7 @@ class Fleet:
 def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
     """Messages in `topics` that `group` has not yet committed (0 when caught up)."""
     partitions = [
-        TopicPartition(t["topic"], p["partition"])
+        TopicPartition(t["name"], p["partition_index"])
         for t in admin.describe_topics(topics)
         for p in t["partitions"]
     ]
