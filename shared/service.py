@@ -132,6 +132,9 @@ class Service:
             producer_acks=-1,
             broker_commit_every=100,
             broker_commit_interval=1.0,
+            # How long a crashed worker keeps its partitions before the group moves on.
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 10),
         )
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:

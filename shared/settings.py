@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="TRADELANE_OUTBOX_POLL_SECONDS"
     )
+    session_timeout_seconds: float = Field(
+        30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
+    )
     approval_token_secret: str = Field(
         "dev-only-secret-change-me", min_length=8, validation_alias="APPROVALS_TOKEN_SECRET"
     )

@@ -162,7 +162,10 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         topic_prefix=prefix,
         partitions=PARTITIONS,
         ports={name: free_port() for name in SERVICES},
-        extra_env={"TRADELANE_OUTBOX_POLL_SECONDS": "0.2"},
+        extra_env={
+            "TRADELANE_OUTBOX_POLL_SECONDS": "0.2",
+            "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",
+        },
     )
     publisher = EventPublisher(kafka_bootstrap, names)
     publish_reference_data(publisher)

@@ -1,0 +1,723 @@
+"""`tradelane demo` (`make run`): the whole system on one screen, for a newcomer.
+
+It brings up what the order flow needs (Kafka, the topics, the reference data,
+the four services as real processes), then plays the two outside parties a real
+installation has: a **shop** that keeps submitting a realistic mix of B2C and
+B2B orders, and a pair of **approvers** who decide on the big B2B orders over
+the approvals HTTP API, exactly as a person's browser would. A live table shows
+what every order went through, read from `orders.status` like a shop reads it.
+
+Nothing here takes a shortcut into a service: the demo only publishes events,
+reads the status topic and calls public HTTP endpoints, so what you see is what
+a shop or an approver integrating with Tradelane would see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from shared.broker import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
+from shared.contract import OrderState, OrderStatusChanged, OrderSubmitted, StockLevel
+from shared.contract.status import Shipment
+from shared.fleet import SERVICES, Fleet, FleetError
+from shared.publisher import EventPublisher
+from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data, stock_levels
+from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
+from shared.topics import (
+    ORDERS_STATUS,
+    ORDERS_SUBMITTED,
+    REFERENCE_TOPICS,
+    STOCK,
+    TopicCreationError,
+    TopicNames,
+    create_topics,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_DIR = project_root() / "var"
+"""Service databases and logs (`var/<service>.db`, `var/<service>.log`), as `make run` documents."""
+
+KAFKA_DIR = RUN_DIR / "kafka"
+"""The same data dir `make kafka-up` uses, so a broker it started is found and reused."""
+
+KAFKA_PORT = 9092
+FINAL_STATES = frozenset(
+    {OrderState.REJECTED, OrderState.FULFILLMENT_PLANNED, OrderState.CANCELLED}
+)
+"""Where an order's story ends as far as this system goes (nothing ships or gets delivered yet)."""
+
+VISIBLE_ORDERS = 15
+REFRESH_PER_SECOND = 4
+TICK_SECONDS = 0.1
+APPROVALS_NEEDED = 2
+VETO_EVERY = 5
+"""Every fifth approval request is vetoed by its first approver, to show that one "no" is enough."""
+
+APPROVER_THINK_SECONDS = 2.0
+"""How long an approver "reads" an order before deciding: long enough to see it waiting."""
+
+HTTP_TIMEOUT_SECONDS = 5.0
+STOCK_READ_TIMEOUT_SECONDS = 30.0
+
+STATUS_STYLES: dict[str, str] = {
+    "submitted": "dim",
+    OrderState.RECEIVED: "cyan",
+    OrderState.AWAITING_APPROVAL: "yellow",
+    OrderState.APPROVED: "blue",
+    OrderState.FULFILLMENT_PLANNED: "green",
+    OrderState.REJECTED: "red",
+    OrderState.CANCELLED: "magenta",
+}
+
+
+# --------------------------------------------------------------------------- the shop
+
+
+@dataclass(frozen=True)
+class ShopScenario:
+    """One kind of order the demo shop places, and what it is meant to show."""
+
+    shows: str
+    build: Callable[[str], OrderSubmitted]
+
+
+SHOP_MIX: tuple[ShopScenario, ...] = (
+    ShopScenario(
+        "B2C parcel, standard speed",
+        lambda oid: b2c_order(oid, [("SCREW-5X50", 2), ("GLOVE-L", 3)]),
+    ),
+    ShopScenario(
+        "B2B acme under its 5000 EUR threshold: approved at once, freight",
+        lambda oid: b2b_order(oid, [("BOLT-M8-100", 40), ("SCREW-5X50", 10)]),
+    ),
+    ShopScenario(
+        "B2C parcel, express",
+        lambda oid: b2c_order(oid, [("DRILL-18V", 1)], speed="express"),
+    ),
+    ShopScenario(
+        "B2B acme over its threshold (700 x 7.95 = 5565 EUR): two approvers",
+        lambda oid: b2b_order(oid, [("BOLT-M8-100", 700)]),
+    ),
+    ShopScenario(
+        "B2C with an unknown SKU: rejected by catalog",
+        lambda oid: b2c_order(oid, [("LASER-X9", 1), ("GLOVE-L", 1)]),
+    ),
+    ShopScenario(
+        "B2B globex over its 2000 EUR threshold (250 x 9.10 = 2275 EUR)",
+        lambda oid: b2b_order(
+            oid, [("BOLT-M8-100", 250)], account_id=GLOBEX, buyer_id="globex-buyer"
+        ),
+    ),
+    ShopScenario(
+        "B2C parcel, economy, from the regional warehouse",
+        lambda oid: b2c_order(oid, [("HEADSET-BT", 1), ("GLOVE-L", 2)], speed="economy"),
+    ),
+    ShopScenario(
+        "B2C paying by invoice: rejected by pricing",
+        lambda oid: b2c_order(oid, [("DRILL-18V", 1)], method="invoice"),
+    ),
+    ShopScenario(
+        "B2B acme cement over its threshold (1000 x 5.25 = 5250 EUR)",
+        lambda oid: b2b_order(oid, [("CEMENT-25", 1000)], terms="NET60"),
+    ),
+    ShopScenario(
+        "B2B globex gloves under its threshold, contract tier price",
+        lambda oid: b2b_order(oid, [("GLOVE-L", 120)], account_id=GLOBEX, buyer_id="globex-buyer"),
+    ),
+)
+
+
+def demo_orders(run_tag: str) -> Iterator[OrderSubmitted]:
+    """The shop's endless, deterministic stream of orders: `demo-<run>-0001`, `-0002`, ...
+
+    The run tag keeps ids unique across runs on the same `var/`: a re-submitted
+    order id is (rightly) treated as a duplicate and changes nothing.
+    """
+    for number, scenario in enumerate(itertools.cycle(SHOP_MIX), start=1):
+        yield scenario.build(f"demo-{run_tag}-{number:04d}")
+
+
+# --------------------------------------------------------------------------- the board
+
+
+@dataclass
+class TrackedOrder:
+    """What the live table knows of one order: the shop's side plus its latest status."""
+
+    order_id: str
+    channel: str
+    account_id: str
+    lines: str
+    status: OrderState | None = None
+    total: str = ""
+    detail: str = "sent to orders.submitted"
+
+    @property
+    def state_name(self) -> str:
+        return self.status.value if self.status is not None else "submitted"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATES
+
+
+def describe_lines(order: OrderSubmitted) -> str:
+    first = order.lines[0]
+    more = f" +{len(order.lines) - 1}" if len(order.lines) > 1 else ""
+    return f"{first.quantity} x {first.sku}{more}"
+
+
+def describe_shipment(shipment: Shipment) -> str:
+    return (
+        f"{shipment.mode.value} {shipment.carrier} {shipment.tracking_number} "
+        f"from {shipment.warehouse_id} by {shipment.promised_date.isoformat()}"
+    )
+
+
+def describe_status(status: OrderStatusChanged) -> str:
+    """The one detail a person wants next to each status: why, who, or how it ships."""
+    if status.reason is not None:
+        return f"{status.reason.code.value}: {status.reason.message}"
+    approval = status.approval
+    if status.status is OrderState.AWAITING_APPROVAL and approval is not None:
+        done = ", ".join(approval.approved_by) or "nobody yet"
+        return f"approvals {len(approval.approved_by)}/{approval.required_approvals} (ok: {done})"
+    if status.status is OrderState.APPROVED:
+        if approval is not None and approval.approved_by:
+            return "approved by " + ", ".join(approval.approved_by)
+        return "under the approval threshold: approved at once"
+    if status.shipments:
+        return "; ".join(describe_shipment(s) for s in status.shipments)
+    return f"by {status.reported_by}"
+
+
+class Board:
+    """This run's orders and their latest status, shared by the shop, the watcher and the view.
+
+    The watcher thread writes, the live view (its own refresh thread) reads; one
+    lock keeps each update and each rendering consistent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._orders: dict[str, TrackedOrder] = {}
+
+    def submitted(self, order: OrderSubmitted) -> None:
+        with self._lock:
+            self._orders[order.order_id] = TrackedOrder(
+                order.order_id, order.channel.value, order.account_id, describe_lines(order)
+            )
+
+    def apply(self, status: OrderStatusChanged) -> bool:
+        """Record a status of one of our orders; False for anyone else's order."""
+        with self._lock:
+            tracked = self._orders.get(status.order_id)
+            if tracked is None:
+                return False
+            tracked.status = status.status
+            if status.totals is not None:
+                tracked.total = f"{status.totals.total} {status.totals.currency}"
+            tracked.detail = describe_status(status)
+            return True
+
+    def note(self, order_id: str, detail: str) -> None:
+        """Something the demo itself did or saw (e.g. a refused approver call)."""
+        with self._lock:
+            if order_id in self._orders:
+                self._orders[order_id].detail = detail
+
+    def snapshot(self) -> list[TrackedOrder]:
+        with self._lock:
+            return [TrackedOrder(**vars(o)) for o in self._orders.values()]
+
+    def all_finished(self, expected: int) -> bool:
+        """Whether `expected` orders were placed and each has reached a final state."""
+        orders = self.snapshot()
+        return len(orders) >= expected and all(o.finished for o in orders)
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def status_text(name: str) -> Text:
+    return Text(name, style=STATUS_STYLES.get(name, ""))
+
+
+def orders_table(orders: list[TrackedOrder]) -> Table:
+    table = Table(expand=True, show_edge=False, pad_edge=False)
+    table.add_column("order", no_wrap=True, min_width=14)
+    table.add_column("channel", no_wrap=True, overflow="crop")
+    table.add_column("account", no_wrap=True)
+    table.add_column("lines", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=len("fulfillment_planned"))
+    table.add_column("detail", ratio=1, no_wrap=True, overflow="ellipsis", min_width=24)
+    for order in orders[-VISIBLE_ORDERS:]:
+        table.add_row(
+            order.order_id,
+            order.channel,
+            order.account_id,
+            order.lines,
+            order.total,
+            status_text(order.state_name),
+            order.detail,
+        )
+    return table
+
+
+def status_counters(orders: list[TrackedOrder]) -> Text:
+    counts = Counter(o.state_name for o in orders)
+    text = Text(f"{len(orders)} orders   ")
+    for name in STATUS_STYLES:
+        text.append_text(status_text(f"{name} {counts.get(name, 0)}"))
+        text.append("   ")
+    return text
+
+
+def render_board(board: Board, title: str) -> RenderableType:
+    orders = board.snapshot()
+    body = Group(orders_table(orders), Text(""), status_counters(orders))
+    return Panel(body, title=title, subtitle="Ctrl-C stops everything", border_style="blue")
+
+
+def shown_path(service: str) -> str:
+    """A service's log, relative to where the demo runs if it can be: short enough to copy."""
+    path = RUN_DIR / f"{service}.log"
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
+    """The addresses a newcomer needs next: health, metrics, the approvals API, the logs."""
+    services = Text.assemble(("Services", "bold"), "  (health and metrics, log file)\n")
+    for name in SERVICES:
+        base = f"http://127.0.0.1:{SERVICE_WEB_PORTS[name]}"
+        services.append(f"  {name:<12} {base}/health  {base}/metrics  {shown_path(name)}\n")
+    approvals = f"http://127.0.0.1:{SERVICE_WEB_PORTS['approvals']}/approvals"
+    body = json.dumps({"approver_id": "acme-manager", "decision": "approve", "comment": "ok"})
+    api = Text.assemble(
+        ("Approvals API", "bold"),
+        " (the demo's approvers use it too; try it on an order in awaiting_approval)\n",
+        f"  curl -s -X POST {approvals}/<order_id>/decisions \\\n",
+        f"       -H 'Content-Type: application/json' -d '{body}'\n",
+        f"  curl -s {approvals}/<order_id>     # who may decide, who did, the audit\n",
+    )
+    kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
+    return Group(kafka, Text(""), services, api)
+
+
+# --------------------------------------------------------------------------- approvers
+
+
+def post_decision(
+    approvals_url: str, order_id: str, approver_id: str, decision: str, comment: str
+) -> tuple[int, str]:
+    """`POST /approvals/{order_id}/decisions`, as an approver's browser would; (status, body)."""
+    body = json.dumps({"approver_id": approver_id, "decision": decision, "comment": comment})
+    request = urllib.request.Request(
+        f"{approvals_url}/approvals/{order_id}/decisions",
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error)
+
+
+class Approvers:
+    """The account's decision makers: the first two eligible approvers decide on each request.
+
+    They act only on a fresh request (`awaiting_approval`, nobody approved yet),
+    so a progress update never triggers a second round. Decisions run on a small
+    pool so one slow request never holds up the status watcher.
+    """
+
+    def __init__(self, approvals_url: str, board: Board, stopping: threading.Event) -> None:
+        self.approvals_url = approvals_url
+        self.board = board
+        self.stopping = stopping
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="approver")
+        self._seen: set[str] = set()
+        self._requests = 0
+
+    def consider(self, status: OrderStatusChanged) -> None:
+        approval = status.approval
+        if (
+            status.status is not OrderState.AWAITING_APPROVAL
+            or approval is None
+            or approval.approved_by
+            or status.order_id in self._seen
+        ):
+            return
+        self._seen.add(status.order_id)
+        self._requests += 1
+        veto = self._requests % VETO_EVERY == 2
+        deciders = approval.eligible_approvers[:APPROVALS_NEEDED]
+        self._pool.submit(self._decide, status.order_id, deciders, veto)
+
+    def _decide(self, order_id: str, deciders: list[str], veto: bool) -> None:
+        """Each approver in turn; a veto by the first one ends the request, so no second call."""
+        for approver_id in deciders:
+            if self.stopping.wait(APPROVER_THINK_SECONDS):
+                return
+            decision, comment = (
+                ("reject", "over budget this quarter") if veto else ("approve", "ok")
+            )
+            code, body = post_decision(self.approvals_url, order_id, approver_id, decision, comment)
+            if code != 202:
+                self.board.note(order_id, f"{approver_id}'s {decision} refused: HTTP {code} {body}")
+                return
+            if veto:
+                return
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- the warehouse
+
+
+class Restocker:
+    """The WMS side: each planned shipment is replenished, so a long demo never runs dry.
+
+    Catalog keeps stock reserved for planned shipments (nothing ships in this
+    system yet), so without this a demo left running, or run again on the same
+    `var/`, soon rejects everything as `out_of_stock`. Levels are absolute, as
+    the WMS sends them; only the watcher thread calls `replenish`.
+    """
+
+    def __init__(self, publisher: EventPublisher, levels: dict[tuple[str, str], int]) -> None:
+        self.publisher = publisher
+        self.levels = levels
+
+    def replenish(self, shipments: list[Shipment]) -> None:
+        for shipment in shipments:
+            for line in shipment.lines:
+                key = (line.sku, shipment.warehouse_id)
+                self.levels[key] = self.levels.get(key, 0) + line.quantity
+                self.publish(key)
+        self.publisher.flush()
+
+    def publish(self, key: tuple[str, str]) -> None:
+        sku, warehouse_id = key
+        level = StockLevel.new(sku=sku, warehouse_id=warehouse_id, on_hand=self.levels[key])
+        self.publisher.publish(STOCK, level)
+
+
+def latest_stock_levels(bootstrap: str, topic: str) -> dict[tuple[str, str], int]:
+    """The last on-hand level per SKU and warehouse on the compacted stock topic.
+
+    Read before seeding, so replenishment from earlier demo runs (whose
+    reservations catalog still holds) is carried over instead of being reset.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    levels: dict[tuple[str, str], int] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + STOCK_READ_TIMEOUT_SECONDS
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                log.warning("stock topic not read to the end; restocking from the seed levels")
+                break
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    with contextlib.suppress(ValidationError, TypeError):
+                        level = StockLevel.model_validate_json(record.value)
+                        levels[(level.sku, level.warehouse_id)] = level.on_hand
+    finally:
+        consumer.close()
+    return levels
+
+
+def seed_with_restocking(publisher: EventPublisher, bootstrap: str, names: TopicNames) -> Restocker:
+    """Publish the demo data set, keeping the demo's earlier replenishment of the seed stock."""
+    earlier = latest_stock_levels(bootstrap, names.of(STOCK))
+    publish_reference_data(publisher)
+    seed = {(s.sku, s.warehouse_id): s.on_hand for s in stock_levels()}
+    restocker = Restocker(publisher, {k: max(v, earlier.get(k, 0)) for k, v in seed.items()})
+    for key, on_hand in restocker.levels.items():
+        if on_hand > seed[key]:
+            restocker.publish(key)
+    publisher.flush()
+    return restocker
+
+
+# --------------------------------------------------------------------------- status watcher
+
+
+class StatusWatcher:
+    """Reads `orders.status` in a background thread, from this run's start on, like a shop does.
+
+    No consumer group (nothing to commit, nothing to rebalance): the watcher
+    assigns every partition and starts at the end, resolved before the first
+    order is sent, so it sees exactly this run's transitions.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, on_status: Callable[[OrderStatusChanged], None]
+    ) -> None:
+        self.on_status = on_status
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        partitions = [TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for partition in partitions:  # seek_to_end is lazy: resolve it now, before we publish
+            self._consumer.position(partition)
+        self._thread = threading.Thread(target=self._run, name="status-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for records in self._consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    self._handle(record.value)
+
+    def _handle(self, value: bytes | None) -> None:
+        """One status event; a bad one is logged and skipped, so the view keeps going."""
+        try:
+            status = OrderStatusChanged.model_validate_json(value or b"")
+            self.on_status(status)
+        except ValidationError as error:
+            log.warning("unreadable orders.status event skipped: %s", error)
+        except Exception:
+            log.exception("could not handle an orders.status event")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+# --------------------------------------------------------------------------- broker and fleet
+
+
+def external_bootstrap() -> str | None:
+    """`KAFKA_BOOTSTRAP_SERVERS` if it names a cluster; empty counts as unset (as in `make`).
+
+    An empty variable is removed from the environment, so that settings fall back
+    to their default instead of failing validation on "".
+    """
+    value = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    if not value:
+        os.environ.pop(BOOTSTRAP_ENV, None)
+    return value or None
+
+
+def provide_kafka(
+    stack: contextlib.ExitStack, console: Console, external: str | None
+) -> tuple[str, str]:
+    """The broker to use and where it comes from; one we start is stopped when `stack` closes.
+
+    Precedence: an external cluster, then a broker `make kafka-up` left running in
+    `var/kafka`, then a fresh broker on 9092 that lives only as long as the demo.
+    """
+    if external is not None:
+        return external, f"{BOOTSTRAP_ENV}, not started by the demo"
+    kafka = LocalKafka(KAFKA_DIR, port=KAFKA_PORT)
+    running = kafka.running_bootstrap()
+    if running is not None:
+        return running, f"from `make kafka-up` in {KAFKA_DIR}, left running"
+    stack.callback(stop_step, console, "Kafka", kafka.stop)  # registered first: stopped last
+    with console.status(f"starting Kafka on 127.0.0.1:{KAFKA_PORT} (data in {KAFKA_DIR}) ..."):
+        bootstrap = kafka.start()
+    return bootstrap, "started by the demo, stops with it"
+
+
+def start_fleet(
+    stack: contextlib.ExitStack, console: Console, settings: Settings, bootstrap: str
+) -> Fleet:
+    """The four services as processes; registered for stopping before they start, so an
+    interrupted start-up still stops the ones already running."""
+    fleet = Fleet(
+        bootstrap,
+        RUN_DIR,
+        topic_prefix=settings.topic_prefix,
+        partitions=settings.topic_partitions,
+    )
+    stack.callback(stop_step, console, "services", fleet.stop)
+    with console.status("starting catalog, pricing, approvals, fulfillment ..."):
+        fleet.start()
+    with console.status("services reading the reference data ..."):
+        fleet.wait_caught_up(REFERENCE_TOPICS)
+    return fleet
+
+
+def stop_step(console: Console, what: str, stop: Callable[[], None]) -> None:
+    with console.status(f"stopping {what} ..."):
+        stop()
+    console.print(f"[dim]{what} stopped[/dim]")
+
+
+def check_fleet(fleet: Fleet) -> None:
+    """A service that died mid-demo ends the demo with its log tail, not a frozen table."""
+    for service in fleet.running.values():
+        if service.process.poll() is not None:
+            raise FleetError(
+                f"{service.name} exited with code {service.process.returncode}:\n"
+                f"{service.log_tail()}"
+            )
+
+
+def patient_shutdown(console: Console, stack: contextlib.ExitStack) -> Callable[[], None]:
+    """Returns the switch to flip when cleanup begins: from then on a second Ctrl-C is
+    acknowledged but does not cut the cleanup short (which would leave a JVM or a
+    service behind). The previous SIGINT handler comes back once `stack` is unwound."""
+    stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+
+    def acknowledge(signum: int, frame: FrameType | None) -> None:
+        console.print("[yellow]still stopping, one moment ...[/yellow]")
+
+    def begin_cleanup() -> None:
+        signal.signal(signal.SIGINT, acknowledge)
+
+    return begin_cleanup
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+class Shop:
+    """Places the next order every `interval` seconds, and tells the board about it."""
+
+    def __init__(
+        self, publisher: EventPublisher, board: Board, interval: float, limit: int
+    ) -> None:
+        self.publisher = publisher
+        self.board = board
+        self.interval = interval
+        self.limit = limit
+        self.run_tag = uuid.uuid4().hex[:4]
+        self.placed = 0
+        self._orders = demo_orders(self.run_tag)
+        self._next_at = time.monotonic()
+
+    def tick(self) -> None:
+        if (self.limit and self.placed >= self.limit) or time.monotonic() < self._next_at:
+            return
+        order = next(self._orders)
+        self.board.submitted(order)  # before publishing: its first status may come back fast
+        self.publisher.publish(ORDERS_SUBMITTED, order)
+        self.publisher.flush()
+        self.placed += 1
+        self._next_at += self.interval
+
+
+def run_shop(console: Console, shop: Shop, board: Board, fleet: Fleet, title: str) -> None:
+    """The live part: place orders, show the board, until Ctrl-C or the smoke test's count."""
+    with Live(
+        console=console,
+        get_renderable=lambda: render_board(board, title),
+        refresh_per_second=REFRESH_PER_SECOND,
+    ):
+        while not (shop.limit and board.all_finished(shop.limit)):
+            shop.tick()
+            check_fleet(fleet)
+            time.sleep(TICK_SECONDS)
+    if not console.is_terminal:
+        console.line()  # a piped Live leaves its last frame without a line end
+
+
+def summary(board: Board) -> str:
+    counts = Counter(o.state_name for o in board.snapshot())
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no orders"
+
+
+def run_system(console: Console, stack: contextlib.ExitStack, orders: int, interval: float) -> None:
+    """Broker, topics, data, services, then the shop and its approvers; `stack` undoes it all."""
+    external = external_bootstrap()  # first: it clears an empty variable settings would refuse
+    settings = load_settings()
+    bootstrap, origin = provide_kafka(stack, console, external)
+    names = TopicNames(settings.topic_prefix)
+    create_topics(bootstrap, names, settings.topic_partitions)
+    publisher = stack.enter_context(EventPublisher(bootstrap, names))
+    restocker = seed_with_restocking(publisher, bootstrap, names)
+    fleet = start_fleet(stack, console, settings, bootstrap)
+    console.print(where_things_are(bootstrap, origin))
+
+    board, stopping = Board(), threading.Event()
+    approvers = Approvers(fleet.running["approvals"].url(""), board, stopping)
+    stack.callback(approvers.close)
+    stack.callback(stopping.set)  # runs before close(): approvers stop thinking at once
+
+    def on_status(status: OrderStatusChanged) -> None:
+        if not board.apply(status):
+            return
+        approvers.consider(status)
+        if status.status is OrderState.FULFILLMENT_PLANNED and status.shipments:
+            restocker.replenish(status.shipments)
+
+    watcher = StatusWatcher(bootstrap, names.of(ORDERS_STATUS), on_status)
+    stack.callback(watcher.close)
+    shop = Shop(publisher, board, interval, orders)
+    title = f"Tradelane demo shop: run {shop.run_tag}, an order every {interval:g}s"
+    try:
+        run_shop(console, shop, board, fleet, title)
+    except KeyboardInterrupt:
+        console.print("[yellow]Ctrl-C: stopping the demo[/yellow]")
+    console.print(f"[bold]{shop.placed} orders placed:[/bold] {summary(board)}")
+
+
+def run_demo(orders: int = 0, interval: float = 1.5) -> int:
+    """Run everything until Ctrl-C (or, with `orders`, until that many orders have ended).
+
+    Every process the demo starts is stopped on the way out, whatever the way out
+    is: the end of a smoke run, Ctrl-C, or an error.
+    """
+    console = Console()
+    logging.basicConfig(
+        level=logging.WARNING, handlers=[RichHandler(console=console, show_path=False)]
+    )
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # reconnect chatter at shutdown
+    try:
+        with contextlib.ExitStack() as stack:
+            begin_cleanup = patient_shutdown(console, stack)
+            try:
+                run_system(console, stack, orders, max(interval, 0.05))
+            except KeyboardInterrupt:
+                console.print("[yellow]Ctrl-C: stopping the demo[/yellow]")
+            finally:
+                begin_cleanup()
+    except (BrokerError, FleetError, TopicCreationError, TimeoutError, KafkaError) as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        console.print(f"[dim]service logs: {RUN_DIR}/<service>.log[/dim]")
+        return 1
+    return 0

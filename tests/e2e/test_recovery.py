@@ -1,0 +1,95 @@
+"""Crashes and redeliveries: no order lost, none doubled.
+
+These tests stop, kill and restart real service processes, so they get their
+own module (own topic prefix, own fleet) and leave the order-flow tests alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.structs import OffsetAndMetadata
+
+from services.catalog.store import Base as CatalogTables
+from shared.contract import OrderState, OrderStatusChanged
+from shared.db import ServiceDatabase
+from shared.seed import b2c_order
+from shared.topics import ORDERS_APPROVED, ORDERS_STATUS, ORDERS_SUBMITTED
+from tests.e2e.conftest import PARTITIONS, Pipeline
+
+
+def rewind_to_start(pipeline: Pipeline, service: str, spec: object) -> None:
+    """Reset a stopped service's committed offsets to 0: Kafka will redeliver everything."""
+    topic = pipeline.names.of(spec)  # type: ignore[arg-type]
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.fleet.bootstrap)
+    try:
+        result = admin.alter_group_offsets(
+            pipeline.fleet.group_id(service),
+            {TopicPartition(topic, p): OffsetAndMetadata(0, "", -1) for p in range(PARTITIONS)},
+        )
+    finally:
+        admin.close()
+    assert all(error.__name__ == "NoError" for error in result.values()), result
+
+
+def test_redelivered_events_change_nothing_twice(pipeline: Pipeline) -> None:
+    order = b2c_order(pipeline.order_id("redeliver"), [("BOLT-M8-100", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    pipeline.fleet.stop(["fulfillment"])
+    rewind_to_start(pipeline, "fulfillment", ORDERS_APPROVED)
+    pipeline.fleet.start(["fulfillment"])
+    pipeline.fleet.wait_caught_up([ORDERS_APPROVED], services=["fulfillment"])
+
+    marker = b2c_order(pipeline.order_id("after-redelivery"), [("GLOVE-L", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, marker)
+    pipeline.watch.wait_for_status(marker.order_id, OrderState.FULFILLMENT_PLANNED)
+    assert pipeline.watch.history(order.order_id).count("fulfillment_planned") == 1
+
+
+def test_an_outbox_row_written_before_a_crash_is_sent_after_the_restart(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.fleet.kill("catalog")  # SIGKILL: nothing flushed, nothing committed
+    stranded = OrderStatusChanged.new(
+        order_id=pipeline.order_id("stranded"), status=OrderState.RECEIVED, reported_by="catalog"
+    )
+    asyncio.run(commit_without_relaying(pipeline, stranded))
+
+    pipeline.fleet.start(["catalog"])
+
+    seen = pipeline.watch.wait_for_status(stranded.order_id, OrderState.RECEIVED)
+    assert seen.event_id == stranded.event_id
+
+
+async def commit_without_relaying(pipeline: Pipeline, status: OrderStatusChanged) -> None:
+    """What a handler's transaction leaves behind when the process dies right after commit."""
+    url = f"sqlite+aiosqlite:///{pipeline.fleet.data_dir / 'catalog.db'}"
+    database = ServiceDatabase(url, CatalogTables.metadata, pipeline.names)
+    try:
+        async with database.transaction() as tx:
+            await tx.publish(ORDERS_STATUS, status)
+    finally:
+        await database.dispose()
+
+
+def test_a_service_killed_mid_stream_loses_no_order(pipeline: Pipeline) -> None:
+    orders = [b2c_order(pipeline.order_id(f"burst{n}"), [("SCREW-5X50", 1)]) for n in range(30)]
+    for order in orders:
+        pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.publisher.flush()
+    pipeline.watch.wait_for_status(orders[0].order_id, OrderState.RECEIVED)
+
+    pipeline.fleet.kill("pricing")
+    pipeline.fleet.start(["pricing"])
+
+    for order in orders:
+        pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+        assert pipeline.watch.history(order.order_id) == [
+            "received",
+            "approved",
+            "fulfillment_planned",
+        ]
