@@ -1,0 +1,70 @@
+"""What ops and shops use around the pipeline: metrics, health, the CLI against a real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from shared.contract import OrderState
+from shared.seed import b2c_order
+from shared.topics import ORDERS_SUBMITTED
+from tests.e2e.conftest import Pipeline
+
+
+def test_every_service_serves_prometheus_metrics_in_base_units(pipeline: Pipeline) -> None:
+    order = b2c_order(pipeline.order_id("metrics"), [("GLOVE-L", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    for name, service in pipeline.fleet.running.items():
+        with urllib.request.urlopen(service.url("/metrics"), timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = response.read().decode()
+        for metric in (
+            "tradelane_events_consumed_total",
+            "tradelane_events_produced_total",
+            "tradelane_event_processing_seconds_bucket",
+            "tradelane_dead_letters_total",
+            "tradelane_orders_total",
+        ):
+            assert metric in text, f"{name} lacks {metric}"
+        assert f'service="{name}"' in text
+    with urllib.request.urlopen(pipeline.fleet.running["fulfillment"].url("/metrics")) as response:
+        text = response.read().decode()
+    assert (
+        'tradelane_orders_total{channel="b2c",outcome="fulfillment_planned",service="fulfillment"}'
+        in text
+    )
+
+
+def test_health_reports_ok_and_the_topics_consumed(pipeline: Pipeline) -> None:
+    status, body = pipeline.http("catalog", "GET", "/health")
+    assert status == 200 and body["ok"] is True
+    assert pipeline.names.of(ORDERS_SUBMITTED) in body["consumes"]
+
+
+def test_the_cli_publishes_a_valid_file_and_the_order_completes(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    order = b2c_order(pipeline.order_id("cli"), [("SCREW-5X50", 2)])
+    path = tmp_path / "orders.jsonl"
+    path.write_text(order.to_bytes().decode() + "\n")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline.fleet.bootstrap,
+        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "publish", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent 1 event(s)" in result.stdout
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
