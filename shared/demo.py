@@ -718,6 +718,7 @@ def run_demo(orders: int = 0, interval: float = 1.5) -> int:
                 begin_cleanup()
     except (BrokerError, FleetError, TopicCreationError, TimeoutError, KafkaError) as error:
         console.print(f"[red]demo failed:[/red] {error}")
-        console.print(f"[dim]service logs: {RUN_DIR}/<service>.log[/dim]")
+        if isinstance(error, FleetError):
+            console.print(f"[dim]service logs: {RUN_DIR}/<service>.log[/dim]")
         return 1
     return 0

@@ -25,6 +25,7 @@ from shared.contract import (
     ApprovalDecision,
     ApprovalDecisionKind,
     ApprovalMode,
+    ApprovalProgress,
     ContractModel,
     OrderApproved,
     OrderPriced,
@@ -105,16 +106,7 @@ async def approve_at_once(
     order = priced.order
     await store.record_order(tx.session, order.order_id, order.account_id, Gates.APPROVED_AT_ONCE)
     log.info("order %s approved at once: %s", order.order_id, verdict.why)
-    await service.report(tx, order, OrderState.APPROVED, totals=priced.totals, lines=priced.lines)
-    await tx.publish(
-        ORDERS_APPROVED,
-        OrderApproved.new(
-            order=order,
-            lines=priced.lines,
-            totals=priced.totals,
-            approval_mode=ApprovalMode.AUTOMATIC,
-        ),
-    )
+    await release_to_fulfillment(tx, priced, ApprovalMode.AUTOMATIC)
 
 
 async def request_approval(
@@ -181,28 +173,39 @@ async def announce(
         reason = domain.rejection_reason(decision.approver_id, decision.comment)
         await service.report(tx, order, OrderState.REJECTED, reason=reason, approval=progress)
     elif outcome.kind is Outcome.APPROVED:
-        await service.report(
-            tx,
-            order,
-            OrderState.APPROVED,
-            totals=priced.totals,
-            lines=priced.lines,
-            approval=progress,
-        )
-        await tx.publish(
-            ORDERS_APPROVED,
-            OrderApproved.new(
-                order=order,
-                lines=priced.lines,
-                totals=priced.totals,
-                approval_mode=ApprovalMode.APPROVERS,
-                approved_by=list(request.approved_by),
-            ),
-        )
+        await release_to_fulfillment(tx, priced, ApprovalMode.APPROVERS, progress)
     else:
         await service.report(
             tx, order, OrderState.AWAITING_APPROVAL, totals=priced.totals, approval=progress
         )
+
+
+async def release_to_fulfillment(
+    tx: Transaction,
+    priced: OrderPriced,
+    mode: ApprovalMode,
+    progress: ApprovalProgress | None = None,
+) -> None:
+    """The one way an order leaves approvals approved: status for shops, event for fulfillment."""
+    approved_by = list(progress.approved_by) if progress else []
+    await service.report(
+        tx,
+        priced.order,
+        OrderState.APPROVED,
+        totals=priced.totals,
+        lines=priced.lines,
+        approval=progress,
+    )
+    await tx.publish(
+        ORDERS_APPROVED,
+        OrderApproved.new(
+            order=priced.order,
+            lines=priced.lines,
+            totals=priced.totals,
+            approval_mode=mode,
+            approved_by=approved_by,
+        ),
+    )
 
 
 # --- orders that end elsewhere ---------------------------------------------------------------
