@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from shared.contract import (
     Account,
     ApprovalDecision,
+    ApprovalNotice,
+    ApprovalPolicy,
     DeadLetter,
+    Delegation,
     Event,
     OrderApproved,
     OrderCancelled,
@@ -96,6 +99,31 @@ APPROVAL_DECISIONS = TopicSpec(
     "approvers",
     "Approve/reject decisions by B2B decision makers.",
 )
+APPROVAL_POLICIES = TopicSpec(
+    "approvals.policies",
+    ApprovalPolicy,
+    "{account_id}",
+    "CRM",
+    "Each B2B account's approval policy: rules, steps, time limits, spending limits.",
+    compacted=True,
+    retention_ms=None,
+)
+DELEGATIONS = TopicSpec(
+    "approvals.delegations",
+    Delegation,
+    "{account_id}:{delegator_id}",
+    "approvers",
+    "Out-of-office delegations: who decides in an approver's name, and until when.",
+    compacted=True,
+    retention_ms=None,
+)
+APPROVAL_NOTICES = TopicSpec(
+    "approvals.notifications",
+    ApprovalNotice,
+    "{order_id}",
+    "approvals",
+    "Reminders and escalations for approvers (for mail or chat).",
+)
 PRODUCTS = TopicSpec(
     "catalog.products",
     Product,
@@ -150,6 +178,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_APPROVED,
     ORDERS_STATUS,
     APPROVAL_DECISIONS,
+    APPROVAL_NOTICES,
+    APPROVAL_POLICIES,
+    DELEGATIONS,
     PRODUCTS,
     STOCK,
     ACCOUNTS,

@@ -1,150 +1,50 @@
-"""Approvals' rules: which orders pass at once, and when a request has been decided.
+"""Approvals' rules: who may sign which step of a request, when it is decided, when time runs out.
 
 A consumer decides alone; a business account names several decision makers.
-`gate` says whether an order may go straight to fulfillment or needs the
-account's approvers; an `ApprovalRequest` then collects their decisions under
-one rule set (`record_decision`), whether they arrive on the topic or over HTTP.
+`policy.plan_approval` turns the account's policy into steps; an
+`ApprovalRequest` then collects signatures under one rule set, whether the
+decision arrives on the topic or over HTTP, and `tick` moves its clock on
+(reminder, escalation, expiry). Plain Python, no I/O: the store loads and
+saves requests, the app publishes what they decided.
 
-Plain Python, no I/O: the store loads an account's policy and a request, these
-decide, the app publishes what they decided.
+Separation of duties, as enforced here:
 
-This issue's policy is one step of two distinct approvers above one threshold.
-Ordered steps, per-role quotas and expiry (DESIGN.md) grow from `AccountPolicy`
-and `ApprovalRequest`; the outcome kinds and refusals stay as they are.
+- the buyer never signs their own order, not even through a delegate;
+- a person signs a step at most once, whether in their own name or as a
+  delegate, so a quorum of N is always N different people;
+- one decision counts towards one step: the first open step (in the policy's
+  order) the person may sign; a person may sign a second step with a second
+  decision unless a matched rule asks for `distinct_signers`;
+- the request keeps the members and roles it was opened with, but a member
+  removed from the account since can no longer decide.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from services.approvals.policy import ApprovalPlan, PlannedStep, RuleMatch
 from shared.contract import (
-    Account,
     ApprovalDecisionKind,
     ApprovalProgress,
-    Channel,
-    Order,
+    AuditEntry,
+    MatchedRule,
     Reason,
     ReasonCode,
     Role,
-    Totals,
+    StepProgress,
+    StepSignature,
 )
-from shared.rejection import Rejected
-
-APPROVER_ROLES = frozenset({Role.MANAGER, Role.FINANCE, Role.DIRECTOR})
-"""Roles that may approve an order; a plain buyer may only place orders."""
-
-REQUIRED_APPROVALS = 2
-
-
-# --- the gate: may this order go on without anyone's approval? -----------------------------
-
-
-@dataclass(frozen=True)
-class AccountPolicy:
-    """What an account asks before its orders ship: a threshold and its decision makers."""
-
-    account_id: str
-    channel: Channel
-    currency: str
-    approval_threshold: Decimal | None
-    members: Mapping[str, frozenset[Role]]
-    required_approvals: int = REQUIRED_APPROVALS
-
-    @classmethod
-    def of(cls, account: Account) -> AccountPolicy:
-        return cls(
-            account_id=account.account_id,
-            channel=account.channel,
-            currency=account.currency,
-            approval_threshold=account.approval_threshold,
-            members={m.member_id: frozenset(m.roles) for m in account.members},
-        )
-
-    def eligible_approvers(self, buyer_id: str) -> tuple[str, ...]:
-        """Members holding an approver role, except the buyer: nobody approves their own order.
-
-        Sorted, so the snapshot (and the status shops see) does not depend on member order.
-        """
-        return tuple(
-            sorted(
-                member_id
-                for member_id, roles in self.members.items()
-                if roles & APPROVER_ROLES and member_id != buyer_id
-            )
-        )
-
-
-@dataclass(frozen=True)
-class ApproveAtOnce:
-    """The order needs nobody's approval; `why` is for the log."""
-
-    why: str
-
-
-@dataclass(frozen=True)
-class RequireApprovers:
-    """The order waits for `required_approvals` distinct people among `eligible_approvers`."""
-
-    why: str
-    required_approvals: int
-    eligible_approvers: tuple[str, ...]
-
-
-Gate = ApproveAtOnce | RequireApprovers
-
-
-def gate(order: Order, totals: Totals, policy: AccountPolicy | None) -> Gate:
-    """Decide whether an order may pass at once, or needs the account's approvers.
-
-    B2B means the order *or* the account is B2B: a business account cannot skip
-    its approvers by sending an order marked b2c. A total in another currency
-    than the account's threshold cannot be compared without a rate we do not
-    have, so it needs approval: a wrong "no" costs a day, a wrong "yes" a pallet.
-    Raises `Rejected` for a B2B order of an account approvals has never seen:
-    without its members nobody could approve it, and letting it pass unchecked
-    would skip the account's rule.
-    """
-    business = order.channel is Channel.B2B or (
-        policy is not None and policy.channel is Channel.B2B
-    )
-    if not business:
-        return ApproveAtOnce("consumer order: the buyer decides alone")
-    if policy is None:
-        raise Rejected(
-            ReasonCode.UNKNOWN_ACCOUNT,
-            f"account {order.account_id!r} is not known to approvals, so nobody can approve "
-            "its order",
-        )
-    threshold = policy.approval_threshold
-    if threshold is None:
-        return ApproveAtOnce(f"account {policy.account_id!r} has no approval threshold")
-    eligible = policy.eligible_approvers(order.buyer_id)
-    if totals.currency != policy.currency:
-        return RequireApprovers(
-            f"total is in {totals.currency}, the threshold in {policy.currency}: "
-            "cannot compare, so approval is required",
-            policy.required_approvals,
-            eligible,
-        )
-    if totals.total < threshold:
-        return ApproveAtOnce(f"total {totals.total} is below the threshold {threshold}")
-    return RequireApprovers(
-        f"total {totals.total} {totals.currency} is at or above the threshold {threshold}",
-        policy.required_approvals,
-        eligible,
-    )
-
-
-# --- the request: collecting decisions -----------------------------------------------------
 
 
 class RequestState(StrEnum):
     OPEN = "open"
     APPROVED = "approved"
     REJECTED = "rejected"
+    EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
     """The order ended elsewhere (cancelled by the shop, rejected by another step)."""
 
@@ -153,25 +53,77 @@ class Outcome(StrEnum):
     """What one decision did to a request; also the audit's and the metric's label."""
 
     COUNTED = "counted"
-    """An approval that leaves the request waiting for more."""
     APPROVED = "approved"
-    """The approval that completed the request."""
     REJECTED = "rejected"
-    """A veto: one eligible 'no' ends the request."""
     ALREADY_COUNTED = "already_counted"
-    """The same approver approving again: it counts once."""
     REFUSED_CLOSED = "refused_closed"
     REFUSED_BUYER = "refused_buyer"
+    REFUSED_NOT_MEMBER = "refused_not_member"
     REFUSED_NOT_ELIGIBLE = "refused_not_eligible"
+    REFUSED_NOT_OPEN_YET = "refused_not_open_yet"
+    REFUSED_SIGNED_OTHER_STEP = "refused_signed_other_step"
+    REFUSED_STEP_SATISFIED = "refused_step_satisfied"
 
 
-REFUSALS = frozenset({Outcome.REFUSED_CLOSED, Outcome.REFUSED_BUYER, Outcome.REFUSED_NOT_ELIGIBLE})
+REFUSALS = frozenset(o for o in Outcome if o.value.startswith("refused_"))
+CHANGES = frozenset({Outcome.COUNTED, Outcome.APPROVED, Outcome.REJECTED})
+
+
+# --- who stands where, now -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DelegationWindow:
+    delegator_id: str
+    delegate_id: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+@dataclass(frozen=True)
+class AccountNow:
+    """The account as it is today, not as snapshotted: who is still a member, who stands in."""
+
+    members: frozenset[str]
+    delegations: tuple[DelegationWindow, ...] = ()
+
+    def delegators_of(self, delegate_id: str, at: datetime) -> list[str]:
+        """Members `delegate_id` may act for at `at` (both must still belong to the account)."""
+        if delegate_id not in self.members:
+            return []
+        return sorted(
+            d.delegator_id
+            for d in self.delegations
+            if d.delegate_id == delegate_id and d.active(at) and d.delegator_id in self.members
+        )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Someone deciding in a role: in their own name, or as `actor` for `principal`."""
+
+    principal: str
+    actor: str
+    role: Role
+
+    @property
+    def on_behalf_of(self) -> str | None:
+        return self.principal if self.principal != self.actor else None
+
+
+# --- outcomes and timer events ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class DecisionOutcome:
     kind: Outcome
     why: str
+    step_id: str | None = None
+    role: Role | None = None
+    on_behalf_of: str | None = None
 
     @property
     def refused(self) -> bool:
@@ -180,101 +132,405 @@ class DecisionOutcome:
     @property
     def counted(self) -> bool:
         """Whether the decision changed the request (the audit keeps the others too)."""
-        return self.kind in (Outcome.COUNTED, Outcome.APPROVED, Outcome.REJECTED)
+        return self.kind in CHANGES
+
+
+class Tick(StrEnum):
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    EXPIRY = "expiry"
+
+
+@dataclass(frozen=True)
+class TimerEvent:
+    kind: Tick
+    why: str
+    recipients: tuple[str, ...] = ()
+    step_id: str | None = None
+
+
+# --- the request --------------------------------------------------------------------------------
+
+
+@dataclass
+class Signature:
+    principal: str
+    actor: str
+    role: Role
+    at: datetime
+
+
+@dataclass
+class StepState:
+    step_id: str
+    role: Role
+    quorum: int
+    after: frozenset[str]
+    escalation_role: Role | None = None
+    escalate_after: timedelta | None = None
+    opened_at: datetime | None = None
+    escalated: bool = False
+    signatures: list[Signature] = field(default_factory=list)
+
+    @classmethod
+    def planned(cls, step: PlannedStep) -> StepState:
+        return cls(
+            step_id=step.step_id,
+            role=step.role,
+            quorum=step.quorum,
+            after=step.after,
+            escalation_role=step.escalation_role,
+            escalate_after=step.escalate_after,
+        )
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.signatures) >= self.quorum
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """Roles that may sign now: the step's own, and its escalation role once escalated."""
+        if self.escalated and self.escalation_role is not None:
+            return frozenset({self.role, self.escalation_role})
+        return frozenset({self.role})
+
+    @property
+    def escalates_at(self) -> datetime | None:
+        if self.opened_at is None or self.escalate_after is None:
+            return None
+        if self.escalated or self.satisfied:
+            return None
+        return self.opened_at + self.escalate_after
+
+    def signed_by(self, person: str) -> bool:
+        return any(person in (s.principal, s.actor) for s in self.signatures)
 
 
 @dataclass
 class ApprovalRequest:
-    """One order waiting for its account's decision makers.
-
-    `eligible_approvers` is a snapshot taken when the request opened: a member
-    added to the account later does not gain a say over orders already waiting,
-    and one removed keeps it (an approval is judged against the rules it was
-    asked under).
-    """
+    """One order waiting for its account's decision makers, under the snapshot it opened with."""
 
     order_id: str
+    account_id: str
     buyer_id: str
-    required_approvals: int
-    eligible_approvers: tuple[str, ...]
-    approved_by: list[str] = field(default_factory=list)
+    members: dict[str, frozenset[Role]]
+    """Members and their roles when the request opened (the snapshot)."""
+    steps: list[StepState]
+    distinct_signers: bool
+    opened_at: datetime
+    deadline: datetime
+    remind_at: datetime | None
+    policy_version: int | None
+    matches: tuple[RuleMatch, ...]
+    reminded: bool = False
     state: RequestState = RequestState.OPEN
+    closed_at: datetime | None = None
 
     @classmethod
-    def open(cls, order: Order, requirement: RequireApprovers) -> ApprovalRequest:
-        return cls(
-            order_id=order.order_id,
-            buyer_id=order.buyer_id,
-            required_approvals=requirement.required_approvals,
-            eligible_approvers=requirement.eligible_approvers,
+    def open(
+        cls,
+        *,
+        order_id: str,
+        account_id: str,
+        buyer_id: str,
+        plan: ApprovalPlan,
+        members: dict[str, frozenset[Role]],
+        now: datetime,
+    ) -> ApprovalRequest:
+        deadline = now + plan.expires_after
+        request = cls(
+            order_id=order_id,
+            account_id=account_id,
+            buyer_id=buyer_id,
+            members=dict(members),
+            steps=[StepState.planned(step) for step in plan.steps],
+            distinct_signers=plan.distinct_signers,
+            opened_at=now,
+            deadline=deadline,
+            remind_at=deadline - plan.remind_before if plan.remind_before else None,
+            policy_version=plan.policy_version,
+            matches=plan.matches,
         )
+        request._open_ready_steps(now)
+        return request
+
+    # --- reading -------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
         return self.state is RequestState.OPEN
 
-    @property
-    def can_complete(self) -> bool:
-        """Whether enough eligible people exist to ever approve it."""
-        return len(self._approvers()) >= self.required_approvals
+    def step_state(self, step: StepState) -> str:
+        if step.satisfied:
+            return "satisfied"
+        return "open" if step.opened_at is not None else "waiting"
 
-    def refusal(self, approver_id: str) -> DecisionOutcome | None:
-        """Why `approver_id` may not decide now, or None. The HTTP API asks the same question."""
+    def open_steps(self) -> list[StepState]:
+        return [s for s in self.steps if s.opened_at is not None and not s.satisfied]
+
+    def signers(self) -> list[str]:
+        """Everyone whose signature counts, in the name it counts in."""
+        return [sig.principal for step in self.steps for sig in step.signatures]
+
+    def capacities(self, actor: str, now: datetime, account: AccountNow) -> list[Capacity]:
+        """In which names and roles `actor` may decide now: their own first, then delegations."""
+        if actor not in account.members:
+            return []
+        principals = [actor, *account.delegators_of(actor, now)]
+        return [
+            Capacity(principal, actor, role)
+            for principal in principals
+            if principal != self.buyer_id
+            for role in sorted(self.members.get(principal, frozenset()))
+        ]
+
+    def steps_for(self, actor: str, now: datetime, account: AccountNow) -> list[str]:
+        """The open steps `actor` could sign right now (the approver inbox)."""
+        if not self.is_open or actor == self.buyer_id:
+            return []
+        caps = self.capacities(actor, now, account)
+        return [s.step_id for s in self.open_steps() if any(self._may_sign(s, c) for c in caps)]
+
+    def eligible(self, step: StepState, now: datetime, account: AccountNow) -> list[str]:
+        """Who could sign `step` now, in their own name or as a delegate."""
+        if not self.is_open or step.opened_at is None or step.satisfied:
+            return []
+        return sorted(
+            person
+            for person in account.members
+            if person != self.buyer_id
+            and any(self._may_sign(step, c) for c in self.capacities(person, now, account))
+        )
+
+    def next_due(self) -> datetime | None:
+        """When the clock next needs to look at this request (reminder, escalation, expiry)."""
+        if not self.is_open:
+            return None
+        moments = [self.deadline]
+        if self.remind_at is not None and not self.reminded:
+            moments.append(self.remind_at)
+        moments += [s.escalates_at for s in self.open_steps() if s.escalates_at is not None]
+        return min(moments)
+
+    # --- deciding ------------------------------------------------------------------------
+
+    def refusal(self, actor: str, now: datetime, account: AccountNow) -> DecisionOutcome | None:
+        """Why `actor` may not decide at all now, or None. The HTTP API asks the same question."""
         if not self.is_open:
             return DecisionOutcome(
                 Outcome.REFUSED_CLOSED, f"the approval request is {self.state.value} already"
             )
-        if approver_id == self.buyer_id:
+        if actor == self.buyer_id:
             return DecisionOutcome(
-                Outcome.REFUSED_BUYER, f"{approver_id} placed this order and cannot approve it"
+                Outcome.REFUSED_BUYER, f"{actor} placed this order and cannot approve it"
             )
-        if approver_id not in self._approvers():
+        if actor not in account.members:
+            return DecisionOutcome(
+                Outcome.REFUSED_NOT_MEMBER,
+                f"{actor} is not a member of account {self.account_id} (any more)",
+            )
+        if not any(c.role in self._request_roles() for c in self.capacities(actor, now, account)):
             return DecisionOutcome(
                 Outcome.REFUSED_NOT_ELIGIBLE,
-                f"{approver_id} is not an approver of this order's account",
+                f"{actor} holds none of this request's roles "
+                f"({', '.join(sorted(self._request_roles()))}), in their own name or as a delegate",
             )
         return None
 
-    def record_decision(self, approver_id: str, decision: ApprovalDecisionKind) -> DecisionOutcome:
-        """Apply one approver's decision: any eligible 'no' vetoes, N distinct 'yes' approve."""
-        refused = self.refusal(approver_id)
+    def decide(
+        self, actor: str, decision: ApprovalDecisionKind, now: datetime, account: AccountNow
+    ) -> DecisionOutcome:
+        """Apply one decision: an eligible 'no' vetoes, signatures fill steps until all are met."""
+        refused = self.refusal(actor, now, account)
         if refused is not None:
             return refused
+        caps = [c for c in self.capacities(actor, now, account) if c.role in self._request_roles()]
         if decision is ApprovalDecisionKind.REJECT:
-            self.state = RequestState.REJECTED
-            return DecisionOutcome(Outcome.REJECTED, f"{approver_id} rejected the order")
-        if approver_id in self.approved_by:
-            return DecisionOutcome(
-                Outcome.ALREADY_COUNTED, f"{approver_id} approved before; an approval counts once"
-            )
-        self.approved_by.append(approver_id)
-        tally = f"{len(self.approved_by)} of {self.required_approvals} approvals"
-        if len(self.approved_by) >= self.required_approvals:
-            self.state = RequestState.APPROVED
-            return DecisionOutcome(Outcome.APPROVED, f"{tally}: approved")
-        return DecisionOutcome(Outcome.COUNTED, f"{tally} so far")
+            return self._veto(caps[0], now)
+        for step in self.open_steps():
+            for cap in caps:
+                if self._may_sign(step, cap):
+                    return self._sign(step, cap, now)
+        return self._why_not_counted(actor, caps)
 
-    def withdraw(self) -> bool:
+    def _veto(self, cap: Capacity, now: datetime) -> DecisionOutcome:
+        self._close(RequestState.REJECTED, now)
+        acting = f" for {cap.on_behalf_of}" if cap.on_behalf_of else ""
+        return DecisionOutcome(
+            Outcome.REJECTED,
+            f"{cap.actor}{acting} ({cap.role.value}) rejected the order",
+            role=cap.role,
+            on_behalf_of=cap.on_behalf_of,
+        )
+
+    def _sign(self, step: StepState, cap: Capacity, now: datetime) -> DecisionOutcome:
+        step.signatures.append(Signature(cap.principal, cap.actor, cap.role, now))
+        self._open_ready_steps(now)
+        tally = f"step {step.step_id}: {len(step.signatures)} of {step.quorum}"
+        kind = Outcome.COUNTED
+        if all(s.satisfied for s in self.steps):
+            self._close(RequestState.APPROVED, now)
+            kind, tally = Outcome.APPROVED, f"{tally}; every step is satisfied"
+        acting = f" for {cap.on_behalf_of}" if cap.on_behalf_of else ""
+        return DecisionOutcome(
+            kind,
+            f"{cap.actor}{acting} signed as {cap.role.value}; {tally}",
+            step_id=step.step_id,
+            role=cap.role,
+            on_behalf_of=cap.on_behalf_of,
+        )
+
+    def _why_not_counted(self, actor: str, caps: list[Capacity]) -> DecisionOutcome:
+        people = {actor} | {c.principal for c in caps}
+        roles = {c.role for c in caps}
+        if any(s.signed_by(p) for s in self.steps for p in people):
+            if self.distinct_signers and any(
+                roles & s.roles and not any(s.signed_by(p) for p in people)
+                for s in self.open_steps()
+            ):
+                return DecisionOutcome(
+                    Outcome.REFUSED_SIGNED_OTHER_STEP,
+                    f"{actor} signed another step; this request needs a different person per step",
+                )
+            return DecisionOutcome(
+                Outcome.ALREADY_COUNTED, f"{actor} signed before; a signature counts once"
+            )
+        waiting = [s for s in self.steps if s.opened_at is None and roles & s.roles]
+        if waiting:
+            return DecisionOutcome(
+                Outcome.REFUSED_NOT_OPEN_YET,
+                f"step {waiting[0].step_id} is not open yet: it waits for "
+                + ", ".join(sorted(b for b in waiting[0].after if not self._step(b).satisfied)),
+            )
+        return DecisionOutcome(
+            Outcome.REFUSED_STEP_SATISFIED,
+            f"the steps {actor} may sign are satisfied already; the request waits for "
+            + ", ".join(s.step_id for s in self.steps if not s.satisfied),
+        )
+
+    def _step(self, step_id: str) -> StepState:
+        return next(s for s in self.steps if s.step_id == step_id)
+
+    def _may_sign(self, step: StepState, cap: Capacity) -> bool:
+        if step.satisfied or step.opened_at is None or cap.role not in step.roles:
+            return False
+        people = (cap.principal, cap.actor)
+        scope = self.steps if self.distinct_signers else [step]
+        return not any(s.signed_by(p) for s in scope for p in people)
+
+    def _request_roles(self) -> frozenset[Role]:
+        return frozenset(role for step in self.steps for role in step.roles)
+
+    def _open_ready_steps(self, now: datetime) -> None:
+        done = {s.step_id for s in self.steps if s.satisfied}
+        for step in self.steps:
+            if step.opened_at is None and step.after <= done:
+                step.opened_at = now
+
+    # --- the clock -----------------------------------------------------------------------
+
+    def tick(self, now: datetime, account: AccountNow) -> list[TimerEvent]:
+        """Move the request's clock to `now`: expire it, remind its approvers, escalate steps.
+
+        Each event happens once: the request remembers what it has done, so a
+        timer that fires twice (a restart, a second worker) changes nothing.
+        """
+        if not self.is_open:
+            return []
+        if now >= self.deadline:
+            self._close(RequestState.EXPIRED, now)
+            return [TimerEvent(Tick.EXPIRY, f"not decided by {self.deadline.isoformat()}")]
+        events = []
+        for step in self.open_steps():
+            if step.escalates_at is not None and now >= step.escalates_at:
+                step.escalated = True
+                role = step.escalation_role.value if step.escalation_role else "?"
+                events.append(
+                    TimerEvent(
+                        Tick.ESCALATION,
+                        f"step {step.step_id} escalated to {role} after {step.escalate_after}",
+                        tuple(self.eligible(step, now, account)),
+                        step.step_id,
+                    )
+                )
+        if self.remind_at is not None and not self.reminded and now >= self.remind_at:
+            self.reminded = True
+            events.append(
+                TimerEvent(
+                    Tick.REMINDER,
+                    f"expires at {self.deadline.isoformat()}",
+                    tuple(self.waiting_on(now, account)),
+                )
+            )
+        return events
+
+    def waiting_on(self, now: datetime, account: AccountNow) -> list[str]:
+        """Everyone who could move the request on now."""
+        return sorted({p for step in self.open_steps() for p in self.eligible(step, now, account)})
+
+    def withdraw(self, now: datetime) -> bool:
         """The order ended elsewhere: stop collecting decisions. False if already closed."""
         if not self.is_open:
             return False
-        self.state = RequestState.WITHDRAWN
+        self._close(RequestState.WITHDRAWN, now)
         return True
 
-    def progress(self) -> ApprovalProgress:
-        """What shops see on `orders.status` while the order waits."""
+    def _close(self, state: RequestState, now: datetime) -> None:
+        self.state = state
+        self.closed_at = now
+
+    # --- what shops see ------------------------------------------------------------------
+
+    def progress(
+        self, now: datetime, account: AccountNow, history: Iterable[AuditEntry] = ()
+    ) -> ApprovalProgress:
+        """The request on `orders.status`: rules, steps, who signed, who may sign, the audit."""
         return ApprovalProgress(
-            required_approvals=self.required_approvals,
-            approved_by=list(self.approved_by),
-            eligible_approvers=list(self.eligible_approvers),
+            required_approvals=sum(s.quorum for s in self.steps),
+            approved_by=list(dict.fromkeys(self.signers())),
+            eligible_approvers=self.waiting_on(now, account),
+            policy_version=self.policy_version,
+            rules=[
+                MatchedRule(rule_id=m.rule_id, version=m.version, why=m.why) for m in self.matches
+            ],
+            steps=[self._step_progress(s, now, account) for s in self.steps],
+            deadline=self.deadline,
+            history=list(history),
         )
 
-    def _approvers(self) -> frozenset[str]:
-        """The snapshot minus the buyer, should an older snapshot ever have included them."""
-        return frozenset(self.eligible_approvers) - {self.buyer_id}
+    def _step_progress(self, step: StepState, now: datetime, account: AccountNow) -> StepProgress:
+        return StepProgress(
+            step_id=step.step_id,
+            role=step.role.value,
+            quorum=step.quorum,
+            state=self.step_state(step),  # type: ignore[arg-type]
+            after=sorted(step.after),
+            eligible=self.eligible(step, now, account),
+            signed_by=[
+                StepSignature(
+                    approver_id=s.actor,
+                    on_behalf_of=s.principal if s.principal != s.actor else None,
+                    at=s.at,
+                )
+                for s in step.signatures
+            ],
+            escalation_role=step.escalation_role.value if step.escalation_role else None,
+            escalates_at=step.escalates_at,
+            escalated=step.escalated,
+        )
 
 
-def rejection_reason(approver_id: str, comment: str | None) -> Reason:
+def rejection_reason(outcome: DecisionOutcome, actor: str, comment: str | None) -> Reason:
     """The reason shops see when an approver vetoes, with the approver's own words."""
     said = f": {comment}" if comment else " (no comment)"
-    return Reason(code=ReasonCode.APPROVAL_REJECTED, message=f"rejected by {approver_id}{said}")
+    acting = f" for {outcome.on_behalf_of}" if outcome.on_behalf_of else ""
+    return Reason(code=ReasonCode.APPROVAL_REJECTED, message=f"rejected by {actor}{acting}{said}")
+
+
+def expiry_reason(request: ApprovalRequest) -> Reason:
+    waiting = [s.step_id for s in request.steps if not s.satisfied]
+    return Reason(
+        code=ReasonCode.APPROVAL_EXPIRED,
+        message=f"approval not complete by {request.deadline.isoformat()}; "
+        f"steps still waiting: {', '.join(waiting)}",
+    )

@@ -3,6 +3,19 @@
 JSON Schemas in `schemas/` are generated from these models (`tradelane schemas`).
 """
 
+from shared.contract.approvals import (
+    ApprovalNotice,
+    ApprovalPolicy,
+    ApprovalRule,
+    ApprovalStep,
+    Delegation,
+    LimitScope,
+    NoticeKind,
+    Period,
+    RuleCondition,
+    SpendingLimit,
+    StepOrder,
+)
 from shared.contract.dead_letter import DeadLetter
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount, round_money
@@ -13,6 +26,7 @@ from shared.contract.orders import (
     Channel,
     Delivery,
     DeliverySpeed,
+    Id,
     Order,
     OrderCancelled,
     OrderLine,
@@ -44,6 +58,8 @@ from shared.contract.reference import (
 from shared.contract.status import (
     TERMINAL_STATES,
     ApprovalProgress,
+    AuditEntry,
+    MatchedRule,
     OrderState,
     OrderStatusChanged,
     Reason,
@@ -51,6 +67,8 @@ from shared.contract.status import (
     Shipment,
     ShipmentLine,
     ShipmentMode,
+    StepProgress,
+    StepSignature,
 )
 
 __all__ = [
@@ -61,14 +79,24 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalDecisionKind",
     "ApprovalMode",
+    "ApprovalNotice",
+    "ApprovalPolicy",
     "ApprovalProgress",
+    "ApprovalRule",
+    "ApprovalStep",
+    "AuditEntry",
     "Channel",
     "ContractModel",
     "DeadLetter",
+    "Delegation",
     "Delivery",
     "DeliverySpeed",
     "Event",
+    "Id",
+    "LimitScope",
+    "MatchedRule",
     "Member",
+    "NoticeKind",
     "Order",
     "OrderApproved",
     "OrderCancelled",
@@ -80,6 +108,7 @@ __all__ = [
     "OrderValidated",
     "Payment",
     "PaymentMethod",
+    "Period",
     "PriceEntry",
     "PriceList",
     "PriceTier",
@@ -89,9 +118,14 @@ __all__ = [
     "ReasonCode",
     "ReservedLine",
     "Role",
+    "RuleCondition",
     "Shipment",
     "ShipmentLine",
     "ShipmentMode",
+    "SpendingLimit",
+    "StepOrder",
+    "StepProgress",
+    "StepSignature",
     "StockLevel",
     "Totals",
     "Warehouse",

@@ -71,6 +71,9 @@ class Order(ContractModel):
     buyer_id: Id
     currency: Currency
     reference: Annotated[str, StringConstraints(max_length=100)] | None = None
+    cost_centre: Id | None = Field(
+        default=None, description="The buyer's cost centre (B2B), for budgets and approvals."
+    )
     lines: list[OrderLine] = Field(min_length=1, max_length=500)
     quote_id: Id | None = None
     promo_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(

@@ -58,6 +58,11 @@ class OrderPriced(Event):
     order: Order
     lines: list[PricedLine]
     totals: Totals
+    credit_limit_override: bool = Field(
+        default=False,
+        description="The order exceeds the account's credit limit and pricing let it through "
+        "for approval to decide.",
+    )
 
 
 class OrderApproved(Event):

@@ -82,8 +82,15 @@ class Account(Event):
     payment_terms: list[Terms] = Field(
         default_factory=list, description="Invoice terms this account may use (B2B)."
     )
+    default_payment_terms: Terms | None = Field(
+        default=None,
+        description="The account's usual terms; longer terms may need approval. "
+        "Defaults to the first of `payment_terms`.",
+    )
     approval_threshold: Amount | None = Field(
-        default=None, description="Orders at or above this total need two approvers (B2B)."
+        default=None,
+        description="Used only while the account has no approval policy: orders at or above "
+        "this total need a manager and a finance approver (B2B).",
     )
     members: list[Member] = Field(default_factory=list)
     assortment: list[Id] | None = Field(

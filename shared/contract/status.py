@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -79,10 +79,59 @@ class Shipment(ContractModel):
     lines: list[ShipmentLine]
 
 
+class MatchedRule(ContractModel):
+    """A policy rule that applied to the order, at the version the request was opened with."""
+
+    rule_id: Id
+    version: int
+    why: str
+
+
+class StepSignature(ContractModel):
+    approver_id: Id = Field(description="The person who decided.")
+    on_behalf_of: Id | None = Field(
+        default=None, description="The delegator, when the approver acted as their delegate."
+    )
+    at: datetime
+
+
+class StepProgress(ContractModel):
+    step_id: Id
+    role: str
+    quorum: int
+    state: Literal["waiting", "open", "satisfied"]
+    after: list[Id] = Field(description="Steps that must be satisfied before this one opens.")
+    eligible: list[Id] = Field(description="Members who may sign this step now.")
+    signed_by: list[StepSignature]
+    escalation_role: str | None = None
+    escalates_at: datetime | None = None
+    escalated: bool = False
+
+
+class AuditEntry(ContractModel):
+    """One line of a request's audit trail: opened, a decision, a reminder, an escalation, …"""
+
+    at: datetime
+    kind: str
+    approver_id: Id | None = None
+    on_behalf_of: Id | None = None
+    role: str | None = None
+    step_id: Id | None = None
+    decision: str | None = None
+    comment: str | None = None
+    outcome: str | None = None
+    why: str
+
+
 class ApprovalProgress(ContractModel):
-    required_approvals: int
+    required_approvals: int = Field(description="Signatures needed in all: the sum of quorums.")
     approved_by: list[Id]
-    eligible_approvers: list[Id]
+    eligible_approvers: list[Id] = Field(description="Members who may sign an open step now.")
+    policy_version: int | None = None
+    rules: list[MatchedRule] = Field(default_factory=list)
+    steps: list[StepProgress] = Field(default_factory=list)
+    deadline: datetime | None = None
+    history: list[AuditEntry] = Field(default_factory=list)
 
 
 class OrderStatusChanged(Event):
