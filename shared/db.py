@@ -63,6 +63,11 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return None if value is None else Decimal(value)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A datetime read back from the database, in UTC: SQLite returns them naive."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     """Add the inbox and outbox tables to a service's own metadata."""
     inbox = Table(

@@ -2,7 +2,7 @@
 
 Three warehouses (a central DC and two regional sites), a small hardware
 catalog, a B2C customer and two B2B accounts with members, roles, contract
-price lists, payment terms and approval thresholds. It goes out on the
+price lists, payment terms and approval policies. It goes out on the
 reference-data topics exactly as an ERP/PIM/CRM would publish it.
 """
 
@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from shared.contract import (
     Account,
+    ApprovalPolicy,
     Channel,
     Member,
     OrderSubmitted,
@@ -27,7 +28,14 @@ from shared.contract import (
     WarehouseKind,
 )
 from shared.publisher import EventPublisher
-from shared.topics import ACCOUNTS, PRICE_LISTS, PRODUCTS, STOCK, WAREHOUSES
+from shared.topics import (
+    ACCOUNTS,
+    APPROVAL_POLICIES,
+    PRICE_LISTS,
+    PRODUCTS,
+    STOCK,
+    WAREHOUSES,
+)
 
 B2C_CUSTOMER = "cust-anna"
 ACME = "acme-gmbh"
@@ -185,6 +193,7 @@ def accounts() -> list[Account]:
             channel=Channel.B2B,
             price_list_id="contract-acme-2026",
             payment_terms=["PREPAY", "NET30", "NET60"],
+            default_payment_terms="NET30",
             approval_threshold=Decimal("5000.00"),
             members=[
                 Member(member_id="acme-buyer", name="Ben Buyer", roles=[Role.BUYER]),
@@ -215,6 +224,98 @@ def accounts() -> list[Account]:
     ]
 
 
+def approval_policies() -> list[ApprovalPolicy]:
+    """ACME: a manager→finance chain over 5000 EUR, and more for power tools, long terms and
+    buyers over their monthly limit. Globex: manager and finance in parallel over 2000 EUR,
+    by two different people, and the director for a plant over its budget."""
+    return [
+        ApprovalPolicy.new(
+            account_id=ACME,
+            version=1,
+            expires_after="P3D",
+            remind_before="P1D",
+            spending_limits=[
+                {"scope": "buyer", "amount": "20000", "currency": "EUR", "period": "monthly"}
+            ],
+            rules=[
+                {
+                    "rule_id": "large-order",
+                    "version": 1,
+                    "description": "Orders of 5000 EUR and more: the manager, then finance.",
+                    "when": {"total_at_least": {"EUR": "5000"}},
+                    "order": "sequential",
+                    "steps": [
+                        {"step_id": "manager", "role": "manager"},
+                        {
+                            "step_id": "finance",
+                            "role": "finance",
+                            "escalate_after": "P1D",
+                            "escalation_role": "director",
+                        },
+                    ],
+                },
+                {
+                    "rule_id": "power-tools",
+                    "version": 1,
+                    "description": "Power tools over 1000 EUR: finance signs the asset.",
+                    "when": {"total_at_least": {"EUR": "1000"}, "categories": ["tools/power"]},
+                    "steps": [{"step_id": "finance", "role": "finance"}],
+                },
+                {
+                    "rule_id": "long-terms",
+                    "version": 1,
+                    "description": "Invoice terms longer than NET30: finance agrees.",
+                    "when": {"payment_terms_longer_than_default": True},
+                    "steps": [{"step_id": "finance", "role": "finance"}],
+                },
+                {
+                    "rule_id": "buyer-limit",
+                    "version": 1,
+                    "description": "A buyer over 20000 EUR this month: the manager agrees.",
+                    "when": {"buyer_over_spending_limit": True},
+                    "steps": [{"step_id": "manager", "role": "manager"}],
+                },
+            ],
+        ),
+        ApprovalPolicy.new(
+            account_id=GLOBEX,
+            version=1,
+            expires_after="P2D",
+            remind_before="PT12H",
+            spending_limits=[
+                {
+                    "scope": "cost_centre",
+                    "subject": "CC-PLANT-1",
+                    "amount": "10000",
+                    "currency": "EUR",
+                    "period": "monthly",
+                }
+            ],
+            rules=[
+                {
+                    "rule_id": "over-2000",
+                    "version": 1,
+                    "description": "Orders of 2000 EUR and more: manager and finance, two people.",
+                    "when": {"total_at_least": {"EUR": "2000"}},
+                    "order": "parallel",
+                    "distinct_signers": True,
+                    "steps": [
+                        {"step_id": "manager", "role": "manager"},
+                        {"step_id": "finance", "role": "finance"},
+                    ],
+                },
+                {
+                    "rule_id": "plant-budget",
+                    "version": 1,
+                    "description": "A cost centre over its monthly budget: the director.",
+                    "when": {"cost_centre_over_budget": True},
+                    "steps": [{"step_id": "director", "role": "director"}],
+                },
+            ],
+        ),
+    ]
+
+
 def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
     """Publish the whole data set; returns how many events went to each topic."""
     counts = {
@@ -223,6 +324,7 @@ def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
         STOCK.name: publisher.publish_all(STOCK, stock_levels()),
         PRICE_LISTS.name: publisher.publish_all(PRICE_LISTS, price_lists()),
         ACCOUNTS.name: publisher.publish_all(ACCOUNTS, accounts()),
+        APPROVAL_POLICIES.name: publisher.publish_all(APPROVAL_POLICIES, approval_policies()),
     }
     publisher.flush()
     return counts

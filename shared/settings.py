@@ -43,7 +43,17 @@ class Settings(BaseSettings):
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
     )
     approval_token_secret: str = Field(
-        "dev-only-secret-change-me", min_length=8, validation_alias="APPROVALS_TOKEN_SECRET"
+        "dev-only-secret-change-me-in-production",
+        min_length=32,
+        validation_alias="APPROVALS_TOKEN_SECRET",
+        description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",
+    )
+    approval_timer_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        validation_alias="APPROVALS_TIMER_SECONDS",
+        description="How often approvals looks for reminders, escalations and expiries due.",
     )
 
     @field_validator("kafka_bootstrap_servers")

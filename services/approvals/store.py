@@ -1,22 +1,43 @@
-"""Approvals' own database: account policies, the orders it gated, requests and their audit."""
+"""Approvals' own database: accounts, policies, delegations, requests, their audit and spend.
+
+A request is stored whole (the domain object as JSON, with its snapshot of
+policy and members) next to a few columns the service queries by: state,
+account, and `next_due_at`, the moment its clock next needs attention. The
+timer loop reads `next_due_at`, so reminders, escalations and expiries
+survive a restart: they live here, not in memory.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, select
+from pydantic import TypeAdapter
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.approvals.domain import (
-    AccountPolicy,
+    AccountNow,
     ApprovalRequest,
     DecisionOutcome,
+    DelegationWindow,
     RequestState,
+    TimerEvent,
 )
-from shared.contract import Account, ApprovalDecision, Channel, OrderPriced, Role
-from shared.db import messaging_tables
+from services.approvals.policy import LimitKey
+from shared.contract import (
+    Account,
+    ApprovalDecision,
+    ApprovalPolicy,
+    AuditEntry,
+    Delegation,
+    LimitScope,
+    OrderPriced,
+)
+from shared.db import ExactDecimal, as_utc, messaging_tables
+
+REQUEST_JSON: TypeAdapter[ApprovalRequest] = TypeAdapter(ApprovalRequest)
 
 
 class Base(DeclarativeBase):
@@ -26,20 +47,109 @@ class Base(DeclarativeBase):
 messaging_tables(Base.metadata)
 
 
-class AccountRow(Base):
-    """The part of an account approvals needs.
+# --- reference data ---------------------------------------------------------------------------
 
-    The threshold is kept as text: SQLite has no exact decimal type, and a total
-    compared with the threshold to the cent must not pass through a float.
-    """
+
+class AccountRow(Base):
+    """The account as CRM last sent it (members, roles, terms), kept whole."""
 
     __tablename__ = "accounts"
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(3))
-    currency: Mapped[str] = mapped_column(String(3))
-    approval_threshold: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    members: Mapped[dict[str, list[str]]] = mapped_column(JSON)
-    """member_id -> roles"""
+    account: Mapped[str] = mapped_column(Text)
+
+
+class MembershipRow(Base):
+    """Who belongs to which account: the approver inbox starts here."""
+
+    __tablename__ = "memberships"
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class PolicyRow(Base):
+    __tablename__ = "policies"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(Text)
+
+
+class DelegationRow(Base):
+    __tablename__ = "delegations"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delegator_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delegate_id: Mapped[str] = mapped_column(String(64), index=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+async def save_account(session: AsyncSession, account: Account) -> None:
+    await session.merge(
+        AccountRow(account_id=account.account_id, account=account.model_dump_json(by_alias=True))
+    )
+    await session.execute(
+        delete(MembershipRow).where(MembershipRow.account_id == account.account_id)
+    )
+    session.add_all(
+        MembershipRow(member_id=m.member_id, account_id=account.account_id) for m in account.members
+    )
+
+
+async def find_account(session: AsyncSession, account_id: str) -> Account | None:
+    row = await session.get(AccountRow, account_id)
+    return None if row is None else Account.model_validate_json(row.account)
+
+
+async def accounts_of(session: AsyncSession, member_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(MembershipRow.account_id).where(MembershipRow.member_id == member_id)
+    )
+    return list(rows)
+
+
+async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
+    await session.merge(
+        PolicyRow(
+            account_id=policy.account_id,
+            version=policy.version,
+            policy=policy.model_dump_json(by_alias=True),
+        )
+    )
+
+
+async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy | None:
+    row = await session.get(PolicyRow, account_id)
+    return None if row is None else ApprovalPolicy.model_validate_json(row.policy)
+
+
+async def save_delegation(session: AsyncSession, delegation: Delegation) -> None:
+    """The latest delegation of a delegator replaces the one before (out of office, again)."""
+    await session.merge(
+        DelegationRow(
+            account_id=delegation.account_id,
+            delegator_id=delegation.delegator_id,
+            delegate_id=delegation.delegate_id,
+            starts_at=delegation.starts_at,
+            ends_at=delegation.ends_at,
+        )
+    )
+
+
+async def account_now(session: AsyncSession, account_id: str) -> AccountNow:
+    """Today's members and delegations of an account (not the snapshot a request keeps)."""
+    account = await find_account(session, account_id)
+    rows = await session.scalars(
+        select(DelegationRow).where(DelegationRow.account_id == account_id)
+    )
+    return AccountNow(
+        members=frozenset(m.member_id for m in account.members) if account else frozenset(),
+        delegations=tuple(
+            DelegationWindow(r.delegator_id, r.delegate_id, as_utc(r.starts_at), as_utc(r.ends_at))
+            for r in rows
+        ),
+    )
+
+
+# --- orders and requests -------------------------------------------------------------------------
 
 
 class OrderRow(Base):
@@ -63,70 +173,15 @@ class Gates:
 class ApprovalRequestRow(Base):
     __tablename__ = "approval_requests"
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id"), primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(64))
-    buyer_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(20), index=True)
-    why: Mapped[str] = mapped_column(Text)
-    required_approvals: Mapped[int] = mapped_column(Integer)
-    eligible_approvers: Mapped[list[str]] = mapped_column(JSON)
-    approved_by: Mapped[list[str]] = mapped_column(JSON)
+    next_due_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    request: Mapped[str] = mapped_column(Text)
+    """The domain `ApprovalRequest` as JSON: steps, signatures, snapshot, deadline."""
     priced: Mapped[str] = mapped_column(Text)
     """The `orders.priced` event as received, to build `orders.approved` days later."""
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class DecisionRow(Base):
-    """The audit: every decision on a known request, counted or refused, and why."""
-
-    __tablename__ = "approval_decisions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("approval_requests.order_id"), index=True)
-    approver_id: Mapped[str] = mapped_column(String(64))
-    decision: Mapped[str] = mapped_column(String(10))
-    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str] = mapped_column(String(30))
-    counted: Mapped[bool]
-    why: Mapped[str] = mapped_column(Text)
-
-
-# --- reference data ---------------------------------------------------------------------
-
-
-async def save_account(session: AsyncSession, account: Account) -> None:
-    threshold = account.approval_threshold
-    await session.merge(
-        AccountRow(
-            account_id=account.account_id,
-            channel=account.channel.value,
-            currency=account.currency,
-            approval_threshold=None if threshold is None else format(threshold, "f"),
-            members={m.member_id: [r.value for r in m.roles] for m in account.members},
-        )
-    )
-
-
-async def account_policy(session: AsyncSession, account_id: str) -> AccountPolicy | None:
-    row = await session.get(AccountRow, account_id)
-    if row is None:
-        return None
-    return AccountPolicy(
-        account_id=row.account_id,
-        channel=Channel(row.channel),
-        currency=row.currency,
-        approval_threshold=(
-            None if row.approval_threshold is None else Decimal(row.approval_threshold)
-        ),
-        members={
-            member_id: frozenset(Role(r) for r in roles) for member_id, roles in row.members.items()
-        },
-    )
-
-
-# --- orders and requests ---------------------------------------------------------------------
 
 
 async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
@@ -135,62 +190,40 @@ async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
 
 async def record_order(
     session: AsyncSession, order_id: str, account_id: str | None, gate: str
-) -> OrderRow:
-    row = OrderRow(
-        order_id=order_id, account_id=account_id, gate=gate, recorded_at=datetime.now(UTC)
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def add_request(
-    session: AsyncSession, request: ApprovalRequest, priced: OrderPriced, why: str
 ) -> None:
+    session.add(
+        OrderRow(order_id=order_id, account_id=account_id, gate=gate, recorded_at=datetime.now(UTC))
+    )
+    await session.flush()
+
+
+async def add_request(session: AsyncSession, request: ApprovalRequest, priced: OrderPriced) -> None:
     session.add(
         ApprovalRequestRow(
             order_id=request.order_id,
-            account_id=priced.order.account_id,
-            buyer_id=request.buyer_id,
+            account_id=request.account_id,
             state=request.state.value,
-            why=why,
-            required_approvals=request.required_approvals,
-            eligible_approvers=list(request.eligible_approvers),
-            approved_by=list(request.approved_by),
+            next_due_at=request.next_due(),
+            request=REQUEST_JSON.dump_json(request).decode(),
             priced=priced.model_dump_json(by_alias=True),
-            opened_at=datetime.now(UTC),
         )
     )
     await session.flush()
 
 
-async def find_request_row(session: AsyncSession, order_id: str) -> ApprovalRequestRow | None:
-    return await session.get(ApprovalRequestRow, order_id)
-
-
 async def find_request(session: AsyncSession, order_id: str) -> ApprovalRequest | None:
-    row = await find_request_row(session, order_id)
-    if row is None:
-        return None
-    return ApprovalRequest(
-        order_id=row.order_id,
-        buyer_id=row.buyer_id,
-        required_approvals=row.required_approvals,
-        eligible_approvers=tuple(row.eligible_approvers),
-        approved_by=list(row.approved_by),
-        state=RequestState(row.state),
-    )
+    row = await session.get(ApprovalRequestRow, order_id)
+    return None if row is None else REQUEST_JSON.validate_json(row.request)
 
 
 async def save_request(session: AsyncSession, request: ApprovalRequest) -> None:
-    """Write back what a decision or a withdrawal changed; stamps the close once."""
+    """Write back what a decision, a timer or a withdrawal changed."""
     row = await session.get(ApprovalRequestRow, request.order_id)
     if row is None:
         raise LookupError(f"no approval request for order {request.order_id!r}")
     row.state = request.state.value
-    row.approved_by = list(request.approved_by)
-    if not request.is_open and row.closed_at is None:
-        row.closed_at = datetime.now(UTC)
+    row.next_due_at = request.next_due()
+    row.request = REQUEST_JSON.dump_json(request).decode()
 
 
 async def priced_order(session: AsyncSession, order_id: str) -> OrderPriced:
@@ -200,30 +233,189 @@ async def priced_order(session: AsyncSession, order_id: str) -> OrderPriced:
     return OrderPriced.model_validate_json(row.priced)
 
 
-# --- the audit ---------------------------------------------------------------------------
+async def open_requests_of(
+    session: AsyncSession, account_ids: list[str]
+) -> list[tuple[ApprovalRequest, OrderPriced]]:
+    rows = await session.scalars(
+        select(ApprovalRequestRow)
+        .where(ApprovalRequestRow.account_id.in_(account_ids))
+        .where(ApprovalRequestRow.state == RequestState.OPEN.value)
+        .order_by(ApprovalRequestRow.order_id)
+    )
+    return [
+        (REQUEST_JSON.validate_json(r.request), OrderPriced.model_validate_json(r.priced))
+        for r in rows
+    ]
 
 
-async def record_decision(
-    session: AsyncSession, decision: ApprovalDecision, outcome: DecisionOutcome
-) -> None:
-    session.add(
-        DecisionRow(
-            event_id=str(decision.event_id),
-            order_id=decision.order_id,
-            approver_id=decision.approver_id,
-            decision=decision.decision.value,
-            comment=decision.comment,
-            decided_at=decision.occurred_at,
-            recorded_at=datetime.now(UTC),
-            outcome=outcome.kind.value,
-            counted=outcome.counted,
-            why=outcome.why,
+async def requests_of(
+    session: AsyncSession, order_ids: list[str]
+) -> list[tuple[ApprovalRequest, OrderPriced]]:
+    rows = await session.scalars(
+        select(ApprovalRequestRow).where(ApprovalRequestRow.order_id.in_(order_ids))
+    )
+    return [
+        (REQUEST_JSON.validate_json(r.request), OrderPriced.model_validate_json(r.priced))
+        for r in rows
+    ]
+
+
+async def due_requests(session: AsyncSession, now: datetime, limit: int = 100) -> list[str]:
+    """Open requests whose clock needs a look: a reminder, an escalation or the deadline."""
+    rows = await session.scalars(
+        select(ApprovalRequestRow.order_id)
+        .where(ApprovalRequestRow.state == RequestState.OPEN.value)
+        .where(ApprovalRequestRow.next_due_at <= now)
+        .order_by(ApprovalRequestRow.next_due_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def count_open(session: AsyncSession) -> int:
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ApprovalRequestRow)
+        .where(ApprovalRequestRow.state == RequestState.OPEN.value)
+    )
+    return int(found or 0)
+
+
+# --- the audit ---------------------------------------------------------------------------------
+
+
+class AuditRow(Base):
+    """Every event in a request's life: opened, each decision (counted or not), timers, the end."""
+
+    __tablename__ = "approval_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20))
+    approver_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    step_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    why: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    details: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+
+
+async def audit(session: AsyncSession, order_id: str, entry: AuditEntry) -> None:
+    session.add(AuditRow(order_id=order_id, **entry.model_dump()))
+    await session.flush()
+
+
+def decision_entry(
+    decision: ApprovalDecision, outcome: DecisionOutcome, at: datetime
+) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        kind="decision",
+        approver_id=decision.approver_id,
+        on_behalf_of=outcome.on_behalf_of,
+        role=outcome.role.value if outcome.role else None,
+        step_id=outcome.step_id,
+        decision=decision.decision.value,
+        comment=decision.comment,
+        outcome=outcome.kind.value,
+        why=outcome.why,
+    )
+
+
+def timer_entry(event: TimerEvent, at: datetime) -> AuditEntry:
+    recipients = f" (to {', '.join(event.recipients)})" if event.recipients else ""
+    return AuditEntry(
+        at=at, kind=event.kind.value, step_id=event.step_id, why=event.why + recipients
+    )
+
+
+async def history(session: AsyncSession, order_id: str) -> list[AuditEntry]:
+    rows = await session.scalars(
+        select(AuditRow).where(AuditRow.order_id == order_id).order_by(AuditRow.id)
+    )
+    return [
+        AuditEntry(
+            at=as_utc(r.at),
+            kind=r.kind,
+            approver_id=r.approver_id,
+            on_behalf_of=r.on_behalf_of,
+            role=r.role,
+            step_id=r.step_id,
+            decision=r.decision,
+            comment=r.comment,
+            outcome=r.outcome,
+            why=r.why,
+        )
+        for r in rows
+    ]
+
+
+async def decided_by(session: AsyncSession, approver_id: str, limit: int = 100) -> list[str]:
+    """Orders this person decided on (counted or not), most recent first."""
+    rows = await session.execute(
+        select(AuditRow.order_id, func.max(AuditRow.id).label("last"))
+        .where(AuditRow.approver_id == approver_id)
+        .where(AuditRow.kind == "decision")
+        .group_by(AuditRow.order_id)
+        .order_by(func.max(AuditRow.id).desc())
+        .limit(limit)
+    )
+    return [order_id for order_id, _ in rows]
+
+
+# --- spend against limits ----------------------------------------------------------------------
+
+
+class SpendRow(Base):
+    """Approved orders' totals, for buyer limits and cost-centre budgets; released on cancel."""
+
+    __tablename__ = "spend"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    cost_centre: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+async def record_spend(session: AsyncSession, priced: OrderPriced, at: datetime) -> None:
+    order = priced.order
+    await session.merge(
+        SpendRow(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            buyer_id=order.buyer_id,
+            cost_centre=order.cost_centre,
+            currency=priced.totals.currency,
+            amount=priced.totals.total,
+            approved_at=at,
         )
     )
 
 
-async def decisions_on(session: AsyncSession, order_id: str) -> list[DecisionRow]:
-    rows = await session.scalars(
-        select(DecisionRow).where(DecisionRow.order_id == order_id).order_by(DecisionRow.id)
+async def release_spend(session: AsyncSession, order_id: str) -> bool:
+    result = await session.execute(delete(SpendRow).where(SpendRow.order_id == order_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def spent_since(
+    session: AsyncSession, account_id: str, key: LimitKey, since: datetime
+) -> Decimal:
+    """Approved spend of one buyer or cost centre since `since`, in the limit's currency.
+
+    Summed in Python: the amounts are decimal text, which SQL would sum as floats.
+    """
+    subject = SpendRow.buyer_id if key.scope is LimitScope.BUYER else SpendRow.cost_centre
+    amounts = await session.scalars(
+        select(SpendRow.amount)
+        .where(SpendRow.account_id == account_id)
+        .where(subject == key.subject)
+        .where(SpendRow.currency == key.currency)
+        .where(SpendRow.approved_at >= since)
     )
-    return list(rows)
+    return sum(amounts, Decimal(0))

@@ -1,0 +1,145 @@
+"""What an approver and support see: the inbox, one request in full, and the decision check.
+
+Read models over the store, shared by the JSON API and the web page so both
+show the same thing and refuse the same decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.approvals import store
+from services.approvals.domain import ApprovalRequest, DecisionOutcome, Outcome
+from shared.contract import ApprovalDecisionKind, OrderPriced
+
+HTTP_STATUS_OF_REFUSAL = {
+    Outcome.REFUSED_CLOSED: 409,
+    Outcome.REFUSED_NOT_OPEN_YET: 409,
+    Outcome.REFUSED_STEP_SATISFIED: 409,
+    Outcome.ALREADY_COUNTED: 409,
+    Outcome.REFUSED_BUYER: 403,
+    Outcome.REFUSED_NOT_MEMBER: 403,
+    Outcome.REFUSED_NOT_ELIGIBLE: 403,
+    Outcome.REFUSED_SIGNED_OTHER_STEP: 403,
+}
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One request an approver may act on now, with what they need to decide."""
+
+    request: ApprovalRequest
+    priced: OrderPriced
+    steps: list[str]
+    """The open steps this approver's signature would count towards."""
+    acting_for: list[str]
+    """Delegators this approver stands in for today."""
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        order, totals = self.priced.order, self.priced.totals
+        return {
+            "order_id": order.order_id,
+            "account_id": order.account_id,
+            "buyer_id": order.buyer_id,
+            "reference": order.reference,
+            "cost_centre": order.cost_centre,
+            "payment_terms": order.payment.terms,
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": format(line.unit_price, "f"),
+                    "line_total": format(line.line_total, "f"),
+                    "category": line.category,
+                }
+                for line in self.priced.lines
+            ],
+            "totals": totals.model_dump(mode="json"),
+            "opened_at": self.request.opened_at.isoformat(),
+            "age_seconds": int((now - self.request.opened_at).total_seconds()),
+            "deadline": self.request.deadline.isoformat(),
+            "your_steps": self.steps,
+            "acting_for": self.acting_for,
+            "why": [f"{m.rule_id} v{m.version}: {m.why}" for m in self.request.matches],
+        }
+
+
+async def pending_for(session: AsyncSession, approver_id: str, now: datetime) -> list[InboxItem]:
+    """Open requests `approver_id` may sign now, in their name or a delegator's; oldest first."""
+    items = []
+    for account_id in await store.accounts_of(session, approver_id):
+        account = await store.account_now(session, account_id)
+        for request, priced in await store.open_requests_of(session, [account_id]):
+            steps = request.steps_for(approver_id, now, account)
+            if steps:
+                items.append(
+                    InboxItem(request, priced, steps, account.delegators_of(approver_id, now))
+                )
+    return sorted(items, key=lambda item: item.request.opened_at)
+
+
+async def decided_by(session: AsyncSession, approver_id: str) -> list[dict[str, Any]]:
+    """Requests this person decided on, with how their decision counted."""
+    order_ids = await store.decided_by(session, approver_id)
+    found = []
+    for request, priced in await store.requests_of(session, order_ids):
+        history = await store.history(session, request.order_id)
+        mine = [h for h in history if h.approver_id == approver_id and h.kind == "decision"]
+        found.append(
+            {
+                "order_id": request.order_id,
+                "account_id": request.account_id,
+                "buyer_id": request.buyer_id,
+                "totals": priced.totals.model_dump(mode="json"),
+                "state": request.state.value,
+                "decisions": [h.model_dump(mode="json") for h in mine],
+            }
+        )
+    return found
+
+
+async def check_decision(
+    session: AsyncSession, order_id: str, approver_id: str, decision_is_reject: bool, now: datetime
+) -> tuple[int, str, DecisionOutcome | None]:
+    """What the topic consumer would say, asked before the decision goes on the topic.
+
+    (HTTP status, message, refusal): 202 means the decision is accepted for the
+    consumer, which applies it under the same rule (a request closed in between
+    still refuses it there). The trial decision below changes a copy read for
+    this check only; nothing is saved.
+    """
+    request = await store.find_request(session, order_id)
+    if request is None:
+        return 404, f"no approval request for order {order_id}", None
+    account = await store.account_now(session, request.account_id)
+    refused = request.refusal(approver_id, now, account)
+    if refused is None and not decision_is_reject:
+        trial = request.decide(approver_id, ApprovalDecisionKind.APPROVE, now, account)
+        refused = trial if not trial.counted else None
+    if refused is not None:
+        return HTTP_STATUS_OF_REFUSAL.get(refused.kind, 409), refused.why, refused
+    return 202, "accepted", None
+
+
+async def request_detail(session: AsyncSession, order_id: str, now: datetime) -> dict[str, Any]:
+    """The request as approvers and support see it: rules, steps, signatures and the audit."""
+    request = await store.find_request(session, order_id)
+    if request is None:
+        raise LookupError(order_id)
+    priced = await store.priced_order(session, order_id)
+    account = await store.account_now(session, request.account_id)
+    progress = request.progress(now, account, await store.history(session, order_id))
+    return {
+        "order_id": request.order_id,
+        "account_id": request.account_id,
+        "buyer_id": request.buyer_id,
+        "state": request.state.value,
+        "opened_at": request.opened_at.isoformat(),
+        "closed_at": request.closed_at.isoformat() if request.closed_at else None,
+        "order": InboxItem(request, priced, [], []).summary(now),
+        **progress.model_dump(mode="json"),
+    }
