@@ -21,14 +21,33 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from shared.contract import DeadLetter, OrderState, OrderStatusChanged
+from shared.contract import (
+    ApprovalDecision,
+    ApprovalProgress,
+    DeadLetter,
+    OrderState,
+    OrderStatusChanged,
+)
 from shared.fleet import SERVICES, Fleet
 from shared.publisher import EventPublisher
 from shared.seed import publish_reference_data
-from shared.topics import ALL_TOPICS, ORDERS_STATUS, REFERENCE_TOPICS, TopicNames, create_topics
+from shared.tokens import issue_token
+from shared.topics import (
+    ALL_TOPICS,
+    APPROVAL_DECISIONS,
+    ORDERS_STATUS,
+    REFERENCE_TOPICS,
+    TopicNames,
+    create_topics,
+)
 
 PARTITIONS = 2
 WAIT_SECONDS = 60.0
+TOKEN_SECRET = "e2e-secret-for-approver-tokens-0123456789"
+
+
+def approver_token(approver_id: str) -> str:
+    return issue_token(TOKEN_SECRET, approver_id)
 
 
 def free_port() -> int:
@@ -124,23 +143,77 @@ class Pipeline:
         return f"{label}-{self.run_id}-{uuid.uuid4().hex[:6]}"
 
     def http(
-        self, service: str, method: str, path: str, body: object | None = None
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: object | None = None,
+        *,
+        as_approver: str | None = None,
     ) -> tuple[int, Any]:
+        """Call a service's API; `as_approver` sends a bearer token issued to that member."""
         import urllib.error
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if as_approver is not None:
+            headers["Authorization"] = f"Bearer {approver_token(as_approver)}"
         request = urllib.request.Request(
-            self.fleet.running[service].url(path),
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
+            self.fleet.running[service].url(path), data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+    def decide(
+        self, order_id: str, approver_id: str, decision: str = "approve", comment: str = ""
+    ) -> None:
+        """An approver decides through the `approvals.decisions` topic."""
+        self.publisher.publish(
+            APPROVAL_DECISIONS,
+            ApprovalDecision.new(
+                order_id=order_id,
+                approver_id=approver_id,
+                decision=decision,
+                comment=comment or f"{decision} by {approver_id}",
+            ),
+        )
+        self.publisher.flush()
+
+    def decide_over_http(
+        self, order_id: str, approver_id: str, decision: str = "approve", comment: str = ""
+    ) -> tuple[int, Any]:
+        """An approver decides through the approvals API, with their own token."""
+        return self.http(
+            "approvals",
+            "POST",
+            f"/approvals/{order_id}/decisions",
+            {"approver_id": approver_id, "decision": decision, "comment": comment or None},
+            as_approver=approver_id,
+        )
+
+    def approval(self, order_id: str) -> dict[str, Any]:
+        """`GET /approvals/{order_id}`: the request with its steps and audit trail."""
+        status, body = self.http("approvals", "GET", f"/approvals/{order_id}")
+        assert status == 200, body
+        return dict(body)
+
+    def wait_for_progress(
+        self, order_id: str, what: str, condition: Callable[[ApprovalProgress], bool]
+    ) -> ApprovalProgress:
+        """Wait for an `awaiting_approval` or final status whose approval details satisfy
+        `condition`, e.g. a step being satisfied."""
+
+        def found() -> ApprovalProgress | None:
+            for status in reversed(self.watch.statuses[order_id]):
+                if status.approval is not None and condition(status.approval):
+                    return status.approval
+            return None
+
+        return self.watch.wait_until(f"{order_id}: {what}", found)
 
     def publish_reference(self, spec: Any, *events: Any) -> None:
         """Publish reference data and wait until every service that reads it has consumed it."""
@@ -165,6 +238,8 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         extra_env={
             "TRADELANE_OUTBOX_POLL_SECONDS": "0.2",
             "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",
+            "APPROVALS_TOKEN_SECRET": TOKEN_SECRET,
+            "APPROVALS_TIMER_SECONDS": "0.2",
         },
     )
     publisher = EventPublisher(kafka_bootstrap, names)

@@ -6,7 +6,6 @@ import uuid
 from decimal import Decimal
 
 from shared.contract import (
-    ApprovalDecision,
     OrderState,
     PriceEntry,
     PriceList,
@@ -18,7 +17,6 @@ from shared.contract import (
 )
 from shared.seed import b2b_order, b2c_order, price_lists
 from shared.topics import (
-    APPROVAL_DECISIONS,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
     PRICE_LISTS,
@@ -26,20 +24,6 @@ from shared.topics import (
     STOCK,
 )
 from tests.e2e.conftest import Pipeline
-
-
-def approve(pipeline: Pipeline, order_id: str, approver: str, decision: str = "approve") -> None:
-    """An approver decides through the `approvals.decisions` topic."""
-    pipeline.publisher.publish(
-        APPROVAL_DECISIONS,
-        ApprovalDecision.new(
-            order_id=order_id,
-            approver_id=approver,
-            decision=decision,
-            comment=f"{decision} by {approver}",
-        ),
-    )
-    pipeline.publisher.flush()
 
 
 def test_b2c_order_is_shipped_as_parcel_from_a_nearby_warehouse(pipeline: Pipeline) -> None:
@@ -60,7 +44,7 @@ def test_b2c_order_is_shipped_as_parcel_from_a_nearby_warehouse(pipeline: Pipeli
     assert planned.totals.total == Decimal("40.77")  # 2 x 12.90 + 3 x 4.99 list price
 
 
-def test_b2b_order_over_threshold_waits_for_two_approvers_then_ships_as_freight(
+def test_b2b_order_over_5000_waits_for_manager_then_finance_then_ships_as_freight(
     pipeline: Pipeline,
 ) -> None:
     order = b2b_order(pipeline.order_id("b2b"), [("BOLT-M8-100", 700)])  # 700 x 7.95 = 5565.00
@@ -69,18 +53,16 @@ def test_b2b_order_over_threshold_waits_for_two_approvers_then_ships_as_freight(
     assert waiting.totals is not None and waiting.totals.total == Decimal("5565.00")
     assert waiting.approval is not None and waiting.approval.required_approvals == 2
 
-    approve(pipeline, order.order_id, "acme-manager")
-    status, body = pipeline.http(
-        "approvals",
-        "POST",
-        f"/approvals/{order.order_id}/decisions",
-        {"approver_id": "acme-finance", "decision": "approve", "comment": "budget ok"},
+    pipeline.decide(order.order_id, "acme-manager")
+    pipeline.wait_for_progress(
+        order.order_id, "the manager step signed", lambda p: p.steps[0].state == "satisfied"
     )
+    status, body = pipeline.decide_over_http(order.order_id, "acme-finance", comment="budget ok")
     assert status == 202, body
 
     approved = pipeline.watch.wait_for_status(order.order_id, OrderState.APPROVED)
     assert approved.approval is not None
-    assert sorted(approved.approval.approved_by) == ["acme-finance", "acme-manager"]
+    assert approved.approval.approved_by == ["acme-manager", "acme-finance"]
     planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     [shipment] = planned.shipments or []
     assert shipment.mode is ShipmentMode.FREIGHT
@@ -94,27 +76,22 @@ def test_a_second_approval_by_the_same_approver_does_not_count(pipeline: Pipelin
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
     pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
 
-    approve(pipeline, order.order_id, "acme-manager")
-    approve(pipeline, order.order_id, "acme-manager")
+    pipeline.decide(order.order_id, "acme-manager")
+    pipeline.decide(order.order_id, "acme-manager")
     pipeline.watch.wait_until(
         "both manager decisions in the audit trail",
         lambda: (
-            len(
-                pipeline.http("approvals", "GET", f"/approvals/{order.order_id}")[1].get(
-                    "decisions", []
-                )
-            )
-            == 2
+            [h["outcome"] for h in pipeline.approval(order.order_id)["history"]][1:]
+            == ["counted", "already_counted"]
         ),
     )
-    _, request = pipeline.http("approvals", "GET", f"/approvals/{order.order_id}")
-    assert request["approved_by"] == ["acme-manager"]
+    assert pipeline.approval(order.order_id)["approved_by"] == ["acme-manager"]
     assert "approved" not in pipeline.watch.history(order.order_id)
 
-    approve(pipeline, order.order_id, "acme-director")
+    pipeline.decide(order.order_id, "acme-finance")
     approved = pipeline.watch.wait_for_status(order.order_id, OrderState.APPROVED)
     assert approved.approval is not None
-    assert sorted(approved.approval.approved_by) == ["acme-director", "acme-manager"]
+    assert approved.approval.approved_by == ["acme-manager", "acme-finance"]
 
 
 def test_the_buyer_cannot_approve_own_order_over_http(pipeline: Pipeline) -> None:
@@ -122,19 +99,10 @@ def test_the_buyer_cannot_approve_own_order_over_http(pipeline: Pipeline) -> Non
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
     pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
 
-    status, body = pipeline.http(
-        "approvals",
-        "POST",
-        f"/approvals/{order.order_id}/decisions",
-        {"approver_id": "acme-director", "decision": "approve"},
-    )
+    status, body = pipeline.decide_over_http(order.order_id, "acme-director")
     assert status == 403, body
-    status, _ = pipeline.http(
-        "approvals",
-        "POST",
-        "/approvals/no-such-order/decisions",
-        {"approver_id": "acme-manager", "decision": "approve"},
-    )
+    assert body["outcome"] == "refused_buyer"
+    status, _ = pipeline.decide_over_http("no-such-order", "acme-manager")
     assert status == 404
 
 
@@ -160,7 +128,7 @@ def test_a_veto_rejects_the_order_and_releases_its_stock(pipeline: Pipeline) -> 
     order = b2b_order(pipeline.order_id("veto"), [(sku, 10)])  # all 10 units, 6000.00
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
     pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
-    approve(pipeline, order.order_id, "acme-finance", decision="reject")
+    pipeline.decide(order.order_id, "acme-finance", "reject")
 
     rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
     assert rejected.reason is not None and rejected.reason.code is ReasonCode.APPROVAL_REJECTED
