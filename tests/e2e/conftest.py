@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shared.contract import (
     ApprovalDecision,
+    ApprovalNotice,
     ApprovalProgress,
     DeadLetter,
     OrderState,
@@ -35,6 +36,7 @@ from shared.tokens import issue_token
 from shared.topics import (
     ALL_TOPICS,
     APPROVAL_DECISIONS,
+    APPROVAL_NOTICES,
     ORDERS_STATUS,
     REFERENCE_TOPICS,
     TopicNames,
@@ -57,12 +59,13 @@ def free_port() -> int:
 
 
 class TopicWatcher:
-    """Reads `orders.status` and every `.dlq` topic from the start, in a background thread."""
+    """Reads `orders.status`, approval notices and every `.dlq` topic, in a background thread."""
 
     def __init__(self, bootstrap: str, names: TopicNames) -> None:
         self.names = names
         self.statuses: dict[str, list[OrderStatusChanged]] = defaultdict(list)
         self.dead_letters: dict[str, list[DeadLetter]] = defaultdict(list)
+        self.notices: dict[str, list[ApprovalNotice]] = defaultdict(list)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
@@ -71,7 +74,9 @@ class TopicWatcher:
             enable_auto_commit=False,
             consumer_timeout_ms=200,
         )
-        topics = [names.of(ORDERS_STATUS)] + [names.dlq_of(spec) for spec in ALL_TOPICS]
+        topics = [names.of(ORDERS_STATUS), names.of(APPROVAL_NOTICES)] + [
+            names.dlq_of(spec) for spec in ALL_TOPICS
+        ]
         partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
         self._consumer.assign(partitions)
         self._consumer.seek_to_beginning(*partitions)
@@ -89,6 +94,9 @@ class TopicWatcher:
             if topic == self.names.of(ORDERS_STATUS):
                 status = OrderStatusChanged.model_validate_json(value)
                 self.statuses[status.order_id].append(status)
+            elif topic == self.names.of(APPROVAL_NOTICES):
+                notice = ApprovalNotice.model_validate_json(value)
+                self.notices[notice.order_id].append(notice)
             else:
                 letter = DeadLetter.model_validate_json(value)
                 self.dead_letters[topic.removeprefix(self.names.prefix)].append(letter)
@@ -150,23 +158,31 @@ class Pipeline:
         body: object | None = None,
         *,
         as_approver: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Call a service's API; `as_approver` sends a bearer token issued to that member."""
         import urllib.error
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
+        sent = {"Content-Type": "application/json", **(headers or {})}
         if as_approver is not None:
-            headers["Authorization"] = f"Bearer {approver_token(as_approver)}"
+            sent["Authorization"] = f"Bearer {approver_token(as_approver)}"
         request = urllib.request.Request(
-            self.fleet.running[service].url(path), data=data, method=method, headers=headers
+            self.fleet.running[service].url(path), data=data, method=method, headers=sent
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+    def metrics(self, service: str) -> str:
+        """The service's `/metrics` text."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.fleet.running[service].url("/metrics"), timeout=10) as r:
+            return str(r.read().decode())
 
     def decide(
         self, order_id: str, approver_id: str, decision: str = "approve", comment: str = ""

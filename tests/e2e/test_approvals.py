@@ -1,0 +1,531 @@
+"""B2B approvals end to end: policies, quorums, vetoes, delegation and the clock, over real Kafka.
+
+Each test sets up its own business account and approval policy (unique ids),
+publishes them as CRM would, and then acts only as a shop (orders), an
+approver (decisions on the topic or over the token-checked API) and ops
+(restarts, `/metrics`). Waits are conditions on what the system publishes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from shared.contract import (
+    Account,
+    ApprovalPolicy,
+    Channel,
+    Delegation,
+    Member,
+    NoticeKind,
+    OrderCancelled,
+    OrderState,
+    OrderSubmitted,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    Product,
+    ReasonCode,
+    Role,
+    StockLevel,
+)
+from shared.seed import b2b_order, b2c_order, price_lists
+from shared.tokens import issue_token
+from shared.topics import (
+    ACCOUNTS,
+    APPROVAL_POLICIES,
+    DELEGATIONS,
+    ORDERS_CANCELLED,
+    ORDERS_STATUS,
+    ORDERS_SUBMITTED,
+    PRICE_LISTS,
+    PRODUCTS,
+    STOCK,
+)
+from tests.e2e.conftest import Pipeline
+
+DRILL = "DRILL-18V"
+"""129.00 EUR list price, 5000 in stock at dc-kassel: ten of them make a 1290.00 order."""
+
+
+class Business:
+    """One test's own B2B account: members named `<account>-<name>`, and its policy."""
+
+    def __init__(self, pipeline: Pipeline, label: str, members: dict[str, list[Role]]) -> None:
+        self.pipeline = pipeline
+        self.account_id = f"{label}-{pipeline.run_id}-{uuid.uuid4().hex[:4]}"
+        self.roles = {name: [Role.BUYER] for name in ("buyer",)} | members
+        self.publish_account()
+
+    def id(self, name: str) -> str:
+        return f"{self.account_id}-{name}"
+
+    def publish_account(self, without: tuple[str, ...] = ()) -> None:
+        members = [
+            Member(member_id=self.id(name), name=name.title(), roles=roles)
+            for name, roles in self.roles.items()
+            if name not in without
+        ]
+        self.pipeline.publish_reference(
+            ACCOUNTS,
+            Account.new(
+                account_id=self.account_id,
+                name=f"{self.account_id} GmbH",
+                channel=Channel.B2B,
+                payment_terms=["NET30", "NET60"],
+                members=members,
+            ),
+        )
+
+    def publish_policy(self, version: int = 1, **policy: Any) -> None:
+        self.pipeline.publish_reference(
+            APPROVAL_POLICIES,
+            ApprovalPolicy.new(account_id=self.account_id, version=version, **policy),
+        )
+
+    def order(self, label: str, lines: list[tuple[str, int]] | None = None, **extra: Any) -> str:
+        """Submit an order by this account's buyer; returns its id."""
+        order = b2b_order(
+            self.pipeline.order_id(label),
+            lines or [(DRILL, 10)],
+            account_id=self.account_id,
+            buyer_id=self.id("buyer"),
+        )
+        if extra:
+            order = OrderSubmitted.model_validate({**order.model_dump(by_alias=True), **extra})
+        self.pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+        self.pipeline.publisher.flush()
+        return order.order_id
+
+
+def rule(
+    rule_id: str, steps: list[dict[str, Any]], when: dict[str, Any] | None = None, **more: Any
+) -> dict[str, Any]:
+    return {"rule_id": rule_id, "version": 1, "when": when or {}, "steps": steps, **more}
+
+
+def step(role: str, quorum: int = 1, **more: Any) -> dict[str, Any]:
+    return {"step_id": role, "role": role, "quorum": quorum, **more}
+
+
+def awaiting(pipeline: Pipeline, order_id: str) -> Any:
+    status = pipeline.watch.wait_for_status(order_id, OrderState.AWAITING_APPROVAL)
+    assert status.approval is not None
+    return status.approval
+
+
+def step_state(progress: Any, step_id: str) -> str:
+    return str(next(s.state for s in progress.steps if s.step_id == step_id))
+
+
+def test_sequential_manager_then_finance_with_audit_on_api_and_status(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "seq", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(
+        rules=[
+            rule(
+                "big-orders",
+                [step("manager"), step("finance")],
+                {"total_at_least": {"EUR": "1000"}},
+            )
+        ]
+    )
+    order_id = acme.order("seq")
+    opened = awaiting(pipeline, order_id)
+    assert [(s.step_id, s.state) for s in opened.steps] == [
+        ("manager", "open"),
+        ("finance", "waiting"),
+    ]
+    assert opened.rules[0].rule_id == "big-orders" and opened.rules[0].version == 1
+    assert "1290.00 EUR is at or above 1000" in opened.rules[0].why
+
+    status, body = pipeline.decide_over_http(order_id, acme.id("cfo"))
+    assert (status, body["outcome"]) == (409, "refused_not_open_yet"), body
+
+    pipeline.decide(order_id, acme.id("boss"), comment="fits the site budget")
+    pipeline.wait_for_progress(
+        order_id, "finance open", lambda p: step_state(p, "finance") == "open"
+    )
+    status, body = pipeline.decide_over_http(order_id, acme.id("cfo"), comment="paid in Q4")
+    assert status == 202, body
+
+    approved = pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    assert approved.approval.approved_by == [acme.id("boss"), acme.id("cfo")]
+    published = [(h.kind, h.approver_id, h.step_id, h.outcome) for h in approved.approval.history]
+    assert published == [
+        ("opened", None, None, None),
+        ("decision", acme.id("boss"), "manager", "counted"),
+        ("decision", acme.id("cfo"), "finance", "approved"),
+    ]
+    trail = pipeline.approval(order_id)
+    assert trail["state"] == "approved"
+    assert "rule big-orders v1" in trail["history"][0]["why"]
+    decided = trail["history"][1]
+    assert decided["role"] == "manager" and decided["comment"] == "fits the site budget"
+    assert decided["decision"] == "approve" and decided["at"]
+
+
+def test_parallel_steps_are_open_together_and_one_person_counts_towards_one_step(
+    pipeline: Pipeline,
+) -> None:
+    acme = Business(
+        pipeline,
+        "par",
+        {"both": [Role.MANAGER, Role.FINANCE], "cfo": [Role.FINANCE], "boss": [Role.MANAGER]},
+    )
+    acme.publish_policy(rules=[rule("all", [step("manager"), step("finance")], order="parallel")])
+    order_id = acme.order("par")
+    opened = awaiting(pipeline, order_id)
+    assert [s.state for s in opened.steps] == ["open", "open"]
+
+    pipeline.decide(order_id, acme.id("cfo"))
+    pipeline.wait_for_progress(
+        order_id, "finance signed", lambda p: step_state(p, "finance") == "satisfied"
+    )
+    pipeline.decide(order_id, acme.id("both"))  # manager and finance: counts once, as manager
+
+    approved = pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    signed = {s.step_id: [x.approver_id for x in s.signed_by] for s in approved.approval.steps}
+    assert signed == {"manager": [acme.id("both")], "finance": [acme.id("cfo")]}
+
+
+def test_two_of_three_managers_approve_and_a_repeat_does_not_count(pipeline: Pipeline) -> None:
+    managers = {name: [Role.MANAGER] for name in ("ann", "bob", "cem")}
+    acme = Business(pipeline, "quorum", managers)
+    acme.publish_policy(rules=[rule("two-managers", [step("manager", quorum=2)])])
+    order_id = acme.order("quorum")
+    awaiting(pipeline, order_id)
+
+    pipeline.decide(order_id, acme.id("ann"))
+    pipeline.decide(order_id, acme.id("ann"))
+    pipeline.watch.wait_until(
+        "ann's repeat in the audit",
+        lambda: (
+            [h["outcome"] for h in pipeline.approval(order_id)["history"]][1:]
+            == ["counted", "already_counted"]
+        ),
+    )
+    assert "approved" not in pipeline.watch.history(order_id)
+
+    status, body = pipeline.decide_over_http(order_id, acme.id("cem"))
+    assert status == 202, body
+    approved = pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    assert approved.approval.approved_by == [acme.id("ann"), acme.id("cem")]
+    status, body = pipeline.decide_over_http(order_id, acme.id("bob"))
+    assert (status, body["outcome"]) == (409, "refused_closed"), body
+
+
+def test_one_eligible_reject_vetoes_after_an_approval(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "veto", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(rules=[rule("chain", [step("manager"), step("finance")])])
+    order_id = acme.order("veto")
+    awaiting(pipeline, order_id)
+    pipeline.decide(order_id, acme.id("boss"))
+    pipeline.wait_for_progress(
+        order_id, "finance open", lambda p: step_state(p, "finance") == "open"
+    )
+    status, body = pipeline.decide_over_http(order_id, acme.id("cfo"), "reject", "no budget")
+    assert status == 202, body
+
+    rejected = pipeline.watch.wait_for_status(order_id, OrderState.REJECTED)
+    assert rejected.reason is not None
+    assert rejected.reason.code is ReasonCode.APPROVAL_REJECTED
+    assert rejected.reason.message == f"rejected by {acme.id('cfo')}: no budget"
+
+
+@pytest.fixture
+def scarce_product(pipeline: Pipeline) -> Iterator[str]:
+    """A product of its own with 5 units at the central DC, 300.00 EUR each."""
+    sku = f"PUMP-{pipeline.run_id}-{uuid.uuid4().hex[:4]}"
+    pipeline.publish_reference(
+        PRODUCTS,
+        Product.new(sku=sku, name="Pump", category="machines/pumps", unit_weight_kg="12.5"),
+    )
+    pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="dc-kassel", on_hand=5))
+    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
+    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("300.00"))])
+    pipeline.publish_reference(
+        PRICE_LISTS,
+        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
+    )
+    yield sku
+
+
+def test_an_unanswered_request_is_reminded_then_expires_and_its_stock_is_released(
+    pipeline: Pipeline, scarce_product: str
+) -> None:
+    acme = Business(pipeline, "expiry", {"boss": [Role.MANAGER]})
+    acme.publish_policy(
+        expires_after="PT4S", remind_before="PT3S", rules=[rule("any", [step("manager")])]
+    )
+    order_id = acme.order("expiry", [(scarce_product, 5)])
+    opened = awaiting(pipeline, order_id)
+
+    reminder = pipeline.watch.wait_until(
+        "a reminder", lambda: next(iter(pipeline.watch.notices[order_id]), None)
+    )
+    assert reminder.kind is NoticeKind.REMINDER
+    assert reminder.recipients == [acme.id("boss")]
+    assert reminder.deadline == opened.deadline
+
+    expired = pipeline.watch.wait_for_status(order_id, OrderState.REJECTED)
+    assert expired.reason is not None and expired.reason.code is ReasonCode.APPROVAL_EXPIRED
+    assert expired.approval is not None and expired.approval.deadline == opened.deadline
+    assert [h.kind for h in expired.approval.history] == ["opened", "reminder", "expiry"]
+    assert expired.approval.history[-1].at >= opened.deadline
+
+    pipeline.fleet.wait_caught_up([ORDERS_STATUS], services=["catalog"])
+    again = b2c_order(pipeline.order_id("after-expiry"), [(scarce_product, 5)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, again)
+    pipeline.watch.wait_for_status(again.order_id, OrderState.APPROVED)
+
+
+def test_a_step_escalates_to_the_director_after_its_delay(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "esc", {"cfo": [Role.FINANCE], "dora": [Role.DIRECTOR]})
+    acme.publish_policy(
+        rules=[
+            rule(
+                "finance-or-later-director",
+                [step("finance", escalate_after="PT2S", escalation_role="director")],
+            )
+        ]
+    )
+    order_id = acme.order("esc")
+    awaiting(pipeline, order_id)
+    status, body = pipeline.decide_over_http(order_id, acme.id("dora"))
+    assert (status, body["outcome"]) == (403, "refused_not_eligible"), body
+
+    notice = pipeline.watch.wait_until(
+        "an escalation", lambda: next(iter(pipeline.watch.notices[order_id]), None)
+    )
+    assert notice.kind is NoticeKind.ESCALATION and notice.step_id == "finance"
+    assert acme.id("dora") in notice.recipients
+    pipeline.wait_for_progress(order_id, "escalated", lambda p: p.steps[0].escalated)
+
+    status, body = pipeline.decide_over_http(order_id, acme.id("dora"), comment="cfo is away")
+    assert status == 202, body
+    approved = pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    [signature] = approved.approval.steps[0].signed_by
+    assert signature.approver_id == acme.id("dora")
+    assert [h.kind for h in approved.approval.history] == ["opened", "escalation", "decision"]
+    assert approved.approval.history[-1].role == "director"
+
+
+def test_pending_requests_survive_a_restart_of_approvals_with_their_deadlines(
+    pipeline: Pipeline,
+) -> None:
+    acme = Business(pipeline, "restart", {"boss": [Role.MANAGER]})
+    acme.publish_policy(expires_after="PT10S", rules=[rule("any", [step("manager")])])
+    to_approve, to_expire = acme.order("keep"), acme.order("lapse")
+    deadline = awaiting(pipeline, to_expire).deadline
+    awaiting(pipeline, to_approve)
+
+    pipeline.fleet.kill("approvals")
+    pipeline.fleet.start(["approvals"])
+
+    status, body = pipeline.decide_over_http(to_approve, acme.id("boss"))
+    assert status == 202, body
+    pipeline.watch.wait_for_status(to_approve, OrderState.APPROVED)
+    expired = pipeline.watch.wait_for_status(to_expire, OrderState.REJECTED)
+    assert expired.reason is not None and expired.reason.code is ReasonCode.APPROVAL_EXPIRED
+    assert expired.approval is not None and expired.approval.deadline == deadline
+    assert expired.approval.history[-1].at >= deadline
+    assert pipeline.watch.history(to_expire).count("rejected") == 1
+
+
+def test_a_policy_change_leaves_pending_requests_as_they_were_opened(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "change", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(version=1, rules=[rule("v1", [step("manager")])])
+    before = acme.order("before")
+    assert awaiting(pipeline, before).policy_version == 1
+
+    acme.publish_policy(version=2, rules=[rule("v2", [step("manager"), step("finance")])])
+    after = acme.order("after")
+    assert awaiting(pipeline, after).policy_version == 2
+
+    pipeline.decide(before, acme.id("boss"))
+    pipeline.decide(after, acme.id("boss"))
+    approved = pipeline.watch.wait_for_status(before, OrderState.APPROVED)
+    assert approved.approval is not None and approved.approval.rules[0].rule_id == "v1"
+    pipeline.wait_for_progress(after, "finance open", lambda p: step_state(p, "finance") == "open")
+    assert "approved" not in pipeline.watch.history(after)
+
+
+def test_a_member_removed_from_the_account_can_no_longer_decide(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "leaver", {"boss": [Role.MANAGER], "old": [Role.MANAGER]})
+    acme.publish_policy(rules=[rule("any", [step("manager")])])
+    order_id = acme.order("leaver")
+    opened = awaiting(pipeline, order_id)
+    assert opened.eligible_approvers == [acme.id("boss"), acme.id("old")]
+
+    acme.publish_account(without=("old",))
+    status, body = pipeline.decide_over_http(order_id, acme.id("old"))
+    assert (status, body["outcome"]) == (403, "refused_not_member"), body
+
+
+def test_a_delegate_decides_for_an_approver_out_of_office(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "deleg", {"boss": [Role.MANAGER], "deputy": [Role.BUYER]})
+    acme.publish_policy(rules=[rule("any", [step("manager")])])
+    now = datetime.now(UTC)
+    pipeline.publish_reference(
+        DELEGATIONS,
+        Delegation.new(
+            account_id=acme.account_id,
+            delegator_id=acme.id("boss"),
+            delegate_id=acme.id("deputy"),
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=1),
+            reason="holiday",
+        ),
+    )
+    order_id = acme.order("deleg")
+    awaiting(pipeline, order_id)
+
+    status, inbox = pipeline.http(
+        "approvals",
+        "GET",
+        f"/approvals?approver_id={acme.id('deputy')}&status=pending",
+        as_approver=acme.id("deputy"),
+    )
+    assert status == 200, inbox
+    [item] = [r for r in inbox["requests"] if r["order_id"] == order_id]
+    assert item["acting_for"] == [acme.id("boss")]
+
+    status, body = pipeline.decide_over_http(order_id, acme.id("deputy"), comment="for boss")
+    assert status == 202, body
+    approved = pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    assert approved.approval is not None
+    [signature] = approved.approval.steps[0].signed_by
+    assert (signature.approver_id, signature.on_behalf_of) == (acme.id("deputy"), acme.id("boss"))
+    decision = approved.approval.history[-1]
+    assert (decision.approver_id, decision.on_behalf_of) == (acme.id("deputy"), acme.id("boss"))
+
+
+def test_the_inbox_lists_what_an_approver_may_decide_now(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "inbox", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(rules=[rule("chain", [step("manager"), step("finance")])])
+    order_id = acme.order("inbox")
+    awaiting(pipeline, order_id)
+
+    def pending(who: str) -> list[dict[str, Any]]:
+        path = f"/approvals?approver_id={acme.id(who)}&status=pending"
+        status, body = pipeline.http("approvals", "GET", path, as_approver=acme.id(who))
+        assert status == 200, body
+        return [r for r in body["requests"] if r["order_id"] == order_id]
+
+    [item] = pending("boss")
+    assert item["buyer_id"] == acme.id("buyer")
+    assert item["reference"] == f"PO-{order_id}"
+    assert item["totals"]["total"] == "1290.00"
+    assert item["lines"] == [
+        {
+            "sku": DRILL,
+            "quantity": 10,
+            "unit_price": "129.00",
+            "line_total": "1290.00",
+            "category": "tools/power",
+        }
+    ]
+    assert item["your_steps"] == ["manager"] and item["age_seconds"] >= 0 and item["deadline"]
+    assert pending("cfo") == []  # finance's step is not open yet
+    assert pending("buyer") == []
+
+    pipeline.decide(order_id, acme.id("boss"))
+    pipeline.wait_for_progress(
+        order_id, "finance open", lambda p: step_state(p, "finance") == "open"
+    )
+    assert pending("boss") == []
+    assert [i["your_steps"] for i in pending("cfo")] == [["finance"]]
+
+
+def test_the_api_wants_the_approvers_own_token(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "auth", {"boss": [Role.MANAGER]})
+    inbox = f"/approvals?approver_id={acme.id('boss')}"
+    decisions = "/approvals/any-order/decisions"
+    body = {"approver_id": acme.id("boss"), "decision": "approve"}
+
+    assert pipeline.http("approvals", "GET", inbox)[0] == 401
+    forged = issue_token("someone-elses-secret-0123456789abcdef", acme.id("boss"))
+    status, answer = pipeline.http(
+        "approvals", "GET", inbox, headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert status == 401 and "Signature verification failed" in answer["error"]
+    assert pipeline.http("approvals", "POST", decisions, body)[0] == 401
+    assert pipeline.http("approvals", "GET", inbox, as_approver=acme.id("buyer"))[0] == 403
+    status, answer = pipeline.http(
+        "approvals", "POST", decisions, body, as_approver=acme.id("buyer")
+    )
+    assert status == 403 and "decide only in your own name" in answer["error"]
+    status, answer = pipeline.http(
+        "approvals", "GET", f"{inbox}&status=everything", as_approver=acme.id("boss")
+    )
+    assert status == 400 and "status: expected one of pending, decided" in answer["error"]
+
+
+def test_a_cost_centre_over_its_budget_needs_the_director(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "budget", {"dora": [Role.DIRECTOR]})
+    acme.publish_policy(
+        spending_limits=[
+            {
+                "scope": "cost_centre",
+                "subject": "CC-7",
+                "amount": "2000",
+                "currency": "EUR",
+                "period": "monthly",
+            }
+        ],
+        rules=[rule("budget", [step("director")], {"cost_centre_over_budget": True})],
+    )
+    first = acme.order("first", cost_centre="CC-7")  # 1290 of 2000: within budget
+    pipeline.watch.wait_for_status(first, OrderState.APPROVED)
+    other_centre = acme.order("other", cost_centre="CC-8")
+    pipeline.watch.wait_for_status(other_centre, OrderState.APPROVED)
+
+    second = acme.order("second", cost_centre="CC-7")  # 2580 of 2000: over
+    opened = awaiting(pipeline, second)
+    assert "cost centre CC-7 would spend 2580.00 EUR this month" in opened.rules[0].why
+
+
+def test_a_buyer_over_the_daily_limit_needs_the_manager(pipeline: Pipeline) -> None:
+    acme = Business(pipeline, "limit", {"boss": [Role.MANAGER]})
+    acme.publish_policy(
+        spending_limits=[
+            {"scope": "buyer", "amount": "2000", "currency": "EUR", "period": "daily"}
+        ],
+        rules=[rule("limit", [step("manager")], {"buyer_over_spending_limit": True})],
+    )
+    first = acme.order("first")  # 1290 of 2000 today
+    pipeline.watch.wait_for_status(first, OrderState.APPROVED)
+    second = acme.order("second")  # 2580 of 2000 today: over
+    opened = awaiting(pipeline, second)
+    assert f"buyer {acme.id('buyer')} would spend 2580.00 EUR this day" in opened.rules[0].why
+
+    pipeline.publisher.publish(
+        ORDERS_CANCELLED, OrderCancelled.new(order_id=second, account_id=acme.account_id)
+    )
+    pipeline.watch.wait_for_status(second, OrderState.CANCELLED)
+    pipeline.watch.wait_until(
+        "the request withdrawn", lambda: pipeline.approval(second)["state"] == "withdrawn"
+    )
+
+
+def test_approval_metrics_are_exposed(pipeline: Pipeline) -> None:
+    text = pipeline.metrics("approvals")
+    for name in (
+        "tradelane_approval_requests_pending",
+        "tradelane_approval_decisions_total",
+        "tradelane_approval_time_to_decision_seconds_bucket",
+        "tradelane_approval_expiries_total",
+        "tradelane_approval_escalations_total",
+        "tradelane_approval_reminders_total",
+    ):
+        assert name in text
+    assert 'tradelane_approval_decisions_total{outcome="approved",role="manager"}' in text
