@@ -19,6 +19,10 @@ class ConfigError(SystemExit):
     """Raised for a bad setting; a SystemExit so the CLI prints one line, not a traceback."""
 
 
+DEV_TOKEN_SECRET = "dev-only-secret-change-me-in-production"
+"""Lets `make run` work out of the box; approvals warns at start-up while it is in use."""
+
+
 class Settings(BaseSettings):
     """Every knob a Tradelane process reads; the env var name is in each field's alias."""
 
@@ -43,7 +47,7 @@ class Settings(BaseSettings):
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
     )
     approval_token_secret: str = Field(
-        "dev-only-secret-change-me-in-production",
+        DEV_TOKEN_SECRET,
         min_length=32,
         validation_alias="APPROVALS_TOKEN_SECRET",
         description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",

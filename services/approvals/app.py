@@ -36,6 +36,7 @@ from shared.contract import (
 from shared.db import Transaction
 from shared.rejection import Rejected
 from shared.service import Service
+from shared.settings import DEV_TOKEN_SECRET
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_DECISIONS,
@@ -53,6 +54,9 @@ service = Service("approvals", store.Base.metadata)
 app = service.app
 
 ORDER_ENDED = frozenset({OrderState.CANCELLED, OrderState.REJECTED})
+
+if service.settings.approval_token_secret == DEV_TOKEN_SECRET:
+    log.warning("APPROVALS_TOKEN_SECRET is the development default: set your own in production")
 
 
 def now_utc() -> datetime:
