@@ -18,10 +18,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from shared.contract import OrderState, OrderStatusChanged, ReasonCode
 from shared.seed import b2b_order
-from shared.settings import Settings
-from shared.tokens import issue_token
 from shared.topics import ORDERS_SUBMITTED
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, approver_token
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
@@ -74,9 +72,7 @@ def inbox_url(pipeline: Pipeline, path: str = "") -> str:
 
 def token_for(pipeline: Pipeline, approver_id: str) -> str:
     """A token as `tradelane approvals token` issues it, with the secret approvals runs with."""
-    secret = pipeline.fleet.environment("approvals").get("APPROVALS_TOKEN_SECRET")
-    default = Settings.model_fields["approval_token_secret"].default
-    return issue_token(secret or default, approver_id)
+    return approver_token(approver_id)
 
 
 def sign_in(pipeline: Pipeline, context: BrowserContext, approver_id: str) -> Page:
