@@ -320,6 +320,11 @@ class ApprovalRequest:
             return DecisionOutcome(
                 Outcome.REFUSED_CLOSED, f"the approval request is {self.state.value} already"
             )
+        if now >= self.deadline:  # the timer has not expired it yet; time has
+            return DecisionOutcome(
+                Outcome.REFUSED_CLOSED,
+                f"the approval request expired at {self.deadline.isoformat()}",
+            )
         if actor == self.buyer_id:
             return DecisionOutcome(
                 Outcome.REFUSED_BUYER, f"{actor} placed this order and cannot approve it"

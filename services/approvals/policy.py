@@ -361,11 +361,15 @@ def merge_steps(rules: Sequence[ApprovalRule]) -> tuple[PlannedStep, ...]:
 
 
 def _unique_step_ids(steps: Mapping[Role, ApprovalStep]) -> dict[Role, str]:
-    """Step ids as the rules named them; two roles under one name get the role appended."""
+    """Step ids as the rules named them; a name already taken gets the role (and a number)."""
     ids: dict[Role, str] = {}
     for role, step in steps.items():
-        taken = step.step_id in ids.values()
-        ids[role] = f"{step.step_id}-{role.value}" if taken else step.step_id
+        candidate, n = step.step_id, 1
+        while candidate in ids.values():
+            n += 1
+            suffix = role.value if n == 2 else f"{role.value}-{n}"
+            candidate = f"{step.step_id}-{suffix}"
+        ids[role] = candidate
     return ids
 
 

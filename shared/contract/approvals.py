@@ -73,6 +73,7 @@ class RuleCondition(ContractModel):
     )
     categories: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
+        min_length=1,
         description="Any line whose category path starts with one of these, e.g. 'machines'.",
     )
     payment_terms_longer_than_default: bool = Field(

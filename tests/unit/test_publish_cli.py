@@ -8,7 +8,7 @@ import pytest
 
 from shared.cli import main, read_events
 from shared.seed import b2b_order, b2c_order
-from shared.topics import ORDERS_SUBMITTED
+from shared.topics import ALL_TOPICS, ORDERS_SUBMITTED
 
 
 def write_lines(tmp_path: Path, *lines: str) -> Path:
@@ -41,23 +41,7 @@ def test_each_bad_line_is_reported_with_its_number_and_field(tmp_path: Path) -> 
         "line 2: not JSON (Expecting property name enclosed in double quotes at column 2)",
         "line 3: lines.0.quantity: Input should be greater than 0",
         "line 4: schema: expected one of "
-        + ", ".join(
-            f"{spec}/v1"
-            for spec in [
-                "orders.submitted",
-                "orders.cancelled",
-                "orders.validated",
-                "orders.priced",
-                "orders.approved",
-                "orders.status",
-                "approvals.decisions",
-                "catalog.products",
-                "catalog.stock",
-                "accounts",
-                "pricing.price_lists",
-                "warehouses",
-            ]
-        )
+        + ", ".join(f"{spec.name}/v1" for spec in ALL_TOPICS)
         + "; got 'orders.shipped/v9'",
     ]
 
