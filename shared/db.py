@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -146,6 +147,10 @@ class OutboxRow:
     value: bytes
 
 
+class SchemaMismatch(SystemExit):
+    """The database was created by an older version of the service."""
+
+
 class ServiceDatabase:
     """One service's database: engine, sessions, inbox and outbox."""
 
@@ -165,8 +170,30 @@ class ServiceDatabase:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def create_tables(self) -> None:
+        """Create missing tables, then refuse to start on tables of an older layout.
+
+        There are no migrations yet: a column the code needs but the database
+        lacks would fail every message later, which looks like an outage and is
+        retried forever. Failing here names the database and what is missing.
+        """
         async with self.engine.begin() as connection:
             await connection.run_sync(self.metadata.create_all)
+            missing = await connection.run_sync(self._missing_columns)
+        if missing:
+            raise SchemaMismatch(
+                f"database {self.engine.url.render_as_string(hide_password=True)} has tables of "
+                f"an older layout (missing {', '.join(missing)}); move it aside or delete it "
+                "(make clean removes the local ones) so it is created afresh"
+            )
+
+    def _missing_columns(self, connection: Any) -> list[str]:
+        inspector = inspect(connection)
+        return [
+            f"{table.name}.{column.name}"
+            for table in self.metadata.sorted_tables
+            for column in table.columns
+            if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
+        ]
 
     async def dispose(self) -> None:
         await self.engine.dispose()

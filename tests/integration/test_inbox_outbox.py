@@ -6,10 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, select
+from sqlalchemy import Column, MetaData, String, Table, select
 
 from shared.contract import OrderState, OrderStatusChanged
-from shared.db import ServiceDatabase
+from shared.db import SchemaMismatch, ServiceDatabase
 from shared.topics import ORDERS_STATUS, TopicNames
 
 
@@ -67,3 +67,17 @@ async def test_unsent_rows_survive_a_restart(tmp_path: Path, database: ServiceDa
     reopened = ServiceDatabase(database.url, MetaData(), TopicNames("t."))
     assert len(await reopened.unsent(10)) == 1
     await reopened.dispose()
+
+
+async def test_a_database_of_an_older_layout_stops_the_service_with_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    old = MetaData()
+    Table("orders", old, Column("order_id", String(64), primary_key=True))
+    await ServiceDatabase(url, old, TopicNames("t.")).create_tables()
+
+    new = MetaData()
+    Table("orders", new, Column("order_id", String(64), primary_key=True), Column("state", String))
+    with pytest.raises(SchemaMismatch, match=r"older layout \(missing orders\.state\)"):
+        await ServiceDatabase(url, new, TopicNames("t.")).create_tables()
