@@ -3,9 +3,10 @@
 It brings up what the order flow needs (Kafka, the topics, the reference data,
 the four services as real processes), then plays the two outside parties a real
 installation has: a **shop** that keeps submitting a realistic mix of B2C and
-B2B orders, and a pair of **approvers** who decide on the big B2B orders over
-the approvals HTTP API, exactly as a person's browser would. A live table shows
-what every order went through, read from `orders.status` like a shop reads it.
+B2B orders, and the business accounts' **approvers**, who sign each open step
+of an approval request over the approvals HTTP API with their own bearer
+token, exactly as a person's browser would. A live table shows what every
+order went through, read from `orders.status` like a shop reads it.
 
 Nothing here takes a shortcut into a service: the demo only publishes events,
 reads the status topic and calls public HTTP endpoints, so what you see is what
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import urllib.error
@@ -43,12 +45,20 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.broker import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
-from shared.contract import OrderState, OrderStatusChanged, OrderSubmitted, StockLevel
+from shared.contract import (
+    ApprovalProgress,
+    OrderState,
+    OrderStatusChanged,
+    OrderSubmitted,
+    StepProgress,
+    StockLevel,
+)
 from shared.contract.status import Shipment
 from shared.fleet import SERVICES, Fleet, FleetError
 from shared.publisher import EventPublisher
 from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data, stock_levels
 from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
+from shared.tokens import issue_token
 from shared.topics import (
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
@@ -76,9 +86,9 @@ FINAL_STATES = frozenset(
 VISIBLE_ORDERS = 15
 REFRESH_PER_SECOND = 4
 TICK_SECONDS = 0.1
-APPROVALS_NEEDED = 2
 VETO_EVERY = 5
-"""Every fifth approval request is vetoed by its first approver, to show that one "no" is enough."""
+"""Every fifth approval request is vetoed by its first approver, to show that one "no" is enough
+(the 2nd, 7th, 12th, ... request of a run, so a short run shows one too)."""
 
 APPROVER_THINK_SECONDS = 2.0
 """How long an approver "reads" an order before deciding: long enough to see it waiting."""
@@ -114,7 +124,8 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2c_order(oid, [("SCREW-5X50", 2), ("GLOVE-L", 3)]),
     ),
     ShopScenario(
-        "B2B acme under its 5000 EUR threshold: approved at once, freight",
+        "B2B acme under 5000 EUR: no rule applies, approved at once, freight (once acme-buyer "
+        "has spent 20000 EUR this month, the buyer-limit rule asks the manager)",
         lambda oid: b2b_order(oid, [("BOLT-M8-100", 40), ("SCREW-5X50", 10)]),
     ),
     ShopScenario(
@@ -122,7 +133,7 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2c_order(oid, [("DRILL-18V", 1)], speed="express"),
     ),
     ShopScenario(
-        "B2B acme over its threshold (700 x 7.95 = 5565 EUR): two approvers",
+        "B2B acme at or over 5000 EUR (700 x 7.95 = 5565 EUR): the manager, then finance",
         lambda oid: b2b_order(oid, [("BOLT-M8-100", 700)]),
     ),
     ShopScenario(
@@ -130,7 +141,8 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2c_order(oid, [("LASER-X9", 1), ("GLOVE-L", 1)]),
     ),
     ShopScenario(
-        "B2B globex over its 2000 EUR threshold (250 x 9.10 = 2275 EUR)",
+        "B2B globex at or over 2000 EUR (250 x 9.10 = 2275 EUR): manager and finance in "
+        "parallel, by two different people",
         lambda oid: b2b_order(
             oid, [("BOLT-M8-100", 250)], account_id=GLOBEX, buyer_id="globex-buyer"
         ),
@@ -144,11 +156,12 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2c_order(oid, [("DRILL-18V", 1)], method="invoice"),
     ),
     ShopScenario(
-        "B2B acme cement over its threshold (1000 x 5.25 = 5250 EUR)",
+        "B2B acme cement on NET60 (1000 x 5.25 = 5250 EUR): the manager, then finance "
+        "(the long-terms rule asks finance too; the steps merge)",
         lambda oid: b2b_order(oid, [("CEMENT-25", 1000)], terms="NET60"),
     ),
     ShopScenario(
-        "B2B globex gloves under its threshold, contract tier price",
+        "B2B globex gloves under 2000 EUR: approved at once, contract tier price",
         lambda oid: b2b_order(oid, [("GLOVE-L", 120)], account_id=GLOBEX, buyer_id="globex-buyer"),
     ),
 )
@@ -201,18 +214,45 @@ def describe_shipment(shipment: Shipment) -> str:
     )
 
 
+def describe_step(step: StepProgress) -> str:
+    """`manager ✓` once satisfied, else `finance 0/1` (signatures of the quorum)."""
+    if step.state == "satisfied":
+        return f"{step.step_id} ✓"
+    return f"{step.step_id} {len(step.signed_by)}/{step.quorum}"
+
+
+def describe_steps(approval: ApprovalProgress) -> str:
+    """The request's steps in policy order: `→` before a step that waits for an earlier one,
+    `+` before one that runs alongside, e.g. `manager ✓ → finance 0/1`."""
+    text, earlier = "", set[str]()
+    for step in approval.steps:
+        if text:
+            text += " → " if earlier.intersection(step.after) else " + "
+        text += describe_step(step)
+        earlier.add(step.step_id)
+    return text
+
+
+def describe_approval(approval: ApprovalProgress) -> str:
+    """Step progress, who signed, who may sign next."""
+    done = ", ".join(approval.approved_by) or "nobody yet"
+    if not approval.steps:  # an older service without steps: the plain tally
+        return f"approvals {len(approval.approved_by)}/{approval.required_approvals} (ok: {done})"
+    waiting = ", ".join(approval.eligible_approvers) or "nobody"
+    return f"{describe_steps(approval)} (ok: {done}; next: {waiting})"
+
+
 def describe_status(status: OrderStatusChanged) -> str:
     """The one detail a person wants next to each status: why, who, or how it ships."""
     if status.reason is not None:
         return f"{status.reason.code.value}: {status.reason.message}"
     approval = status.approval
     if status.status is OrderState.AWAITING_APPROVAL and approval is not None:
-        done = ", ".join(approval.approved_by) or "nobody yet"
-        return f"approvals {len(approval.approved_by)}/{approval.required_approvals} (ok: {done})"
+        return describe_approval(approval)
     if status.status is OrderState.APPROVED:
         if approval is not None and approval.approved_by:
             return "approved by " + ", ".join(approval.approved_by)
-        return "under the approval threshold: approved at once"
+        return "no approval rule applies: approved at once"
     if status.shipments:
         return "; ".join(describe_shipment(s) for s in status.shipments)
     return f"by {status.reported_by}"
@@ -315,20 +355,44 @@ def shown_path(service: str) -> str:
     return str(path)
 
 
+def shown_cli() -> str:
+    """How to call `tradelane` from where the demo runs: `.venv/bin/tradelane` from the repo."""
+    script = Path(sys.executable).parent / "tradelane"
+    if not script.exists():
+        return "tradelane"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
 def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
-    """The addresses a newcomer needs next: health, metrics, the approvals API, the logs."""
+    """The addresses a newcomer needs next: health, metrics, the approvals API and inbox, logs."""
     services = Text.assemble(("Services", "bold"), "  (health and metrics, log file)\n")
     for name in SERVICES:
         base = f"http://127.0.0.1:{SERVICE_WEB_PORTS[name]}"
         services.append(f"  {name:<12} {base}/health  {base}/metrics  {shown_path(name)}\n")
-    approvals = f"http://127.0.0.1:{SERVICE_WEB_PORTS['approvals']}/approvals"
+    base = f"http://127.0.0.1:{SERVICE_WEB_PORTS['approvals']}"
+    approvals = f"{base}/approvals"
+    token = f"$({shown_cli()} approvals token acme-manager)"
+    auth = f'-H "Authorization: Bearer {token}"'
     body = json.dumps({"approver_id": "acme-manager", "decision": "approve", "comment": "ok"})
+    secret = (
+        "  (tokens are signed with APPROVALS_TOKEN_SECRET: give the CLI the value the demo has)\n"
+        if os.environ.get("APPROVALS_TOKEN_SECRET")
+        else ""
+    )
     api = Text.assemble(
-        ("Approvals API", "bold"),
-        " (the demo's approvers use it too; try it on an order in awaiting_approval)\n",
+        ("Approvals", "bold"),
+        " (the demo's approvers use the same API; try it on an order in awaiting_approval)\n",
+        f"  inbox page: {base}/inbox  (sign in with the output of "
+        f"{shown_cli()} approvals token acme-manager)\n",
+        secret,
+        f"  curl -s {auth} {approvals}      # acme-manager's inbox\n",
         f"  curl -s -X POST {approvals}/<order_id>/decisions \\\n",
+        f"       {auth} \\\n",
         f"       -H 'Content-Type: application/json' -d '{body}'\n",
-        f"  curl -s {approvals}/<order_id>     # who may decide, who did, the audit\n",
+        f"  curl -s {approvals}/<order_id>     # steps, who may sign, who did, the audit\n",
+        "  policies, steps, delegation, timers: docs/approvals.md\n",
     )
     kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
     return Group(kafka, Text(""), services, api)
@@ -338,15 +402,16 @@ def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
 
 
 def post_decision(
-    approvals_url: str, order_id: str, approver_id: str, decision: str, comment: str
+    approvals_url: str, token: str, order_id: str, approver_id: str, decision: str, comment: str
 ) -> tuple[int, str]:
-    """`POST /approvals/{order_id}/decisions`, as an approver's browser would; (status, body)."""
+    """`POST /approvals/{order_id}/decisions` with the approver's bearer token, as their
+    browser would; (status, body)."""
     body = json.dumps({"approver_id": approver_id, "decision": decision, "comment": comment})
     request = urllib.request.Request(
         f"{approvals_url}/approvals/{order_id}/decisions",
         data=body.encode(),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
@@ -357,51 +422,121 @@ def post_decision(
         return 0, str(error)
 
 
-class Approvers:
-    """The account's decision makers: the first two eligible approvers decide on each request.
+@dataclass(frozen=True)
+class PlannedDecision:
+    """One approver's call on one step of one order."""
 
-    They act only on a fresh request (`awaiting_approval`, nobody approved yet),
-    so a progress update never triggers a second round. Decisions run on a small
-    pool so one slow request never holds up the status watcher.
+    order_id: str
+    step_id: str
+    approver_id: str
+    decision: str
+    comment: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.order_id, self.step_id, self.approver_id)
+
+
+def next_decisions(
+    order_id: str, approval: ApprovalProgress, sent: set[tuple[str, str, str]], veto: bool
+) -> list[PlannedDecision]:
+    """Who should decide now, from one `awaiting_approval` status: for each open step, as many
+    eligible members as its quorum still lacks, never one already asked for that step.
+
+    A decision names no step: it counts towards the first open step (in policy order) its
+    approver may sign. So a person is asked for a step only if no earlier open step would
+    take their signature; they are asked for the later one once the earlier is satisfied.
+    Those asked and not yet counted are subtracted from what a step still needs. A veto is
+    one "no" by the first eligible approver of the first open step, and the last call on
+    that order.
+    """
+    open_steps = [step for step in approval.steps if step.state == "open"]
+    if veto:
+        first = next((step for step in open_steps if step.eligible), None)
+        if first is None or any(key[0] == order_id for key in sent):
+            return []
+        return [
+            PlannedDecision(
+                order_id, first.step_id, first.eligible[0], "reject", "over budget this quarter"
+            )
+        ]
+    planned: list[PlannedDecision] = []
+    taken_earlier: set[str] = set()
+    for step in open_steps:
+        signed = {sig.approver_id for sig in step.signed_by}
+        asked = {p for oid, sid, p in sent if oid == order_id and sid == step.step_id}
+        needed = step.quorum - len(step.signed_by) - len(asked - signed)
+        for person in step.eligible:
+            if needed <= 0:
+                break
+            if person in taken_earlier or person in asked:
+                continue
+            planned.append(PlannedDecision(order_id, step.step_id, person, "approve", "ok"))
+            needed -= 1
+        taken_earlier.update(step.eligible)
+    return planned
+
+
+class Approvers:
+    """The accounts' decision makers: they sign each open step of every approval request.
+
+    On every `awaiting_approval` status they look at the steps that are open and
+    ask as many eligible members as each still needs; a sequential step's
+    approvers are asked when the status shows it open, after the step before it
+    is satisfied. What was asked is remembered per (order, step, approver), so a
+    status seen again never causes a second call. Each approver "reads" the
+    order for a moment, then posts with their own bearer token; calls run on a
+    small pool so a slow one never holds up the status watcher.
     """
 
-    def __init__(self, approvals_url: str, board: Board, stopping: threading.Event) -> None:
+    def __init__(
+        self, approvals_url: str, token_secret: str, board: Board, stopping: threading.Event
+    ) -> None:
         self.approvals_url = approvals_url
+        self.token_secret = token_secret
         self.board = board
         self.stopping = stopping
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="approver")
-        self._seen: set[str] = set()
+        self._sent: set[tuple[str, str, str]] = set()
+        self._veto: dict[str, bool] = {}
+        """Requests still open, and whether each is the one in VETO_EVERY that is vetoed."""
         self._requests = 0
 
     def consider(self, status: OrderStatusChanged) -> None:
+        """Called by the status watcher (one thread), so its bookkeeping needs no lock."""
         approval = status.approval
-        if (
-            status.status is not OrderState.AWAITING_APPROVAL
-            or approval is None
-            or approval.approved_by
-            or status.order_id in self._seen
-        ):
+        if status.status is not OrderState.AWAITING_APPROVAL or approval is None:
+            if status.order_id in self._veto:  # the request ended: forget what was asked
+                del self._veto[status.order_id]
+                self._sent = {key for key in self._sent if key[0] != status.order_id}
             return
-        self._seen.add(status.order_id)
-        self._requests += 1
-        veto = self._requests % VETO_EVERY == 2
-        deciders = approval.eligible_approvers[:APPROVALS_NEEDED]
-        self._pool.submit(self._decide, status.order_id, deciders, veto)
+        if status.order_id not in self._veto:
+            self._requests += 1
+            self._veto[status.order_id] = self._requests % VETO_EVERY == 2
+        for planned in next_decisions(
+            status.order_id, approval, self._sent, self._veto[status.order_id]
+        ):
+            self._sent.add(planned.key)
+            self._pool.submit(self._decide, planned)
 
-    def _decide(self, order_id: str, deciders: list[str], veto: bool) -> None:
-        """Each approver in turn; a veto by the first one ends the request, so no second call."""
-        for approver_id in deciders:
-            if self.stopping.wait(APPROVER_THINK_SECONDS):
-                return
-            decision, comment = (
-                ("reject", "over budget this quarter") if veto else ("approve", "ok")
+    def _decide(self, planned: PlannedDecision) -> None:
+        if self.stopping.wait(APPROVER_THINK_SECONDS):
+            return
+        token = issue_token(self.token_secret, planned.approver_id)  # fresh: never expires here
+        code, body = post_decision(
+            self.approvals_url,
+            token,
+            planned.order_id,
+            planned.approver_id,
+            planned.decision,
+            planned.comment,
+        )
+        if code != 202:
+            self.board.note(
+                planned.order_id,
+                f"{planned.approver_id}'s {planned.decision} on step {planned.step_id} refused: "
+                f"HTTP {code} {body}",
             )
-            code, body = post_decision(self.approvals_url, order_id, approver_id, decision, comment)
-            if code != 202:
-                self.board.note(order_id, f"{approver_id}'s {decision} refused: HTTP {code} {body}")
-                return
-            if veto:
-                return
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -572,6 +707,8 @@ def start_fleet(
         RUN_DIR,
         topic_prefix=settings.topic_prefix,
         partitions=settings.topic_partitions,
+        # the secret the demo's approvers sign their tokens with, whether set or the default
+        extra_env={"APPROVALS_TOKEN_SECRET": settings.approval_token_secret},
     )
     stack.callback(stop_step, console, "services", fleet.stop)
     with console.status("starting catalog, pricing, approvals, fulfillment ..."):
@@ -674,7 +811,9 @@ def run_system(console: Console, stack: contextlib.ExitStack, orders: int, inter
     console.print(where_things_are(bootstrap, origin))
 
     board, stopping = Board(), threading.Event()
-    approvers = Approvers(fleet.running["approvals"].url(""), board, stopping)
+    approvers = Approvers(
+        fleet.running["approvals"].url(""), settings.approval_token_secret, board, stopping
+    )
     stack.callback(approvers.close)
     stack.callback(stopping.set)  # runs before close(): approvers stop thinking at once
 
