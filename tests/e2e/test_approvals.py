@@ -24,6 +24,7 @@ from shared.contract import (
     Member,
     NoticeKind,
     OrderCancelled,
+    OrderPriced,
     OrderState,
     OrderSubmitted,
     PriceEntry,
@@ -41,6 +42,7 @@ from shared.topics import (
     APPROVAL_POLICIES,
     DELEGATIONS,
     ORDERS_CANCELLED,
+    ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
     PRICE_LISTS,
@@ -515,6 +517,40 @@ def test_a_buyer_over_the_daily_limit_needs_the_manager(pipeline: Pipeline) -> N
     pipeline.watch.wait_until(
         "the request withdrawn", lambda: pipeline.approval(second)["state"] == "withdrawn"
     )
+
+
+def test_an_order_pricing_let_over_the_credit_limit_needs_finance(pipeline: Pipeline) -> None:
+    """Pricing has no credit limits yet, so this test speaks for it on `orders.priced`."""
+    acme = Business(pipeline, "credit", {"cfo": [Role.FINANCE]})
+    acme.publish_policy(rules=[rule("credit", [step("finance")], {"credit_limit_override": True})])
+    within, over = pipeline.order_id("within"), pipeline.order_id("over")
+    for order_id, flagged in ((within, False), (over, True)):
+        order = b2b_order(order_id, [(DRILL, 1)], account_id=acme.account_id).order()
+        order = order.model_copy(update={"buyer_id": acme.id("buyer")})
+        line = {
+            "sku": DRILL,
+            "quantity": 1,
+            "warehouse_id": "dc-kassel",
+            "category": "tools/power",
+            "unit_weight_kg": "1.8",
+            "unit_price": "129.00",
+            "line_total": "129.00",
+            "price_source": "list:list-EUR",
+        }
+        pipeline.publisher.publish(
+            ORDERS_PRICED,
+            OrderPriced.new(
+                order=order,
+                lines=[line],
+                totals={"currency": "EUR", "subtotal": "129.00", "total": "129.00"},
+                credit_limit_override=flagged,
+            ),
+        )
+    pipeline.publisher.flush()
+
+    pipeline.watch.wait_for_status(within, OrderState.APPROVED)
+    opened = awaiting(pipeline, over)
+    assert opened.rules[0].why == "pricing flagged a credit-limit override"
 
 
 def test_approval_metrics_are_exposed(pipeline: Pipeline) -> None:
