@@ -295,7 +295,7 @@ def test_a_step_escalates_to_the_director_after_its_delay(pipeline: Pipeline) ->
         rules=[
             rule(
                 "finance-or-later-director",
-                [step("finance", escalate_after="PT2S", escalation_role="director")],
+                [step("finance", escalate_after="PT6S", escalation_role="director")],
             )
         ]
     )
@@ -324,16 +324,18 @@ def test_a_step_escalates_to_the_director_after_its_delay(pipeline: Pipeline) ->
 def test_pending_requests_survive_a_restart_of_approvals_with_their_deadlines(
     pipeline: Pipeline,
 ) -> None:
-    acme = Business(pipeline, "restart", {"boss": [Role.MANAGER]})
-    acme.publish_policy(expires_after="PT10S", rules=[rule("any", [step("manager")])])
-    to_approve, to_expire = acme.order("keep"), acme.order("lapse")
+    keeper = Business(pipeline, "keep", {"boss": [Role.MANAGER]})
+    keeper.publish_policy(expires_after="PT10M", rules=[rule("any", [step("manager")])])
+    lapser = Business(pipeline, "lapse", {"boss": [Role.MANAGER]})
+    lapser.publish_policy(expires_after="PT8S", rules=[rule("any", [step("manager")])])
+    to_approve, to_expire = keeper.order("keep"), lapser.order("lapse")
     deadline = awaiting(pipeline, to_expire).deadline
     awaiting(pipeline, to_approve)
 
     pipeline.fleet.kill("approvals")
     pipeline.fleet.start(["approvals"])
 
-    status, body = pipeline.decide_over_http(to_approve, acme.id("boss"))
+    status, body = pipeline.decide_over_http(to_approve, keeper.id("boss"))
     assert status == 202, body
     pipeline.watch.wait_for_status(to_approve, OrderState.APPROVED)
     expired = pipeline.watch.wait_for_status(to_expire, OrderState.REJECTED)
