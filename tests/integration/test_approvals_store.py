@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,12 +22,13 @@ MONTH = LimitKey(LimitScope.BUYER, "acme-buyer", Period.MONTHLY, "EUR")
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> ServiceDatabase:
+async def database(tmp_path: Path) -> AsyncIterator[ServiceDatabase]:
     db = ServiceDatabase(
         f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}", store.Base.metadata, TopicNames("t.")
     )
     await db.create_tables()
-    return db
+    yield db
+    await db.dispose()  # before the test's event loop closes under aiosqlite's thread
 
 
 def priced(order_id: str, total: str, cost_centre: str | None = None) -> OrderPriced:

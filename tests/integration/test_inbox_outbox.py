@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ from shared.topics import ORDERS_STATUS, TopicNames
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> ServiceDatabase:
+async def database(tmp_path: Path) -> AsyncIterator[ServiceDatabase]:
     db = ServiceDatabase(f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}", MetaData(), TopicNames("t."))
     await db.create_tables()
-    return db
+    yield db
+    await db.dispose()  # before the test's event loop closes under aiosqlite's thread
 
 
 def a_status() -> OrderStatusChanged:
@@ -75,9 +77,13 @@ async def test_a_database_of_an_older_layout_stops_the_service_with_what_is_miss
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     old = MetaData()
     Table("orders", old, Column("order_id", String(64), primary_key=True))
-    await ServiceDatabase(url, old, TopicNames("t.")).create_tables()
+    first = ServiceDatabase(url, old, TopicNames("t."))
+    await first.create_tables()
+    await first.dispose()
 
     new = MetaData()
     Table("orders", new, Column("order_id", String(64), primary_key=True), Column("state", String))
+    second = ServiceDatabase(url, new, TopicNames("t."))
     with pytest.raises(SchemaMismatch, match=r"older layout \(missing orders\.state\)"):
-        await ServiceDatabase(url, new, TopicNames("t.")).create_tables()
+        await second.create_tables()
+    await second.dispose()
