@@ -6,6 +6,8 @@ tradelane publish FILE.jsonl validate each line against the contract, then send
 tradelane seed               publish the demo reference data set
 tradelane schemas [--check]  write (or check) the JSON Schemas in schemas/
 tradelane demo               the whole system with a demo shop (`make run`)
+tradelane catalog import FILE.csv|FILE.jsonl
+                             validate a PIM/ERP product export, then publish all of it
 tradelane approvals token APPROVER [--ttl HOURS]
                              print a bearer token for the approvals API and inbox page
 tradelane approvals delegate --account A --from DELEGATOR --to DELEGATE --until TIME
@@ -124,6 +126,30 @@ def cmd_seed(_: argparse.Namespace) -> int:
     with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
         counts = publish_reference_data(out)
     print("seeded " + ", ".join(f"{n} {topic}" for topic, n in counts.items()))
+    return 0
+
+
+def cmd_catalog_import(args: argparse.Namespace) -> int:
+    """All rows valid, or nothing sent: a catalog is never left half-imported."""
+    from shared.product_import import ImportFileError, read_products
+    from shared.publisher import EventPublisher
+    from shared.topics import PRODUCTS
+
+    try:
+        products, errors = read_products(Path(args.file))
+    except (ImportFileError, OSError) as unreadable:
+        print(unreadable, file=sys.stderr)
+        return 1
+    for row_error in errors:
+        print(row_error, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} invalid row(s): no product was sent", file=sys.stderr)
+        return 1
+    settings = load_settings()
+    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
+        for product in products:
+            out.publish(PRODUCTS, product)
+    print(f"imported {len(products)} product(s) to catalog.products")
     return 0
 
 
@@ -344,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--orders", type=int, default=0, help="stop after N orders (0: until Ctrl-C)")
     demo.add_argument("--interval", type=float, default=1.5, help="seconds between demo orders")
     demo.set_defaults(run=cmd_demo)
+    catalog = commands.add_parser("catalog", help="product master data")
+    catalog_actions = catalog.add_subparsers(dest="action", required=True)
+    importer = catalog_actions.add_parser(
+        "import", help="validate a product export (.csv or .jsonl) and publish every row"
+    )
+    importer.add_argument("file")
+    importer.set_defaults(run=cmd_catalog_import)
     add_approvals_commands(commands)
     return parser
 

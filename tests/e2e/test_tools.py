@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
-from shared.contract import OrderState
-from shared.seed import b2c_order
-from shared.topics import ORDERS_SUBMITTED
+from shared.contract import OrderState, PriceEntry, PriceList, PriceTier, StockLevel
+from shared.seed import b2c_order, price_lists
+from shared.topics import ORDERS_SUBMITTED, PRICE_LISTS, PRODUCTS, STOCK
 from tests.e2e.conftest import Pipeline
 
 
@@ -68,3 +69,40 @@ def test_the_cli_publishes_a_valid_file_and_the_order_completes(
     assert result.returncode == 0, result.stderr
     assert "sent 1 event(s)" in result.stdout
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+
+
+def test_a_product_imported_from_csv_can_be_ordered(pipeline: Pipeline, tmp_path: Path) -> None:
+    sku = f"LAMP-{pipeline.run_id}"
+    path = tmp_path / "pim.csv"
+    path.write_text(
+        "sku,name,category,unit_weight_kg,channels,spec:power:number:W\n"
+        f"{sku},Work lamp,tools/lighting,0.800,b2c,20\n"
+    )
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline.fleet.bootstrap,
+        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "catalog", "import", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "imported 1 product(s)" in result.stdout
+    pipeline.fleet.wait_caught_up([PRODUCTS])
+    pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="wh-berlin", on_hand=3))
+    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
+    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("24.90"))])
+    pipeline.publish_reference(
+        PRICE_LISTS,
+        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
+    )
+
+    order = b2c_order(pipeline.order_id("imported"), [(sku, 2)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    assert planned.totals is not None and planned.totals.total == Decimal("49.80")
