@@ -1,11 +1,10 @@
-"""Approvals' store on a real SQLite database: request round trips, due timers, spend windows."""
+"""Approvals' store on SQLite and PostgreSQL: request round trips, due timers, spend windows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +20,16 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 MONTH = LimitKey(LimitScope.BUYER, "acme-buyer", Period.MONTHLY, "EUR")
 
 
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[ServiceDatabase]:
-    db = ServiceDatabase(
-        f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}", store.Base.metadata, TopicNames("t.")
-    )
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(
+    request: pytest.FixtureRequest, new_database_url: Callable[[str], str]
+) -> AsyncIterator[ServiceDatabase]:
+    """The store on both databases a service may be given."""
+    url = new_database_url(request.param)
+    db = ServiceDatabase(url, store.Base.metadata, TopicNames("t."))
     await db.create_tables()
     yield db
-    await db.dispose()  # before the test's event loop closes under aiosqlite's thread
+    await db.dispose()  # before the test's event loop closes (aiosqlite's thread, asyncpg)
 
 
 def priced(order_id: str, total: str, cost_centre: str | None = None) -> OrderPriced:

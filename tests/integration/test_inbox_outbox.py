@@ -1,10 +1,9 @@
-"""The unit of work on a real SQLite database: inbox dedup, outbox atomic with the change."""
+"""The unit of work on real SQLite and PostgreSQL: inbox dedup, outbox atomic with the change."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, select
@@ -14,12 +13,21 @@ from shared.db import SchemaMismatch, ServiceDatabase
 from shared.topics import ORDERS_STATUS, TopicNames
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both databases a service may be given."""
+    backend: str = request.param
+    return backend
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[ServiceDatabase]:
-    db = ServiceDatabase(f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}", MetaData(), TopicNames("t."))
+async def database(
+    backend: str, new_database_url: Callable[[str], str]
+) -> AsyncIterator[ServiceDatabase]:
+    db = ServiceDatabase(new_database_url(backend), MetaData(), TopicNames("t."))
     await db.create_tables()
     yield db
-    await db.dispose()  # before the test's event loop closes under aiosqlite's thread
+    await db.dispose()  # before the test's event loop closes (aiosqlite's thread, asyncpg)
 
 
 def a_status() -> OrderStatusChanged:
@@ -61,7 +69,7 @@ async def test_a_failed_transaction_leaves_neither_inbox_nor_outbox_rows(
         assert (await session.execute(select(database.inbox))).all() == []
 
 
-async def test_unsent_rows_survive_a_restart(tmp_path: Path, database: ServiceDatabase) -> None:
+async def test_unsent_rows_survive_a_restart(database: ServiceDatabase) -> None:
     async with database.transaction() as tx:
         await tx.publish(ORDERS_STATUS, a_status())
     await database.dispose()  # the process dies before the relay ran
@@ -72,9 +80,9 @@ async def test_unsent_rows_survive_a_restart(tmp_path: Path, database: ServiceDa
 
 
 async def test_a_database_of_an_older_layout_stops_the_service_with_what_is_missing(
-    tmp_path: Path,
+    backend: str, new_database_url: Callable[[str], str]
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    url = new_database_url(backend)
     old = MetaData()
     Table("orders", old, Column("order_id", String(64), primary_key=True))
     first = ServiceDatabase(url, old, TopicNames("t."))
