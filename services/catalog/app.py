@@ -177,3 +177,10 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
         )
     elif status.status is OrderState.FULFILLMENT_PLANNED:
         row.state = OrderStates.FULFILLING
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+from services.catalog import api  # noqa: E402  (views need `service`, defined above)
+
+api.register(service)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, select, update
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +29,8 @@ class ProductRow(Base):
     active: Mapped[bool]
     channels: Mapped[list[str]] = mapped_column(JSON)
     unit_weight_kg: Mapped[Decimal] = mapped_column(ExactDecimal)
+    details: Mapped[str] = mapped_column(Text)
+    """The whole `catalog.products` event as PIM sent it, for `GET /products/{sku}`."""
 
 
 class WarehouseRow(Base):
@@ -98,6 +100,7 @@ async def save_product(session: AsyncSession, product: Product) -> None:
             active=product.active,
             channels=[c.value for c in product.channels],
             unit_weight_kg=product.unit_weight_kg,
+            details=product.model_dump_json(by_alias=True),
         )
     )
 
@@ -169,6 +172,27 @@ async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[St
             )
         )
     return stock
+
+
+async def find_product(session: AsyncSession, sku: str) -> Product | None:
+    row = await session.get(ProductRow, sku)
+    return None if row is None else Product.model_validate_json(row.details)
+
+
+async def stock_by_warehouse(
+    session: AsyncSession, skus: set[str]
+) -> dict[str, list[tuple[str, int, int]]]:
+    """(warehouse, on hand, reserved) per SKU, in known warehouses, sorted by warehouse."""
+    rows = await session.execute(
+        select(StockRow.sku, StockRow.warehouse_id, StockRow.on_hand, StockRow.reserved)
+        .join(WarehouseRow, WarehouseRow.warehouse_id == StockRow.warehouse_id)
+        .where(StockRow.sku.in_(skus))
+        .order_by(StockRow.sku, StockRow.warehouse_id)
+    )
+    found: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for sku, warehouse_id, on_hand, reserved in rows.tuples():
+        found[sku].append((warehouse_id, on_hand, reserved))
+    return found
 
 
 async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
