@@ -109,10 +109,10 @@ def default_data_dir() -> Path:
     return project_root() / "var" / "kafka"
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def file_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """Last ``lines`` lines of a text file, or a note saying it is missing.
 
-    Reads only the end of the file: broker logs can grow large.
+    Reads only the end of the file: server logs can grow large. Also used for PostgreSQL.
     """
     try:
         with path.open("rb") as fh:
@@ -565,8 +565,8 @@ class LocalKafka:
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """Last lines of the server log and of JVM stdout, for error messages."""
         return (
-            f"--- {self.server_log} (last {lines} lines) ---\n{_tail(self.server_log, lines)}\n"
-            f"--- {self.stdout_log} (last {lines} lines) ---\n{_tail(self.stdout_log, lines)}"
+            f"--- {self.server_log} (last {lines} lines) ---\n{file_tail(self.server_log, lines)}\n"
+            f"--- {self.stdout_log} (last {lines} lines) ---\n{file_tail(self.stdout_log, lines)}"
         )
 
     def _diagnostics(self) -> str:
@@ -826,7 +826,7 @@ class LocalKafka:
             raise BrokerError(
                 f"formatting Kafka storage in {self.kraft_dir} failed (exit "
                 f"{result.returncode})\n--- StorageTool output ---\n{output}\n"
-                f"--- {self.server_log} ---\n{_tail(self.server_log)}"
+                f"--- {self.server_log} ---\n{file_tail(self.server_log)}"
             )
         self._cluster_id = _read_properties(meta).get("cluster.id", cluster_id)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from shared.broker import free_port
+from shared.broker import file_tail, free_port
 
 __all__ = [
     "HOST",
@@ -205,18 +205,6 @@ def _usable_by(path: Path, user: pwd.struct_passwd | None) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """Last ``lines`` lines of a text file (only its end is read), or why there are none."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            data = fh.read()
-    except FileNotFoundError:
-        return f"({path} does not exist)"
-    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
-
-
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on a fresh event loop in a helper thread.
 
@@ -332,7 +320,8 @@ class LocalPostgres:
         return f"postgresql+asyncpg://{SUPERUSER}@{HOST}:{self.port}/{database}"
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return f"--- {self.server_log} (last {lines} lines) ---\n{_tail(self.server_log, lines)}"
+        tail = file_tail(self.server_log, lines)
+        return f"--- {self.server_log} (last {lines} lines) ---\n{tail}"
 
     # ---- lifecycle ----------------------------------------------------------------
 
