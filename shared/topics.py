@@ -16,6 +16,7 @@ from shared.contract import (
     ApprovalDecision,
     ApprovalNotice,
     ApprovalPolicy,
+    BackorderFilled,
     DeadLetter,
     Delegation,
     Event,
@@ -27,6 +28,8 @@ from shared.contract import (
     OrderValidated,
     PriceList,
     Product,
+    ShipmentDispatched,
+    StockAdjustment,
     StockLevel,
     Warehouse,
 )
@@ -89,6 +92,21 @@ ORDERS_APPROVED = TopicSpec(
     "Cleared for fulfillment.",
     invalid_rejects_order=True,
 )
+BACKORDERS_FILLED = TopicSpec(
+    "orders.backorder_filled",
+    BackorderFilled,
+    "{account_id}",
+    "catalog",
+    "Stock arrived for backordered lines and is now held; fulfillment ships it.",
+    invalid_rejects_order=True,
+)
+DISPATCHES = TopicSpec(
+    "fulfillment.dispatches",
+    ShipmentDispatched,
+    "{order_id}",
+    "WMS",
+    "A planned shipment left the warehouse.",
+)
 ORDERS_STATUS = TopicSpec(
     "orders.status", OrderStatusChanged, "{order_id}", "all services", "Every order transition."
 )
@@ -142,6 +160,13 @@ STOCK = TopicSpec(
     compacted=True,
     retention_ms=None,
 )
+STOCK_ADJUSTMENTS = TopicSpec(
+    "catalog.stock_adjustments",
+    StockAdjustment,
+    "{sku}@{warehouse_id}",
+    "WMS",
+    "Changes to on-hand stock: count corrections, breakage, returns.",
+)
 ACCOUNTS = TopicSpec(
     "accounts",
     Account,
@@ -176,13 +201,16 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_VALIDATED,
     ORDERS_PRICED,
     ORDERS_APPROVED,
+    BACKORDERS_FILLED,
     ORDERS_STATUS,
+    DISPATCHES,
     APPROVAL_DECISIONS,
     APPROVAL_NOTICES,
     APPROVAL_POLICIES,
     DELEGATIONS,
     PRODUCTS,
     STOCK,
+    STOCK_ADJUSTMENTS,
     ACCOUNTS,
     PRICE_LISTS,
     WAREHOUSES,

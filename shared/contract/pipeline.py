@@ -7,9 +7,9 @@ downstream service never has to ask an upstream one (no synchronous calls).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount, Currency
@@ -20,10 +20,32 @@ class ReservedLine(ContractModel):
     """A line catalog accepted: where its stock is held and what fulfillment needs to ship it."""
 
     sku: Id
-    quantity: int = Field(gt=0)
+    quantity: int = Field(gt=0, description="Units ordered on this line.")
     warehouse_id: Id
     category: str
     unit_weight_kg: Amount
+    line_no: int | None = Field(
+        default=None, ge=1, description="The line's position in the shop's order, from 1."
+    )
+    backordered: int = Field(
+        default=0,
+        ge=0,
+        description="Units of `quantity` not in stock yet (B2B accounts that allow "
+        "backorders); they are reserved in `warehouse_id` when stock arrives and ship later.",
+    )
+
+    @model_validator(mode="after")
+    def _backorder_within_quantity(self) -> Self:
+        if self.backordered > self.quantity:
+            raise ValueError(
+                f"backordered: {self.backordered} is more than the line's quantity {self.quantity}"
+            )
+        return self
+
+    @property
+    def in_stock(self) -> int:
+        """Units held in the warehouse now, ready to ship."""
+        return self.quantity - self.backordered
 
 
 class PricedLine(ReservedLine):
@@ -74,3 +96,17 @@ class OrderApproved(Event):
     totals: Totals
     approval_mode: ApprovalMode
     approved_by: list[Id] = Field(default_factory=list)
+
+
+class BackorderFilled(Event):
+    """`orders.backorder_filled/v1` (catalog → fulfillment), key `account_id`.
+
+    Stock arrived for backordered lines and catalog now holds it for the order.
+    Each line's `quantity` is the units reserved by this fill and `backordered`
+    what the line still waits for.
+    """
+
+    schema_: Literal["orders.backorder_filled/v1"] = Field(alias="schema")
+    order_id: Id
+    account_id: Id
+    lines: list[ReservedLine] = Field(min_length=1)

@@ -43,6 +43,37 @@ class Specification(ContractModel):
         return self
 
 
+class QuantityRule(ContractModel):
+    """How much of one SKU a business may order on one line (B2B orders only).
+
+    Any of the three may be left out. `increment` is the pack multiple: the
+    quantity must be a whole number of increments; left out, it is the
+    product's `pack_size`.
+    """
+
+    min_quantity: int | None = Field(default=None, ge=1, le=10_000_000)
+    increment: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_quantity: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if (
+            self.min_quantity is not None
+            and self.max_quantity is not None
+            and self.min_quantity > self.max_quantity
+        ):
+            raise ValueError(
+                f"min_quantity {self.min_quantity} is above max_quantity {self.max_quantity}"
+            )
+        return self
+
+
+class AccountQuantityRule(QuantityRule):
+    """An account's own rule for one SKU; the fields it gives replace the product's."""
+
+    sku: Id
+
+
 class Product(Event):
     """`catalog.products/v1`, key `sku`: what PIM knows about one sellable item."""
 
@@ -69,6 +100,10 @@ class Product(Event):
     unit_volume_m3: Amount | None = Field(
         default=None, description="Volume of one unit, for freight planning."
     )
+    quantity_rule: QuantityRule | None = Field(
+        default=None,
+        description="Minimum, increment and maximum per order line for businesses (B2B).",
+    )
 
     @model_validator(mode="after")
     def _distinct_specifications(self) -> Self:
@@ -85,6 +120,27 @@ class StockLevel(Event):
     sku: Id
     warehouse_id: Id
     on_hand: int = Field(ge=0)
+
+
+class StockAdjustment(Event):
+    """`catalog.stock_adjustments/v1`, key `<sku>@<warehouse_id>`: a change to on-hand stock.
+
+    For what the WMS reports as a movement rather than a level: a count
+    correction, breakage, a return put back on the shelf. Applied once per
+    `event_id`; an absolute level on `catalog.stock` later replaces the result.
+    """
+
+    schema_: Literal["catalog.stock_adjustments/v1"] = Field(alias="schema")
+    sku: Id
+    warehouse_id: Id
+    delta: int = Field(description="Units added (positive) or removed (negative); never 0.")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.delta == 0:
+            raise ValueError("delta: an adjustment of 0 units changes nothing")
+        return self
 
 
 class WarehouseKind(StrEnum):
@@ -141,8 +197,33 @@ class Account(Event):
     )
     members: list[Member] = Field(default_factory=list)
     assortment: list[Id] | None = Field(
-        default=None, description="SKUs this account may buy; null means the whole catalog."
+        default=None,
+        description="SKUs this account may buy. With `assortment_categories` null too, the "
+        "account may buy the whole catalog.",
     )
+    assortment_categories: list[str] | None = Field(
+        default=None,
+        description="Category subtrees this account may buy from, e.g. 'fasteners' allows "
+        "'fasteners/bolts'. A SKU is in the assortment if it is listed or its category is.",
+    )
+    quantity_rules: list[AccountQuantityRule] = Field(
+        default_factory=list,
+        description="Per-SKU quantity rules negotiated with this account (B2B); each given "
+        "field replaces the product's.",
+    )
+    allows_backorders: bool = Field(
+        default=False,
+        description="B2B only: an order for more than is in stock proceeds, and the short "
+        "quantity ships later when stock arrives. Consumer orders never backorder.",
+    )
+
+    @model_validator(mode="after")
+    def _one_quantity_rule_per_sku(self) -> Self:
+        skus = [rule.sku for rule in self.quantity_rules]
+        repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
+        if repeated:
+            raise ValueError(f"quantity_rules: SKU {repeated[0]!r} has more than one rule")
+        return self
 
 
 class PriceTier(ContractModel):

@@ -61,6 +61,7 @@ class ShipmentMode(StrEnum):
 class ShipmentLine(ContractModel):
     sku: Id
     quantity: int
+    line_no: int | None = Field(default=None, ge=1, description="The order line it ships.")
 
 
 class Shipment(ContractModel):
@@ -148,3 +149,15 @@ class OrderStatusChanged(Event):
     totals: Totals | None = None
     approval: ApprovalProgress | None = None
     shipments: list[Shipment] | None = None
+
+
+class ShipmentDispatched(Event):
+    """`fulfillment.dispatches/v1`, key `order_id`: the WMS confirms a shipment left the dock.
+
+    Fulfillment reports the order `shipped` once per shipment, and catalog then
+    deducts the shipped units from on-hand stock (the reservation is committed).
+    """
+
+    schema_: Literal["fulfillment.dispatches/v1"] = Field(alias="schema")
+    order_id: Id
+    shipment_id: str = Field(min_length=1, max_length=80)
