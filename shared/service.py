@@ -102,6 +102,7 @@ class Service:
         self.app = self._create_app()
         self._outbox_ready = asyncio.Event()
         self._relay_alive = False
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
         self._register_views()
         self.app.task(self._relay_outbox)
 
@@ -348,6 +349,14 @@ class Service:
             found.append(f"consumer crashed: {self.app.consumer.crash_reason!r}")
         return found
 
+    def refresh_on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` before each `/metrics` answer: for gauges read from the database.
+
+        A gauge refreshed on scrape is exact when Prometheus reads it and costs
+        nothing between scrapes, unlike a timer or an update in every handler.
+        """
+        self._scrape_hooks.append(hook)
+
     def consumed_topics(self) -> list[str]:
         """The topics this service's agents read (tools use it to measure consumer lag)."""
         return sorted(t for agent in self.app.agents.values() for t in agent.channel.topics)
@@ -358,6 +367,8 @@ class Service:
         @self.app.page("/metrics")
         class Metrics(View):
             async def get(self, request: Request) -> Response:
+                for hook in service._scrape_hooks:
+                    await hook()
                 body, content_type = metrics.exposition()
                 return self.bytes(body, headers={"Content-Type": content_type})
 

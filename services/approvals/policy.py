@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from shared.categories import within
 from shared.contract import (
     Account,
     ApprovalPolicy,
@@ -219,7 +220,7 @@ def _category_reason(condition: RuleCondition, facts: OrderFacts) -> tuple[bool,
         category
         for category in facts.categories
         for wanted in condition.categories
-        if category == wanted or category.startswith(wanted.rstrip("/") + "/")
+        if within(category, wanted)
     )
     return True, (f"lines in category {', '.join(dict.fromkeys(hits))}" if hits else None)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from services.catalog import store
+from services.catalog import domain, store
 from shared.service import Service
 
 MAX_SKUS = 100
@@ -30,6 +30,35 @@ def stock_view(levels: list[tuple[str, int, int]]) -> dict[str, Any]:
         for warehouse_id, on_hand, reserved in levels
     ]
     return {"available": sum(w["available"] for w in warehouses), "warehouses": warehouses}
+
+
+def availability_of(
+    sku: str,
+    item: domain.CatalogItem | None,
+    levels: list[tuple[str, int, int]],
+    terms: domain.BuyerTerms | None,
+) -> dict[str, Any]:
+    """One SKU as a shop shows it; for an account, only if its assortment allows it.
+
+    With an account, the answer also says in which quantities the account may
+    order the SKU, so a B2B shop can offer only quantities catalog will accept.
+    """
+    if item is None:
+        return {"sku": sku, "known": False}
+    if terms is not None and terms.assortment is not None and not terms.assortment.allows(item):
+        return {"sku": sku, "known": True, "in_assortment": False}
+    answer: dict[str, Any] = {"sku": sku, "known": True, "in_assortment": True}
+    answer.update(stock_view(levels))
+    if terms is not None:
+        limits = domain.quantity_limits(item, terms)
+        answer["order_quantity"] = {
+            "min": limits.min_quantity,
+            "increment": limits.increment,
+            "max": limits.max_quantity,
+            "rule": limits.source,
+        }
+        answer["backorders"] = terms.allows_backorders
+    return answer
 
 
 def register(service: Service) -> None:
@@ -61,14 +90,8 @@ def register(service: Service) -> None:
             async with service.db.sessions() as session:
                 items = await store.catalog_items(session, set(skus))
                 levels = await store.stock_by_warehouse(session, set(skus))
-                assortment = await store.assortment_of(session, account_id) if account_id else None
-            answer = []
-            for sku in skus:
-                if sku not in items:
-                    answer.append({"sku": sku, "known": False})
-                elif assortment is not None and sku not in assortment:
-                    answer.append({"sku": sku, "known": True, "in_assortment": False})
-                else:
-                    view = stock_view(levels.get(sku, []))
-                    answer.append({"sku": sku, "known": True, "in_assortment": True, **view})
+                terms = await store.buyer_terms(session, account_id) if account_id else None
+            answer = [
+                availability_of(sku, items.get(sku), levels.get(sku, []), terms) for sku in skus
+            ]
             return self.json({"account_id": account_id, "items": answer})

@@ -1,20 +1,26 @@
-"""Catalog: the first step of an order's life.
+"""Catalog: the first step of an order's life, and the keeper of stock.
 
-It checks every line against the catalog (exists, sold, sold on this channel, in
-the account's assortment), holds the stock in one warehouse per line, and hands
-the order to pricing. It gives the stock back when a later step rejects the
-order, the approval expires, or the shop cancels it.
+It checks every line against the catalog (exists, sold on this channel, in the
+account's assortment, in an allowed quantity), holds the stock in one warehouse
+per line (a B2B account that allows backorders waits for what is missing), and
+hands the order to pricing. It gives the stock back when a later step rejects
+the order, the approval expires, or the shop cancels it; it deducts it when the
+shipment leaves; and when stock arrives it fills waiting backorders first.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.catalog import domain, store
+from services.catalog import metrics as m
 from services.catalog.store import OrderStates
+from shared.categories import top_level
 from shared.contract import (
     Account,
+    BackorderFilled,
     Channel,
     Order,
     OrderCancelled,
@@ -26,6 +32,7 @@ from shared.contract import (
     Reason,
     ReasonCode,
     ReservedLine,
+    StockAdjustment,
     StockLevel,
     Warehouse,
 )
@@ -34,12 +41,14 @@ from shared.rejection import Rejected
 from shared.service import Service
 from shared.topics import (
     ACCOUNTS,
+    BACKORDERS_FILLED,
     ORDERS_CANCELLED,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
     PRODUCTS,
     STOCK,
+    STOCK_ADJUSTMENTS,
     WAREHOUSES,
 )
 
@@ -68,11 +77,6 @@ async def product_changed(product: Product, tx: Transaction) -> None:
     await store.save_product(tx.session, product)
 
 
-@service.handles(STOCK)
-async def stock_level_changed(level: StockLevel, tx: Transaction) -> None:
-    await store.save_stock_level(tx.session, level)
-
-
 @service.handles(WAREHOUSES)
 async def warehouse_changed(warehouse: Warehouse, tx: Transaction) -> None:
     await store.save_warehouse(tx.session, warehouse)
@@ -81,6 +85,57 @@ async def warehouse_changed(warehouse: Warehouse, tx: Transaction) -> None:
 @service.handles(ACCOUNTS)
 async def account_changed(account: Account, tx: Transaction) -> None:
     await store.save_account(tx.session, account)
+
+
+# --- stock -----------------------------------------------------------------------------------
+
+
+@service.handles(STOCK)
+async def stock_level_changed(level: StockLevel, tx: Transaction) -> None:
+    """The WMS's absolute level replaces on hand; what is free now goes to waiting backorders."""
+    await store.save_stock_level(tx.session, level)
+    await fill_backorders(tx, level.sku, level.warehouse_id, level.occurred_at)
+
+
+@service.handles(STOCK_ADJUSTMENTS)
+async def stock_adjusted(adjustment: StockAdjustment, tx: Transaction) -> None:
+    """A movement the WMS reports as a change; one that would go below zero is dead-lettered."""
+    on_hand = await store.adjust_stock(tx.session, adjustment)
+    log.info(
+        "%s in %s adjusted by %+d (%s): %d on hand",
+        adjustment.sku,
+        adjustment.warehouse_id,
+        adjustment.delta,
+        adjustment.reason,
+        on_hand,
+    )
+    await fill_backorders(tx, adjustment.sku, adjustment.warehouse_id, adjustment.occurred_at)
+
+
+async def fill_backorders(tx: Transaction, sku: str, warehouse_id: str, now: datetime) -> None:
+    """Hold free units for lines waiting in this warehouse, first come first served."""
+    free = await store.free_units(tx.session, sku, warehouse_id)
+    fills = domain.fill_backorders(free, await store.waiting_lines(tx.session, sku, warehouse_id))
+    by_order: dict[str, tuple[str, list[ReservedLine]]] = {}
+    for waiting, units in fills:
+        account_id, line = await store.hold_backordered(tx.session, waiting, units, warehouse_id)
+        by_order.setdefault(waiting.order_id, (account_id, []))[1].append(line)
+        m.RESERVED.labels(top_level(line.category)).inc(units)
+    for order_id, (account_id, lines) in by_order.items():
+        log.info("order %s: backorder of %s in %s filled", order_id, sku, warehouse_id)
+        await tx.publish(
+            BACKORDERS_FILLED,
+            BackorderFilled.new(order_id=order_id, account_id=account_id, lines=lines),
+        )
+
+
+async def give_back(tx: Transaction, order_id: str, now: datetime) -> int:
+    """Release an order's stock, then let waiting backorders have it; returns units released."""
+    freed = await store.release_stock(tx.session, order_id)
+    m.count_units(m.RELEASED, freed)
+    for sku, warehouse_id in sorted({(f.sku, f.warehouse_id) for f in freed}):
+        await fill_backorders(tx, sku, warehouse_id, now)
+    return sum(f.units for f in freed)
 
 
 # --- the order ---------------------------------------------------------------------------
@@ -99,16 +154,12 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
     await service.report(tx, order, OrderState.RECEIVED)
     try:
         allocations = await plan_allocations(tx, order)
-        await store.hold_stock(tx.session, order.order_id, allocations)
-    except Rejected as rejected:
+        await store.hold_stock(tx.session, order.order_id, allocations, event.occurred_at)
+    except (Rejected, store.StockTaken) as refused:
         row.state = OrderStates.REJECTED
-        await service.report(tx, order, OrderState.REJECTED, reason=rejected.reason)
+        await service.report(tx, order, OrderState.REJECTED, reason=rejection_reason(refused))
         return
-    except store.StockTaken as taken:
-        row.state = OrderStates.REJECTED
-        reason = Reason(code=ReasonCode.OUT_OF_STOCK, message=f"SKU {taken} was just sold out")
-        await service.report(tx, order, OrderState.REJECTED, reason=reason)
-        return
+    count_allocations(allocations)
     lines = [
         ReservedLine(
             sku=a.sku,
@@ -116,6 +167,8 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
             warehouse_id=a.warehouse_id,
             category=a.category,
             unit_weight_kg=a.unit_weight_kg,
+            line_no=a.line_no,
+            backordered=a.backordered,
         )
         for a in allocations
     ]
@@ -125,8 +178,27 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
 async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocation]:
     skus = {line.sku for line in order.lines}
     items = await store.catalog_items(tx.session, skus)
-    domain.check_lines(order, items, await store.assortment_of(tx.session, order.account_id))
-    return domain.reserve_stock(order, items, await store.free_stock(tx.session, skus))
+    terms = await store.buyer_terms(tx.session, order.account_id)
+    domain.check_lines(order, items, terms)
+    stock = await store.free_stock(tx.session, skus)
+    return domain.reserve_stock(order, items, stock, domain.may_backorder(order, terms))
+
+
+def rejection_reason(refused: Rejected | store.StockTaken) -> Reason:
+    if isinstance(refused, domain.OutOfStock):
+        m.STOCKOUTS.labels(top_level(refused.category), "rejected").inc()
+    if isinstance(refused, Rejected):
+        return refused.reason
+    return Reason(code=ReasonCode.OUT_OF_STOCK, message=f"SKU {refused} was just sold out")
+
+
+def count_allocations(allocations: list[domain.Allocation]) -> None:
+    for a in allocations:
+        category = top_level(a.category)
+        m.RESERVED.labels(category).inc(a.in_stock)
+        if a.backordered:
+            m.BACKORDERED.labels(category).inc(a.backordered)
+            m.STOCKOUTS.labels(category, "backordered").inc()
 
 
 @service.handles(ORDERS_CANCELLED)
@@ -152,22 +224,30 @@ async def order_cancelled(event: OrderCancelled, tx: Transaction) -> None:
     if row.state != OrderStates.RESERVED:
         log.info("cancel of %s ignored: order is %s", row.order_id, row.state)
         return
-    await store.release_stock(tx.session, row.order_id)
     row.state = OrderStates.CANCELLED
+    await give_back(tx, row.order_id, event.occurred_at)
     await service.report(tx, KnownOrder.of(row), OrderState.CANCELLED, reason=reason)
 
 
 @service.handles(ORDERS_STATUS)
 async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> None:
-    """Later steps' verdicts: a rejection gives the stock back, a shipment plan keeps it."""
+    """Later steps' verdicts: a rejection gives the stock back, a plan keeps it, a shipment
+    takes it off the shelf."""
     if status.reported_by == service.name:
         return
     row = await store.find_order(tx.session, status.order_id)
-    if row is None or row.state != OrderStates.RESERVED:
+    if row is None:
+        return
+    if status.status is OrderState.SHIPPED:
+        for shipment in status.shipments or []:
+            moved = await store.commit_shipment(tx.session, row.order_id, shipment)
+            m.count_units(m.COMMITTED, moved or [])
+        return
+    if row.state != OrderStates.RESERVED:
         return
     if status.status in (OrderState.REJECTED, OrderState.CANCELLED):
-        released = await store.release_stock(tx.session, row.order_id)
         row.state = OrderStates.RELEASED
+        released = await give_back(tx, row.order_id, status.occurred_at)
         log.info(
             "order %s %s by %s: %d units released",
             row.order_id,
@@ -184,3 +264,9 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
 from services.catalog import api  # noqa: E402  (views need `service`, defined above)
 
 api.register(service)
+
+
+@service.refresh_on_scrape
+async def show_available_units() -> None:
+    async with service.db.sessions() as session:
+        m.show_available(await store.available_by_warehouse(session))

@@ -1,4 +1,4 @@
-"""Catalog's rules: may this account buy these lines, and which warehouse holds each one.
+"""Catalog's rules: may this account buy these lines, how many, and which warehouse holds each.
 
 Pure functions over plain data. The store loads the data, these decide, the
 store applies the decision under a guard so two orders never take the same unit.
@@ -7,10 +7,11 @@ store applies the decision under a guard so two orders never take the same unit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from shared.contract import Channel, Order, ReasonCode, WarehouseKind
+from shared.categories import within
+from shared.contract import Channel, Order, QuantityRule, ReasonCode, WarehouseKind
 from shared.rejection import Rejected
 
 
@@ -21,6 +22,59 @@ class CatalogItem:
     active: bool
     channels: frozenset[Channel]
     unit_weight_kg: Decimal
+    pack_size: int = 1
+    quantity_rule: QuantityRule | None = None
+
+
+@dataclass(frozen=True)
+class Assortment:
+    """What a business account may buy: listed SKUs and whole category subtrees."""
+
+    skus: frozenset[str] = frozenset()
+    categories: tuple[str, ...] = ()
+
+    def allows(self, item: CatalogItem) -> bool:
+        return item.sku in self.skus or any(within(item.category, c) for c in self.categories)
+
+
+@dataclass(frozen=True)
+class BuyerTerms:
+    """What catalog knows of an account: its assortment, its own quantity rules, backorders.
+
+    `assortment=None` means the whole catalog.
+    """
+
+    account_id: str
+    assortment: Assortment | None = None
+    quantity_rules: Mapping[str, QuantityRule] = field(default_factory=dict)
+    allows_backorders: bool = False
+
+
+@dataclass(frozen=True)
+class QuantityLimits:
+    """The rule one line of one SKU must meet, with where each part of it came from."""
+
+    min_quantity: int | None
+    increment: int
+    max_quantity: int | None
+    source: str
+
+    def broken_by(self, quantity: int) -> str | None:
+        """What `quantity` breaks, in the buyer's words, or None if it meets the rule."""
+        if self.min_quantity is not None and quantity < self.min_quantity:
+            return f"at least {self.min_quantity} must be ordered"
+        if self.max_quantity is not None and quantity > self.max_quantity:
+            return f"at most {self.max_quantity} may be ordered"
+        if quantity % self.increment:
+            return f"it must be a multiple of {self.increment}"
+        return None
+
+    def describe(self) -> str:
+        parts = [f"min {self.min_quantity}"] if self.min_quantity is not None else []
+        parts.append(f"increment {self.increment}")
+        if self.max_quantity is not None:
+            parts.append(f"max {self.max_quantity}")
+        return f"{', '.join(parts)} ({self.source})"
 
 
 @dataclass(frozen=True)
@@ -35,7 +89,7 @@ class StockAt:
 
 @dataclass(frozen=True)
 class Allocation:
-    """One order line held in one warehouse."""
+    """One order line held in one warehouse; `backordered` units of it are not there yet."""
 
     line_no: int
     sku: str
@@ -43,12 +97,26 @@ class Allocation:
     warehouse_id: str
     category: str
     unit_weight_kg: Decimal
+    backordered: int = 0
+
+    @property
+    def in_stock(self) -> int:
+        return self.quantity - self.backordered
 
 
-def check_lines(
-    order: Order, items: Mapping[str, CatalogItem], assortment: frozenset[str] | None
-) -> None:
-    """Every SKU exists, is sold, is sold on this channel, and is in the account's assortment."""
+class OutOfStock(Rejected):
+    """A line the warehouses cannot cover; carries the category for the stockout metric."""
+
+    def __init__(self, category: str, message: str) -> None:
+        super().__init__(ReasonCode.OUT_OF_STOCK, message)
+        self.category = category
+
+
+# --- may this account buy these lines? ------------------------------------------------------
+
+
+def check_lines(order: Order, items: Mapping[str, CatalogItem], terms: BuyerTerms | None) -> None:
+    """Every SKU exists, is sold on this channel, is in the assortment, in an allowed quantity."""
     for line_no, line in enumerate(order.lines, start=1):
         item = items.get(line.sku)
         if item is None or not item.active:
@@ -59,12 +127,52 @@ def check_lines(
                 ReasonCode.NOT_IN_ASSORTMENT,
                 f"line {line_no}: SKU {line.sku!r} is not sold to {order.channel.value} customers",
             )
-        if assortment is not None and line.sku not in assortment:
+        if terms is not None and terms.assortment is not None and not terms.assortment.allows(item):
             raise Rejected(
                 ReasonCode.NOT_IN_ASSORTMENT,
-                f"line {line_no}: SKU {line.sku!r} is not in account {order.account_id!r}'s "
-                "assortment",
+                f"line {line_no}: SKU {line.sku!r} (category {item.category!r}) is not in "
+                f"account {order.account_id!r}'s assortment",
             )
+        if order.channel is Channel.B2B:
+            check_quantity(line_no, line.quantity, item, terms)
+
+
+def quantity_limits(item: CatalogItem, terms: BuyerTerms | None) -> QuantityLimits:
+    """The product's rule, with each field the account's own rule gives put in its place.
+
+    The increment falls back to the pack size: businesses buy whole packs.
+    """
+    product = item.quantity_rule or QuantityRule()
+    own = terms.quantity_rules.get(item.sku) if terms is not None else None
+    if own is None or terms is None:
+        rule, source = product, f"product {item.sku}"
+    else:
+        given = own.model_dump(exclude_none=True, exclude={"sku"})
+        rule, source = product.model_copy(update=given), f"account {terms.account_id}"
+    return QuantityLimits(
+        rule.min_quantity, rule.increment or item.pack_size, rule.max_quantity, source
+    )
+
+
+def check_quantity(
+    line_no: int, quantity: int, item: CatalogItem, terms: BuyerTerms | None
+) -> None:
+    limits = quantity_limits(item, terms)
+    broken = limits.broken_by(quantity)
+    if broken is not None:
+        raise Rejected(
+            ReasonCode.QUANTITY_RULE,
+            f"line {line_no}: SKU {item.sku!r} quantity {quantity}: {broken} "
+            f"(rule: {limits.describe()})",
+        )
+
+
+# --- where is the stock held? ------------------------------------------------------------------
+
+
+def may_backorder(order: Order, terms: BuyerTerms | None) -> bool:
+    """Only businesses that agreed to wait get backorders; consumers expect what they see."""
+    return order.channel is Channel.B2B and terms is not None and terms.allows_backorders
 
 
 def warehouse_preference(order: Order, site: StockAt) -> tuple[int, int, str]:
@@ -85,37 +193,79 @@ def reserve_stock(
     order: Order,
     items: Mapping[str, CatalogItem],
     stock: Mapping[str, Sequence[StockAt]],
+    backorders: bool = False,
 ) -> list[Allocation]:
     """Choose one warehouse per line with enough free stock, or reject the whole order.
 
+    With `backorders`, a line no warehouse can cover is held in its best
+    warehouse for what is there, and the rest waits for stock in that warehouse.
     Lines for the same SKU draw on the same running availability, so an order can
     never be promised more than the warehouse holds.
     """
     free = {sku: list(sites) for sku, sites in stock.items()}
     allocations = []
     for line_no, line in enumerate(order.lines, start=1):
+        item = items[line.sku]
         sites = sorted(free.get(line.sku, []), key=lambda s: warehouse_preference(order, s))
         chosen = next((s for s in sites if s.available >= line.quantity), None)
-        if chosen is None:
-            total = sum(s.available for s in sites)
-            raise Rejected(
-                ReasonCode.OUT_OF_STOCK,
-                f"line {line_no}: SKU {line.sku!r}: {line.quantity} requested, "
-                f"at most {max((s.available for s in sites), default=0)} available in one "
-                f"warehouse ({total} in all)",
+        if chosen is None and not (backorders and sites):
+            raise OutOfStock(
+                item.category, shortage_message(line_no, line.sku, line.quantity, sites)
             )
-        item = items[line.sku]
+        site = chosen or sites[0]
+        taken = min(line.quantity, max(site.available, 0))
         allocations.append(
             Allocation(
                 line_no,
                 line.sku,
                 line.quantity,
-                chosen.warehouse_id,
+                site.warehouse_id,
                 item.category,
                 item.unit_weight_kg,
+                backordered=line.quantity - taken,
             )
         )
         free[line.sku] = [
-            replace(s, available=s.available - line.quantity) if s is chosen else s for s in sites
+            replace(s, available=s.available - taken) if s is site else s for s in sites
         ]
     return allocations
+
+
+def shortage_message(line_no: int, sku: str, quantity: int, sites: Sequence[StockAt]) -> str:
+    if not sites:
+        return f"line {line_no}: SKU {sku!r}: {quantity} requested, no warehouse stocks it"
+    return (
+        f"line {line_no}: SKU {sku!r}: {quantity} requested, at most "
+        f"{max(s.available for s in sites)} available in one warehouse "
+        f"({sum(s.available for s in sites)} in all)"
+    )
+
+
+# --- stock arriving for backorders ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingLine:
+    """A backordered order line, in the order it started waiting."""
+
+    order_id: str
+    line_no: int
+    backordered: int
+
+
+def fill_backorders(
+    available: int, waiting: Sequence[WaitingLine]
+) -> list[tuple[WaitingLine, int]]:
+    """First come, first served: each line in turn takes what it still needs while stock lasts.
+
+    Strict order rather than best fit, so a big early order is not starved by a
+    stream of small later ones; the head line takes a part if that is all there is.
+    """
+    fills = []
+    for line in waiting:
+        if available <= 0:
+            break
+        taken = min(available, line.backordered)
+        fills.append((line, taken))
+        available -= taken
+    return fills

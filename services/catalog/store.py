@@ -1,16 +1,57 @@
-"""Catalog's own database: products, warehouses, stock levels, orders and reservations."""
+"""Catalog's own database: products, accounts, warehouses, stock, orders and reservations.
+
+Stock moves only through guarded UPDATEs on the `stock` row, and planning an
+order locks the rows it reads (`SELECT … FOR UPDATE` on PostgreSQL; SQLite
+serialises writers with `BEGIN IMMEDIATE`), so two catalog workers never
+promise the same unit. Every unit is accounted for on its reservation line:
+`quantity = held + backordered + committed + released`.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.catalog.domain import Allocation, CatalogItem, StockAt
-from shared.contract import Account, Channel, Product, StockLevel, Warehouse, WarehouseKind
+from services.catalog.domain import (
+    Allocation,
+    Assortment,
+    BuyerTerms,
+    CatalogItem,
+    StockAt,
+    WaitingLine,
+)
+from shared.contract import (
+    Account,
+    Channel,
+    Product,
+    QuantityRule,
+    ReservedLine,
+    Shipment,
+    StockAdjustment,
+    StockLevel,
+    Warehouse,
+    WarehouseKind,
+)
 from shared.db import ExactDecimal, messaging_tables
 
 
@@ -29,6 +70,8 @@ class ProductRow(Base):
     active: Mapped[bool]
     channels: Mapped[list[str]] = mapped_column(JSON)
     unit_weight_kg: Mapped[Decimal] = mapped_column(ExactDecimal)
+    pack_size: Mapped[int] = mapped_column(Integer)
+    quantity_rule: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     details: Mapped[str] = mapped_column(Text)
     """The whole `catalog.products` event as PIM sent it, for `GET /products/{sku}`."""
 
@@ -41,7 +84,7 @@ class WarehouseRow(Base):
 
 
 class StockRow(Base):
-    """`reserved` changes only under a guarded UPDATE: `on_hand - reserved` never drops below 0."""
+    """`reserved` grows only under a guard: reserving never takes `on_hand - reserved` below 0."""
 
     __tablename__ = "stock"
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -54,6 +97,9 @@ class AccountRow(Base):
     __tablename__ = "accounts"
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     assortment: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    assortment_categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    quantity_rules: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON)
+    allows_backorders: Mapped[bool] = mapped_column(Boolean)
 
 
 class OrderRow(Base):
@@ -67,13 +113,31 @@ class OrderRow(Base):
 
 
 class ReservationRow(Base):
+    """One order line held in one warehouse, and where each of its units is now."""
+
     __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_waiting", "sku", "warehouse_id", "waiting_since"),)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id"), primary_key=True)
     line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     sku: Mapped[str] = mapped_column(String(64))
     warehouse_id: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(200))
+    unit_weight_kg: Mapped[Decimal] = mapped_column(ExactDecimal)
     quantity: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(10))  # held | released
+    held: Mapped[int] = mapped_column(Integer)
+    backordered: Mapped[int] = mapped_column(Integer, default=0)
+    committed: Mapped[int] = mapped_column(Integer, default=0)
+    released: Mapped[int] = mapped_column(Integer, default=0)
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the line started waiting for stock; first come, first served. None: not waiting."""
+
+
+class CommittedShipmentRow(Base):
+    """Shipments whose units left on-hand stock: a repeated `shipped` deducts nothing twice."""
+
+    __tablename__ = "committed_shipments"
+    shipment_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
 
 
 class OrderStates:
@@ -84,8 +148,26 @@ class OrderStates:
     FULFILLING = "fulfilling"
 
 
+OPEN_STATES = (OrderStates.RESERVED, OrderStates.FULFILLING)
+"""Orders whose lines may still receive backordered stock."""
+
+
 class StockTaken(Exception):
-    """Another order took the stock between planning and holding it."""
+    """Another order took the stock between planning and holding it (a bug if it ever shows)."""
+
+
+class NegativeStock(Exception):
+    """An adjustment that would leave fewer than zero units on hand: the WMS and we disagree."""
+
+
+@dataclass(frozen=True)
+class UnitsMoved:
+    """Units of one SKU in one warehouse that changed hands, for metrics and backorders."""
+
+    sku: str
+    warehouse_id: str
+    category: str
+    units: int
 
 
 # --- reference data ---------------------------------------------------------------------
@@ -100,6 +182,12 @@ async def save_product(session: AsyncSession, product: Product) -> None:
             active=product.active,
             channels=[c.value for c in product.channels],
             unit_weight_kg=product.unit_weight_kg,
+            pack_size=product.pack_size,
+            quantity_rule=(
+                product.quantity_rule.model_dump(exclude_none=True)
+                if product.quantity_rule
+                else None
+            ),
             details=product.model_dump_json(by_alias=True),
         )
     )
@@ -116,20 +204,65 @@ async def save_warehouse(session: AsyncSession, warehouse: Warehouse) -> None:
 
 
 async def save_account(session: AsyncSession, account: Account) -> None:
-    await session.merge(AccountRow(account_id=account.account_id, assortment=account.assortment))
+    await session.merge(
+        AccountRow(
+            account_id=account.account_id,
+            assortment=account.assortment,
+            assortment_categories=account.assortment_categories,
+            quantity_rules={
+                rule.sku: rule.model_dump(exclude_none=True, exclude={"sku"})
+                for rule in account.quantity_rules
+            },
+            allows_backorders=account.allows_backorders,
+        )
+    )
+
+
+async def locked_stock_row(session: AsyncSession, sku: str, warehouse_id: str) -> StockRow | None:
+    return await session.scalar(
+        select(StockRow)
+        .where(StockRow.sku == sku, StockRow.warehouse_id == warehouse_id)
+        .with_for_update()
+    )
 
 
 async def save_stock_level(session: AsyncSession, level: StockLevel) -> None:
     """The WMS sends absolute on-hand levels; reservations made here are kept."""
-    row = await session.get(StockRow, (level.sku, level.warehouse_id))
+    row = await locked_stock_row(session, level.sku, level.warehouse_id)
     if row is None:
         session.add(
             StockRow(
                 sku=level.sku, warehouse_id=level.warehouse_id, on_hand=level.on_hand, reserved=0
             )
         )
+        await session.flush()
     else:
         row.on_hand = level.on_hand
+
+
+async def adjust_stock(session: AsyncSession, adjustment: StockAdjustment) -> int:
+    """Add `delta` to on hand; returns the new level. Refuses to go below zero."""
+    row = await locked_stock_row(session, adjustment.sku, adjustment.warehouse_id)
+    on_hand = row.on_hand if row is not None else 0
+    if on_hand + adjustment.delta < 0:
+        raise NegativeStock(
+            f"delta: {adjustment.delta} would take on hand of {adjustment.sku} in "
+            f"{adjustment.warehouse_id} from {on_hand} to {on_hand + adjustment.delta}; "
+            "send the absolute level on catalog.stock instead"
+        )
+    if row is None:
+        session.add(
+            StockRow(
+                sku=adjustment.sku,
+                warehouse_id=adjustment.warehouse_id,
+                on_hand=adjustment.delta,
+                reserved=0,
+            )
+        )
+        await session.flush()
+    else:
+        row.on_hand = on_hand + adjustment.delta
+    return on_hand + adjustment.delta
 
 
 # --- reads for the rules -------------------------------------------------------------------
@@ -144,25 +277,48 @@ async def catalog_items(session: AsyncSession, skus: set[str]) -> dict[str, Cata
             row.active,
             frozenset(Channel(c) for c in row.channels),
             row.unit_weight_kg,
+            row.pack_size,
+            QuantityRule.model_validate(row.quantity_rule) if row.quantity_rule else None,
         )
         for row in rows
     }
 
 
-async def assortment_of(session: AsyncSession, account_id: str) -> frozenset[str] | None:
+async def buyer_terms(session: AsyncSession, account_id: str) -> BuyerTerms | None:
     row = await session.get(AccountRow, account_id)
-    return None if row is None or row.assortment is None else frozenset(row.assortment)
+    if row is None:
+        return None
+    limited = row.assortment is not None or row.assortment_categories is not None
+    return BuyerTerms(
+        account_id=row.account_id,
+        assortment=(
+            Assortment(frozenset(row.assortment or ()), tuple(row.assortment_categories or ()))
+            if limited
+            else None
+        ),
+        quantity_rules={
+            sku: QuantityRule.model_validate(rule) for sku, rule in row.quantity_rules.items()
+        },
+        allows_backorders=row.allows_backorders,
+    )
 
 
 async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[StockAt]]:
-    """Free stock per SKU in every known warehouse (stock in an unknown warehouse can't ship)."""
+    """Free stock per SKU in every known warehouse, locked until the transaction ends.
+
+    Locked in (sku, warehouse) order, the same order every writer uses, so two
+    workers planning orders for the same SKUs queue instead of deadlocking.
+    Stock in a warehouse catalog doesn't know can't ship, so it isn't offered.
+    """
     rows = await session.execute(
         select(StockRow, WarehouseRow)
         .join(WarehouseRow, WarehouseRow.warehouse_id == StockRow.warehouse_id)
         .where(StockRow.sku.in_(skus))
+        .order_by(StockRow.sku, StockRow.warehouse_id)
+        .with_for_update(of=StockRow)
     )
     stock: dict[str, list[StockAt]] = defaultdict(list)
-    for level, site in rows.tuples():
+    for level, site in rows:
         stock[level.sku].append(
             StockAt(
                 site.warehouse_id,
@@ -190,13 +346,34 @@ async def stock_by_warehouse(
         .order_by(StockRow.sku, StockRow.warehouse_id)
     )
     found: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for sku, warehouse_id, on_hand, reserved in rows.tuples():
+    for sku, warehouse_id, on_hand, reserved in rows:
         found[sku].append((warehouse_id, on_hand, reserved))
     return found
 
 
+async def available_by_warehouse(session: AsyncSession) -> dict[str, int]:
+    """Free units per warehouse (never below 0 per SKU), for the available-units gauge."""
+    free = case(
+        (StockRow.on_hand > StockRow.reserved, StockRow.on_hand - StockRow.reserved), else_=0
+    )
+    rows = await session.execute(
+        select(StockRow.warehouse_id, func.sum(free)).group_by(StockRow.warehouse_id)
+    )
+    return {warehouse_id: int(units or 0) for warehouse_id, units in rows}
+
+
 async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
     return await session.get(OrderRow, order_id)
+
+
+async def reservations_of(session: AsyncSession, order_id: str) -> list[ReservationRow]:
+    return list(
+        await session.scalars(
+            select(ReservationRow)
+            .where(ReservationRow.order_id == order_id)
+            .order_by(ReservationRow.line_no)
+        )
+    )
 
 
 # --- changes -----------------------------------------------------------------------------
@@ -211,53 +388,145 @@ async def record_order(
     return row
 
 
-async def hold_stock(session: AsyncSession, order_id: str, allocations: list[Allocation]) -> None:
-    """Hold every allocation or none: a guarded UPDATE per line inside a savepoint.
+async def take_units(session: AsyncSession, sku: str, warehouse_id: str, units: int) -> None:
+    """Reserve `units` if they are free; the WHERE clause is the last line against oversell."""
+    result = await session.execute(
+        update(StockRow)
+        .where(
+            StockRow.sku == sku,
+            StockRow.warehouse_id == warehouse_id,
+            StockRow.on_hand - StockRow.reserved >= units,
+        )
+        .values(reserved=StockRow.reserved + units)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StockTaken(sku)
 
-    The guard (`on_hand - reserved >= quantity`) is what prevents oversell when two
-    workers plan against the same free stock at once; raises `StockTaken` if it trips.
-    """
+
+async def hold_stock(
+    session: AsyncSession, order_id: str, allocations: list[Allocation], now: datetime
+) -> None:
+    """Hold every allocation's in-stock units and queue its backordered ones, or none of it."""
     async with session.begin_nested():
         for allocation in allocations:
-            result = await session.execute(
-                update(StockRow)
-                .where(
-                    StockRow.sku == allocation.sku,
-                    StockRow.warehouse_id == allocation.warehouse_id,
-                    StockRow.on_hand - StockRow.reserved >= allocation.quantity,
+            if allocation.in_stock:
+                await take_units(
+                    session, allocation.sku, allocation.warehouse_id, allocation.in_stock
                 )
-                .values(reserved=StockRow.reserved + allocation.quantity)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise StockTaken(allocation.sku)
             session.add(
                 ReservationRow(
                     order_id=order_id,
                     line_no=allocation.line_no,
                     sku=allocation.sku,
                     warehouse_id=allocation.warehouse_id,
+                    category=allocation.category,
+                    unit_weight_kg=allocation.unit_weight_kg,
                     quantity=allocation.quantity,
-                    state="held",
+                    held=allocation.in_stock,
+                    backordered=allocation.backordered,
+                    committed=0,
+                    released=0,
+                    waiting_since=now if allocation.backordered else None,
                 )
             )
 
 
-async def release_stock(session: AsyncSession, order_id: str) -> int:
-    """Give back every unit still held for the order; returns how many units were released."""
-    held = list(
-        await session.scalars(
-            select(ReservationRow).where(
-                ReservationRow.order_id == order_id, ReservationRow.state == "held"
+async def release_stock(session: AsyncSession, order_id: str) -> list[UnitsMoved]:
+    """Give back every unit held for the order and stop its backorders; returns what was freed."""
+    freed = []
+    for line in await reservations_of(session, order_id):
+        if line.held:
+            await session.execute(
+                update(StockRow)
+                .where(StockRow.sku == line.sku, StockRow.warehouse_id == line.warehouse_id)
+                .values(reserved=StockRow.reserved - line.held)
             )
-        )
-    )
-    for reservation in held:
+            freed.append(UnitsMoved(line.sku, line.warehouse_id, line.category, line.held))
+        line.released += line.held + line.backordered
+        line.held = line.backordered = 0
+        line.waiting_since = None
+    return freed
+
+
+async def commit_shipment(
+    session: AsyncSession, order_id: str, shipment: Shipment
+) -> list[UnitsMoved] | None:
+    """Deduct a shipped shipment's units from on hand and reserved, once per shipment.
+
+    Returns None when this shipment was committed before. On hand never drops
+    below zero: if the WMS already reported a level without these units, the
+    shipment can't take them twice.
+    """
+    if await session.get(CommittedShipmentRow, shipment.shipment_id) is not None:
+        return None
+    session.add(CommittedShipmentRow(shipment_id=shipment.shipment_id, order_id=order_id))
+    lines = {line.line_no: line for line in await reservations_of(session, order_id)}
+    moved = []
+    for shipped in shipment.lines:
+        line = lines.get(shipped.line_no) if shipped.line_no is not None else None
+        if line is None or line.warehouse_id != shipment.warehouse_id or line.sku != shipped.sku:
+            raise ValueError(
+                f"shipment {shipment.shipment_id}: line {shipped.line_no} ({shipped.sku} from "
+                f"{shipment.warehouse_id}) matches no reservation of order {order_id}"
+            )
+        units = min(shipped.quantity, line.held)
         await session.execute(
             update(StockRow)
-            .where(
-                StockRow.sku == reservation.sku, StockRow.warehouse_id == reservation.warehouse_id
+            .where(StockRow.sku == line.sku, StockRow.warehouse_id == line.warehouse_id)
+            .values(
+                reserved=StockRow.reserved - units,
+                on_hand=case((StockRow.on_hand >= units, StockRow.on_hand - units), else_=0),
             )
-            .values(reserved=StockRow.reserved - reservation.quantity)
         )
-        reservation.state = "released"
-    return sum(r.quantity for r in held)
+        line.held -= units
+        line.committed += units
+        moved.append(UnitsMoved(line.sku, line.warehouse_id, line.category, units))
+    return moved
+
+
+# --- backorders --------------------------------------------------------------------------
+
+
+async def waiting_lines(session: AsyncSession, sku: str, warehouse_id: str) -> list[WaitingLine]:
+    """Lines of open orders waiting for this SKU in this warehouse, first come first."""
+    rows = await session.execute(
+        select(ReservationRow.order_id, ReservationRow.line_no, ReservationRow.backordered)
+        .join(OrderRow, OrderRow.order_id == ReservationRow.order_id)
+        .where(
+            ReservationRow.sku == sku,
+            ReservationRow.warehouse_id == warehouse_id,
+            ReservationRow.waiting_since.is_not(None),
+            OrderRow.state.in_(OPEN_STATES),
+        )
+        .order_by(ReservationRow.waiting_since, ReservationRow.order_id, ReservationRow.line_no)
+    )
+    return [WaitingLine(*row) for row in rows]
+
+
+async def free_units(session: AsyncSession, sku: str, warehouse_id: str) -> int:
+    """Free units, with the stock row locked so no order takes them meanwhile."""
+    row = await locked_stock_row(session, sku, warehouse_id)
+    return 0 if row is None else row.on_hand - row.reserved
+
+
+async def hold_backordered(
+    session: AsyncSession, line: WaitingLine, units: int, warehouse_id: str
+) -> tuple[str, ReservedLine]:
+    """Move `units` of a waiting line from backordered to held; returns (account, filled line)."""
+    row = await session.get(ReservationRow, (line.order_id, line.line_no))
+    order = await session.get(OrderRow, line.order_id)
+    assert row is not None and order is not None, "waiting lines come from these tables"
+    await take_units(session, row.sku, warehouse_id, units)
+    row.held += units
+    row.backordered -= units
+    if row.backordered == 0:
+        row.waiting_since = None
+    filled = ReservedLine(
+        sku=row.sku,
+        quantity=units,
+        warehouse_id=row.warehouse_id,
+        category=row.category,
+        unit_weight_kg=row.unit_weight_kg,
+        line_no=row.line_no,
+    )
+    return order.account_id, filled

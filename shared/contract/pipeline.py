@@ -102,8 +102,8 @@ class BackorderFilled(Event):
     """`orders.backorder_filled/v1` (catalog → fulfillment), key `account_id`.
 
     Stock arrived for backordered lines and catalog now holds it for the order.
-    Each line's `quantity` is the units reserved by this fill and `backordered`
-    what the line still waits for.
+    Each line's `quantity` is the units this fill reserved (its `backordered` is
+    0); a line may be filled in several parts as stock trickles in.
     """
 
     schema_: Literal["orders.backorder_filled/v1"] = Field(alias="schema")
