@@ -8,15 +8,19 @@ Catalog already chose a warehouse per line (B2B from a central DC, B2C from
 nearby); fulfillment groups the lines by that warehouse and decides, per
 shipment, between **bulk** freight (pallets, a scheduled delivery window) and
 **retail** parcels (a carrier by delivery speed, a promised date).
+
+Only what is on the shelf ships: the in-stock part of each approved line first,
+and each backorder fill later as a shipment of its own, numbered after the
+order's earlier ones. The WMS then confirms each shipment leaving the dock once.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from types import MappingProxyType
 
@@ -106,27 +110,102 @@ class UnknownWarehouse(Exception):
         self.warehouse_id = warehouse_id
 
 
+@dataclass(frozen=True)
+class ReadyLine:
+    """Units of one order line that sit in a warehouse now and can leave it.
+
+    An approved line and a backorder fill both say "quantity", but mean
+    different things by it (ordered units, units this fill reserved); this is
+    what both come down to: what ships.
+    """
+
+    sku: str
+    quantity: int
+    warehouse_id: str
+    unit_weight_kg: Decimal
+    line_no: int | None = None
+
+    @property
+    def weight_kg(self) -> Decimal:
+        return self.unit_weight_kg * self.quantity
+
+
+def ready_to_ship(
+    approved: Iterable[ReservedLine], earlier_fills: Iterable[Sequence[ReservedLine]] = ()
+) -> list[ReadyLine]:
+    """What an approved order can ship now: each line's in-stock part, plus fills that came first.
+
+    A line wholly on backorder ships nothing yet; its stock comes with a fill.
+    Fills catalog sent before the approval reached us are already on the shelf,
+    so they ship with the first plan instead of waiting for a fill of their own.
+    """
+    in_stock = [
+        ReadyLine(line.sku, line.in_stock, line.warehouse_id, line.unit_weight_kg, line.line_no)
+        for line in approved
+        if line.in_stock > 0
+    ]
+    return in_stock + [ready for fill in earlier_fills for ready in filled(fill)]
+
+
+def filled(fill: Iterable[ReservedLine]) -> list[ReadyLine]:
+    """What a backorder fill put on the shelf: each line's `quantity`, all of it.
+
+    Not `in_stock`: every unit a fill names was reserved by it, so none of them
+    is missing; `backordered` on a fill line never takes units off this shipment.
+    """
+    return [
+        ReadyLine(line.sku, line.quantity, line.warehouse_id, line.unit_weight_kg, line.line_no)
+        for line in fill
+    ]
+
+
 def route_shipment(
     order: Order,
-    lines: Sequence[ReservedLine],
+    lines: Sequence[ReadyLine],
     warehouses: Mapping[str, Site],
     today: date,
+    planned_before: int = 0,
 ) -> list[Shipment]:
-    """Plan one shipment per warehouse that holds the order's stock.
+    """Plan one shipment per warehouse that holds units ready to ship.
 
-    Shipments are numbered in warehouse-id order, so the same order always gets
-    the same shipment ids whatever order its lines came in.
+    Shipments are numbered in warehouse-id order after the `planned_before`
+    shipments the order already has, so the same order always gets the same
+    shipment ids whatever order its lines came in, and a later fill's shipment
+    never reuses an earlier id. Nothing ready means no shipments.
     """
-    by_warehouse: dict[str, list[ReservedLine]] = defaultdict(list)
+    by_warehouse: dict[str, list[ReadyLine]] = defaultdict(list)
     for line in lines:
         by_warehouse[line.warehouse_id].append(line)
     unknown = sorted(set(by_warehouse) - set(warehouses))
     if unknown:
         raise UnknownWarehouse(unknown[0])
     return [
-        plan_shipment(order, f"{order.order_id}-{number}", warehouse_id, shipped, today)
-        for number, (warehouse_id, shipped) in enumerate(sorted(by_warehouse.items()), start=1)
+        plan_shipment(order, shipment_id(order.order_id, number), warehouse_id, shipped, today)
+        for number, (warehouse_id, shipped) in enumerate(
+            sorted(by_warehouse.items()), start=planned_before + 1
+        )
     ]
+
+
+def shipment_id(order_id: str, number: int) -> str:
+    """`{order_id}-{n}`: n counts the order's shipments from 1, across fills."""
+    return f"{order_id}-{number}"
+
+
+def same_lines_together(lines: Sequence[ReadyLine]) -> list[ReadyLine]:
+    """One entry per order line: an in-stock part and a fill of the same line ship as one.
+
+    Lines stay in the order they were first seen, so the label lists them as the shop did.
+    Lines without a number (events from before `line_no`) merge by SKU.
+    """
+    merged: dict[tuple[int | None, str], ReadyLine] = {}
+    for line in lines:
+        key = (line.line_no, line.sku)
+        seen = merged.get(key)
+        merged[key] = (
+            line if seen is None else replace(seen, quantity=seen.quantity + line.quantity)
+        )
+    return list(merged.values())
 
 
 @dataclass(frozen=True)
@@ -145,11 +224,12 @@ def plan_shipment(
     order: Order,
     shipment_id: str,
     warehouse_id: str,
-    lines: Sequence[ReservedLine],
+    lines: Sequence[ReadyLine],
     today: date,
     rules: ShippingRules = SHIPPING,
 ) -> Shipment:
-    """One warehouse's part of the order, as freight or as a parcel."""
+    """One warehouse's part of the order, as freight or as a parcel, weighed as it ships."""
+    lines = same_lines_together(lines)
     weight = shipment_weight(lines)
     carriage = (
         freight(order, weight, today, rules)
@@ -162,12 +242,15 @@ def plan_shipment(
         warehouse_id=warehouse_id,
         carrier=carriage.carrier,
         service_level=carriage.service_level,
-        tracking_number=tracking_number(order.order_id, warehouse_id),
+        tracking_number=tracking_number(shipment_id),
         promised_date=carriage.promised_date,
         delivery_window=carriage.delivery_window,
         pallets=carriage.pallets,
         weight_kg=weight,
-        lines=[ShipmentLine(sku=line.sku, quantity=line.quantity) for line in lines],
+        lines=[
+            ShipmentLine(sku=line.sku, quantity=line.quantity, line_no=line.line_no)
+            for line in lines
+        ],
     )
 
 
@@ -194,9 +277,12 @@ def parcel(order: Order, today: date, rules: ShippingRules) -> Carriage:
     )
 
 
-def shipment_weight(lines: Sequence[ReservedLine]) -> Decimal:
-    """Gross weight from catalog's unit weights, exact in Decimal (it decides parcel vs freight)."""
-    return sum((line.unit_weight_kg * line.quantity for line in lines), Decimal(0))
+def shipment_weight(lines: Iterable[ReadyLine]) -> Decimal:
+    """Gross weight of the units that ship, exact in Decimal (it decides parcel vs freight).
+
+    Backordered units are not in the truck, so they weigh nothing here.
+    """
+    return sum((line.weight_kg for line in lines), Decimal(0))
 
 
 def ships_as_freight(channel: Channel, weight_kg: Decimal, rules: ShippingRules = SHIPPING) -> bool:
@@ -248,7 +334,65 @@ def first_business_day_from(day: date) -> date:
     return day
 
 
-def tracking_number(order_id: str, warehouse_id: str) -> str:
-    """Derived, not random: a redelivered approval must hand the shop the same number."""
-    digest = hashlib.sha256(f"{order_id}@{warehouse_id}".encode()).hexdigest()
+def tracking_number(shipment_id: str) -> str:
+    """Derived, not random: a redelivered event must hand the shop the same number.
+
+    From the shipment, not the order and warehouse: a fill ships a second parcel
+    from the same warehouse, and each parcel needs a number of its own.
+    """
+    digest = hashlib.sha256(f"shipment:{shipment_id}".encode()).hexdigest()
     return "TL" + digest[:12].upper()
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+class DispatchRefused(Exception):
+    """A dispatch confirmation fulfillment cannot apply: the WMS and our plan disagree.
+
+    Never guessed around: the message is parked on the dead-letter topic with
+    this text, for ops to compare the WMS with `GET /shipments/{order_id}`.
+    """
+
+
+class UnknownShipment(DispatchRefused):
+    def __init__(self, shipment_id: str, order_id: str) -> None:
+        super().__init__(
+            f"shipment {shipment_id!r} (order {order_id!r}) was never planned by fulfillment"
+        )
+        self.shipment_id = shipment_id
+
+
+class NotThisOrdersShipment(DispatchRefused):
+    def __init__(self, shipment_id: str, planned_for: str, named: str) -> None:
+        super().__init__(
+            f"shipment {shipment_id!r} belongs to order {planned_for!r}, "
+            f"but the dispatch names order {named!r}"
+        )
+        self.shipment_id = shipment_id
+
+
+@dataclass
+class PlannedShipment:
+    """A shipment fulfillment planned, and whether the WMS has confirmed it left the dock."""
+
+    order_id: str
+    shipment: Shipment
+    dispatched_at: datetime | None = None
+
+    @property
+    def dispatched(self) -> bool:
+        return self.dispatched_at is not None
+
+    def dispatch(self, order_id: str, at: datetime) -> bool:
+        """Record that the shipment left; False if it already had (a repeated confirmation).
+
+        A shipment leaves once, so the order is reported `shipped` once per
+        shipment however often the WMS confirms it.
+        """
+        if order_id != self.order_id:
+            raise NotThisOrdersShipment(self.shipment.shipment_id, self.order_id, order_id)
+        if self.dispatched_at is not None:
+            return False
+        self.dispatched_at = at
+        return True

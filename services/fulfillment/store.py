@@ -1,18 +1,30 @@
-"""Fulfillment's own database: warehouses, what it knows of each order, and planned shipments."""
+"""Fulfillment's own database: warehouses, what it knows of each order, planned shipments,
+and backorder fills that arrived before their order could take them."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text, delete, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.fulfillment.domain import Site
+from services.fulfillment.domain import PlannedShipment, Site
 from shared.contract import (
-    Order,
+    BackorderFilled,
     OrderApproved,
     Shipment,
     ShipmentLine,
@@ -20,7 +32,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import messaging_tables
+from shared.db import as_utc, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -52,6 +64,8 @@ class OrderRow(Base):
     channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
     state: Mapped[str] = mapped_column(String(30))
     decided_by: Mapped[str] = mapped_column(String(40))
+    approved_event: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The approval the plan was made from: later fills are routed and reported with it."""
 
 
 class ShipmentRow(Base):
@@ -69,6 +83,8 @@ class ShipmentRow(Base):
     pallets: Mapped[int | None] = mapped_column(Integer, nullable=True)
     weight_kg: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the WMS said it left the dock; set once, so a repeated confirmation changes nothing."""
 
 
 class WaitingOrderRow(Base):
@@ -78,6 +94,22 @@ class WaitingOrderRow(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id"), primary_key=True)
     warehouse_id: Mapped[str] = mapped_column(String(64), index=True)
     approved_event: Mapped[str] = mapped_column(Text)
+
+
+class PendingFillRow(Base):
+    """A backorder fill that cannot be planned yet: its order is not planned here, or the
+    warehouse it sits in is not known here yet (`waiting_for_warehouse`).
+
+    No foreign key to `orders`: a fill may come before the approval, and a row
+    in `orders` would make that approval look like a replay.
+    """
+
+    __tablename__ = "pending_fills"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    waiting_for_warehouse: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    fill_event: Mapped[str] = mapped_column(Text)
 
 
 class OrderStates:
@@ -139,9 +171,11 @@ async def remember_order(
 
 
 async def record_plan(
-    session: AsyncSession, order: Order, shipments: list[Shipment], decided_by: str
+    session: AsyncSession, approved: OrderApproved, shipments: list[Shipment], decided_by: str
 ) -> None:
-    await remember_order(
+    """The order is planned: keep its approval for later fills, and its first shipments."""
+    order = approved.order
+    row = await remember_order(
         session,
         order.order_id,
         order.account_id,
@@ -149,12 +183,36 @@ async def record_plan(
         OrderStates.PLANNED,
         decided_by,
     )
+    row.approved_event = approved.model_dump_json(by_alias=True)
     await stop_waiting(session, order.order_id)
-    for position, shipment in enumerate(shipments, start=1):
+    await drop_pending_fills(session, order.order_id)
+    await add_shipments(session, order.order_id, shipments)
+
+
+async def approval_of(session: AsyncSession, order_id: str) -> OrderApproved | None:
+    """The approval the order was planned from; None while it is not planned."""
+    row = await session.get(OrderRow, order_id)
+    if row is None or row.approved_event is None:
+        return None
+    return OrderApproved.model_validate_json(row.approved_event)
+
+
+async def shipment_count(session: AsyncSession, order_id: str) -> int:
+    """How many shipments the order has, so the next one is numbered after them."""
+    count = await session.scalar(
+        select(func.count()).select_from(ShipmentRow).where(ShipmentRow.order_id == order_id)
+    )
+    return int(count or 0)
+
+
+async def add_shipments(session: AsyncSession, order_id: str, shipments: list[Shipment]) -> None:
+    """Append shipments to the order's, after the ones it already has."""
+    planned_before = await shipment_count(session, order_id)
+    for position, shipment in enumerate(shipments, start=planned_before + 1):
         session.add(
             ShipmentRow(
                 shipment_id=shipment.shipment_id,
-                order_id=order.order_id,
+                order_id=order_id,
                 position=position,
                 mode=shipment.mode.value,
                 warehouse_id=shipment.warehouse_id,
@@ -165,17 +223,16 @@ async def record_plan(
                 delivery_window=shipment.delivery_window,
                 pallets=shipment.pallets,
                 weight_kg=shipment.weight_kg,
-                lines=[line.model_dump() for line in shipment.lines],
+                lines=[line.model_dump(mode="json") for line in shipment.lines],
             )
         )
+    await session.flush()
 
 
-async def shipments_of(session: AsyncSession, order_id: str) -> list[Shipment]:
-    rows = await session.scalars(
-        select(ShipmentRow).where(ShipmentRow.order_id == order_id).order_by(ShipmentRow.position)
-    )
-    return [
-        Shipment(
+def _planned(row: ShipmentRow) -> PlannedShipment:
+    return PlannedShipment(
+        order_id=row.order_id,
+        shipment=Shipment(
             shipment_id=row.shipment_id,
             mode=ShipmentMode(row.mode),
             warehouse_id=row.warehouse_id,
@@ -187,9 +244,79 @@ async def shipments_of(session: AsyncSession, order_id: str) -> list[Shipment]:
             pallets=row.pallets,
             weight_kg=row.weight_kg,
             lines=[ShipmentLine.model_validate(line) for line in row.lines],
+        ),
+        dispatched_at=as_utc(row.dispatched_at) if row.dispatched_at else None,
+    )
+
+
+async def shipments_of(session: AsyncSession, order_id: str) -> list[PlannedShipment]:
+    rows = await session.scalars(
+        select(ShipmentRow).where(ShipmentRow.order_id == order_id).order_by(ShipmentRow.position)
+    )
+    return [_planned(row) for row in rows]
+
+
+async def find_shipment(session: AsyncSession, shipment_id: str) -> PlannedShipment | None:
+    row = await session.get(ShipmentRow, shipment_id)
+    return None if row is None else _planned(row)
+
+
+async def save_dispatch(session: AsyncSession, planned: PlannedShipment) -> None:
+    row = await session.get(ShipmentRow, planned.shipment.shipment_id)
+    if row is None:
+        raise LookupError(f"shipment {planned.shipment.shipment_id!r} is not stored")
+    row.dispatched_at = planned.dispatched_at
+
+
+# --- backorder fills that cannot be planned yet -------------------------------------------
+
+
+async def keep_fill(
+    session: AsyncSession, fill: BackorderFilled, waiting_for_warehouse: str | None = None
+) -> None:
+    """Hold a fill until its order is planned, or (for a planned order) its warehouse is known."""
+    row = await session.scalar(
+        select(PendingFillRow).where(PendingFillRow.event_id == str(fill.event_id))
+    )
+    if row is None:
+        row = PendingFillRow(
+            event_id=str(fill.event_id),
+            order_id=fill.order_id,
+            fill_event=fill.model_dump_json(by_alias=True),
         )
-        for row in rows
-    ]
+        session.add(row)
+    row.waiting_for_warehouse = waiting_for_warehouse
+    await session.flush()
+
+
+async def pending_fills(session: AsyncSession, order_id: str) -> list[BackorderFilled]:
+    """The order's held fills, in the order they arrived."""
+    rows = await session.scalars(
+        select(PendingFillRow)
+        .where(PendingFillRow.order_id == order_id)
+        .order_by(PendingFillRow.id)
+    )
+    return [BackorderFilled.model_validate_json(row.fill_event) for row in rows]
+
+
+async def fills_waiting_for(session: AsyncSession, warehouse_id: str) -> list[BackorderFilled]:
+    """Fills of planned orders held back for this warehouse, in the order they arrived."""
+    rows = await session.scalars(
+        select(PendingFillRow)
+        .where(PendingFillRow.waiting_for_warehouse == warehouse_id)
+        .order_by(PendingFillRow.id)
+    )
+    return [BackorderFilled.model_validate_json(row.fill_event) for row in rows]
+
+
+async def drop_fill(session: AsyncSession, fill: BackorderFilled) -> None:
+    await session.execute(
+        delete(PendingFillRow).where(PendingFillRow.event_id == str(fill.event_id))
+    )
+
+
+async def drop_pending_fills(session: AsyncSession, order_id: str) -> None:
+    await session.execute(delete(PendingFillRow).where(PendingFillRow.order_id == order_id))
 
 
 # --- approvals waiting for reference data --------------------------------------------------

@@ -1,18 +1,23 @@
-"""Fulfillment's routing rules, checked directly: no broker, no database, no clock."""
+"""Fulfillment's routing and dispatch rules, checked directly: no broker, no database, no clock."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from services.fulfillment.domain import (
     SHIPPING,
+    NotThisOrdersShipment,
+    PlannedShipment,
     Site,
     UnknownWarehouse,
     add_business_days,
+    filled,
     pallets_for,
+    ready_to_ship,
     route_shipment,
     tracking_number,
 )
@@ -26,6 +31,7 @@ from shared.contract import (
     Payment,
     PaymentMethod,
     PricedLine,
+    ReservedLine,
     Shipment,
     ShipmentLine,
     ShipmentMode,
@@ -73,7 +79,13 @@ def an_order(
 
 
 def a_line(
-    sku: str, quantity: int, warehouse_id: str = "wh-berlin", unit_weight_kg: str = "0.5"
+    sku: str,
+    quantity: int,
+    warehouse_id: str = "wh-berlin",
+    unit_weight_kg: str = "0.5",
+    *,
+    line_no: int | None = None,
+    backordered: int = 0,
 ) -> PricedLine:
     return PricedLine(
         sku=sku,
@@ -81,10 +93,43 @@ def a_line(
         warehouse_id=warehouse_id,
         category="fasteners/bolts",
         unit_weight_kg=Decimal(unit_weight_kg),
+        line_no=line_no,
+        backordered=backordered,
         unit_price=Decimal("1.00"),
         line_total=Decimal(quantity),
         price_source="list:list-EUR",
     )
+
+
+def a_fill_line(
+    sku: str,
+    quantity: int,
+    line_no: int,
+    *,
+    still_backordered: int = 0,
+    warehouse_id: str = "dc-central",
+    unit_weight_kg: str = "0.5",
+) -> ReservedLine:
+    """A line of `orders.backorder_filled`: `quantity` is what this fill reserved."""
+    return ReservedLine(
+        sku=sku,
+        quantity=quantity,
+        warehouse_id=warehouse_id,
+        category="fasteners/bolts",
+        unit_weight_kg=Decimal(unit_weight_kg),
+        line_no=line_no,
+        backordered=still_backordered,
+    )
+
+
+def plan(
+    order: Order,
+    lines: Sequence[ReservedLine],
+    warehouses: Mapping[str, Site],
+    today: date,
+) -> list[Shipment]:
+    """Plan an approval the way the handler does: what is in stock, routed."""
+    return route_shipment(order, ready_to_ship(lines), warehouses, today)
 
 
 def only(shipments: list[Shipment]) -> Shipment:
@@ -107,7 +152,7 @@ def only(shipments: list[Shipment]) -> Shipment:
 def test_b2c_parcel_carrier_and_promised_date_skip_the_weekend(
     speed: DeliverySpeed, today: date, carrier: str, promised: date
 ) -> None:
-    shipment = only(route_shipment(an_order(speed=speed), [a_line("MUG-1", 2)], WAREHOUSES, today))
+    shipment = only(plan(an_order(speed=speed), [a_line("MUG-1", 2)], WAREHOUSES, today))
 
     assert shipment.mode is ShipmentMode.PARCEL
     assert shipment.carrier == carrier
@@ -120,7 +165,7 @@ def test_b2c_parcel_carrier_and_promised_date_skip_the_weekend(
 def test_b2c_parcel_ignores_a_requested_date() -> None:
     order = an_order(speed=DeliverySpeed.STANDARD, requested_date=date(2026, 12, 20))
 
-    shipment = only(route_shipment(order, [a_line("MUG-1", 1)], WAREHOUSES, FRIDAY))
+    shipment = only(plan(order, [a_line("MUG-1", 1)], WAREHOUSES, FRIDAY))
 
     assert shipment.promised_date == date(2026, 12, 1)
 
@@ -128,7 +173,7 @@ def test_b2c_parcel_ignores_a_requested_date() -> None:
 def test_b2c_at_the_parcel_limit_is_still_a_parcel() -> None:
     lines = [a_line("KETTLEBELL-31.5", 1, unit_weight_kg="31.5")]
 
-    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+    shipment = only(plan(an_order(), lines, WAREHOUSES, FRIDAY))
 
     assert shipment.mode is ShipmentMode.PARCEL
 
@@ -136,7 +181,7 @@ def test_b2c_at_the_parcel_limit_is_still_a_parcel() -> None:
 def test_heavy_b2c_goes_freight() -> None:
     lines = [a_line("KETTLEBELL-16", 2, unit_weight_kg="16")]  # 32 kg > 31.5 kg
 
-    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+    shipment = only(plan(an_order(), lines, WAREHOUSES, FRIDAY))
 
     assert shipment.mode is ShipmentMode.FREIGHT
     assert shipment.carrier == "freight-ltl"
@@ -152,7 +197,7 @@ def test_b2b_ships_freight_from_the_reserved_dc_with_pallets_and_window() -> Non
     order = an_order(Channel.B2B, requested_date=date(2026, 12, 10))
     lines = [a_line("BOLT-M8-100", 1200, "dc-central", unit_weight_kg="1.25")]  # 1,500 kg
 
-    shipment = only(route_shipment(order, lines, WAREHOUSES, FRIDAY))
+    shipment = only(plan(order, lines, WAREHOUSES, FRIDAY))
 
     assert shipment.mode is ShipmentMode.FREIGHT
     assert shipment.warehouse_id == "dc-central"
@@ -168,7 +213,7 @@ def test_b2b_ships_freight_from_the_reserved_dc_with_pallets_and_window() -> Non
 def test_b2b_light_order_is_still_freight() -> None:
     order = an_order(Channel.B2B)
 
-    shipment = only(route_shipment(order, [a_line("BOLT", 1, "dc-central")], WAREHOUSES, FRIDAY))
+    shipment = only(plan(order, [a_line("BOLT", 1, "dc-central")], WAREHOUSES, FRIDAY))
 
     assert shipment.mode is ShipmentMode.FREIGHT
     assert shipment.pallets == 1
@@ -188,7 +233,7 @@ def test_b2b_delivery_date_is_the_requested_one_or_the_earliest_possible(
 ) -> None:
     order = an_order(Channel.B2B, requested_date=requested)
 
-    shipment = only(route_shipment(order, [a_line("BOLT", 10, "dc-central")], WAREHOUSES, FRIDAY))
+    shipment = only(plan(order, [a_line("BOLT", 10, "dc-central")], WAREHOUSES, FRIDAY))
 
     assert shipment.promised_date == promised
 
@@ -206,7 +251,7 @@ def test_full_truckload_only_above_ten_tonnes(
 ) -> None:
     lines = [a_line("PRESS-1", 1, "dc-central", unit_weight_kg=unit_weight_kg)]
 
-    shipment = only(route_shipment(an_order(Channel.B2B), lines, WAREHOUSES, FRIDAY))
+    shipment = only(plan(an_order(Channel.B2B), lines, WAREHOUSES, FRIDAY))
 
     assert shipment.carrier == carrier
     assert shipment.pallets == pallets
@@ -228,7 +273,7 @@ def test_lines_in_two_warehouses_become_two_shipments_numbered_by_warehouse() ->
         a_line("MUG-2", 2, "wh-berlin"),
     ]
 
-    first, second = route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)
+    first, second = plan(an_order(), lines, WAREHOUSES, FRIDAY)
 
     assert (first.shipment_id, first.warehouse_id) == ("web-000123-1", "3pl-rotterdam")
     assert first.lines == [ShipmentLine(sku="PLATE-2", quantity=3)]
@@ -246,7 +291,7 @@ def test_each_warehouse_decides_parcel_or_freight_by_its_own_weight() -> None:
         a_line("KETTLEBELL-16", 2, "dc-central", unit_weight_kg="16"),
     ]
 
-    by_site = {s.warehouse_id: s for s in route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)}
+    by_site = {s.warehouse_id: s for s in plan(an_order(), lines, WAREHOUSES, FRIDAY)}
 
     assert by_site["wh-berlin"].mode is ShipmentMode.PARCEL
     assert by_site["dc-central"].mode is ShipmentMode.FREIGHT
@@ -255,7 +300,7 @@ def test_each_warehouse_decides_parcel_or_freight_by_its_own_weight() -> None:
 def test_weight_is_exact_decimal() -> None:
     lines = [a_line("SCREW", 3, unit_weight_kg="0.1")]
 
-    shipment = only(route_shipment(an_order(), lines, WAREHOUSES, FRIDAY))
+    shipment = only(plan(an_order(), lines, WAREHOUSES, FRIDAY))
 
     assert shipment.weight_kg == Decimal("0.3")
 
@@ -266,21 +311,168 @@ def test_weight_is_exact_decimal() -> None:
 def test_a_redelivered_approval_plans_the_same_shipments() -> None:
     lines = [a_line("MUG-1", 1, "wh-berlin"), a_line("PLATE-2", 3, "3pl-rotterdam")]
 
-    first = route_shipment(an_order(), lines, WAREHOUSES, FRIDAY)
-    again = route_shipment(an_order(), list(reversed(lines)), WAREHOUSES, FRIDAY)
+    first = plan(an_order(), lines, WAREHOUSES, FRIDAY)
+    again = plan(an_order(), list(reversed(lines)), WAREHOUSES, FRIDAY)
 
     assert first == again
 
 
-def test_tracking_number_is_derived_from_order_and_warehouse() -> None:
-    number = tracking_number("web-000123", "wh-berlin")
+def test_tracking_number_is_derived_from_the_shipment() -> None:
+    number = tracking_number("web-000123-1")
 
-    assert number == tracking_number("web-000123", "wh-berlin")
+    assert number == tracking_number("web-000123-1")
     assert number.startswith("TL")
     assert len(number) == 14
     assert set(number[2:]) <= set("0123456789ABCDEF")
-    assert number != tracking_number("web-000123", "dc-central")
-    assert number != tracking_number("web-000124", "wh-berlin")
+    assert number != tracking_number("web-000123-2")
+    assert number != tracking_number("web-000124-1")
+
+
+def test_two_shipments_from_one_warehouse_get_distinct_tracking_numbers() -> None:
+    order = an_order(Channel.B2B)
+    approved = [a_line("BOLT", 10, "dc-central", line_no=1, backordered=4)]
+
+    first = only(route_shipment(order, ready_to_ship(approved), WAREHOUSES, FRIDAY))
+    later = only(route_shipment(order, filled([a_fill_line("BOLT", 4, 1)]), WAREHOUSES, FRIDAY, 1))
+    replanned = only(
+        route_shipment(order, filled([a_fill_line("BOLT", 4, 1)]), WAREHOUSES, FRIDAY, 1)
+    )
+
+    assert first.warehouse_id == later.warehouse_id == "dc-central"
+    assert first.tracking_number != later.tracking_number
+    assert first.tracking_number == tracking_number("web-000123-1")
+    assert replanned.tracking_number == later.tracking_number
+
+
+# --- backorders: only what is on the shelf ships --------------------------------------------
+
+
+def test_only_the_in_stock_part_of_each_line_is_planned() -> None:
+    lines = [
+        a_line("BOLT", 10, "dc-central", unit_weight_kg="2", line_no=1, backordered=4),
+        a_line("NUT", 5, "dc-central", unit_weight_kg="1", line_no=2),
+    ]
+
+    shipment = only(plan(an_order(Channel.B2B), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.lines == [
+        ShipmentLine(sku="BOLT", quantity=6, line_no=1),
+        ShipmentLine(sku="NUT", quantity=5, line_no=2),
+    ]
+    assert shipment.weight_kg == Decimal("17")  # 6 x 2 kg + 5 x 1 kg: backorders weigh nothing
+
+
+def test_a_line_wholly_on_backorder_is_skipped() -> None:
+    lines = [
+        a_line("BOLT", 10, "dc-central", line_no=1, backordered=10),
+        a_line("MUG", 1, "wh-berlin", line_no=2),
+    ]
+
+    shipment = only(plan(an_order(), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.warehouse_id == "wh-berlin"
+    assert shipment.lines == [ShipmentLine(sku="MUG", quantity=1, line_no=2)]
+
+
+def test_nothing_in_stock_plans_no_shipments() -> None:
+    lines = [a_line("BOLT", 10, "dc-unknown", line_no=1, backordered=10)]
+
+    assert plan(an_order(Channel.B2B), lines, WAREHOUSES, FRIDAY) == []
+
+
+def test_a_lighter_in_stock_part_can_go_as_a_parcel() -> None:
+    # 2 x 16 kg ordered (freight), but one is on backorder: 16 kg ships as a parcel.
+    lines = [a_line("KETTLEBELL-16", 2, unit_weight_kg="16", line_no=1, backordered=1)]
+
+    shipment = only(plan(an_order(), lines, WAREHOUSES, FRIDAY))
+
+    assert shipment.mode is ShipmentMode.PARCEL
+    assert shipment.weight_kg == Decimal("16")
+
+
+def test_shipment_lines_name_the_order_line_they_ship() -> None:
+    lines = [
+        a_line("MUG-1", 1, "wh-berlin", line_no=1),
+        a_line("PLATE-2", 3, "3pl-rotterdam", line_no=2),
+        a_line("MUG-2", 2, "wh-berlin", line_no=3),
+    ]
+
+    rotterdam, berlin = plan(an_order(), lines, WAREHOUSES, FRIDAY)
+
+    assert [(line.sku, line.line_no) for line in rotterdam.lines] == [("PLATE-2", 2)]
+    assert [(line.sku, line.line_no) for line in berlin.lines] == [("MUG-1", 1), ("MUG-2", 3)]
+
+
+def test_a_fill_ships_every_unit_it_reserved() -> None:
+    # Even if a producer names what the line still waits for, all 3 units of this fill ship.
+    fill = [a_fill_line("BOLT", 3, 1, still_backordered=2, unit_weight_kg="2")]
+
+    shipment = only(route_shipment(an_order(Channel.B2B), filled(fill), WAREHOUSES, FRIDAY, 1))
+
+    assert shipment.lines == [ShipmentLine(sku="BOLT", quantity=3, line_no=1)]
+    assert shipment.weight_kg == Decimal("6")
+
+
+def test_a_fills_shipments_are_numbered_after_the_orders_earlier_ones() -> None:
+    fill = [
+        a_fill_line("BOLT", 3, 1, warehouse_id="wh-berlin"),
+        a_fill_line("NUT", 2, 2, warehouse_id="dc-central"),
+    ]
+
+    first, second = route_shipment(
+        an_order(Channel.B2B), filled(fill), WAREHOUSES, FRIDAY, planned_before=2
+    )
+
+    assert (first.shipment_id, first.warehouse_id) == ("web-000123-3", "dc-central")
+    assert (second.shipment_id, second.warehouse_id) == ("web-000123-4", "wh-berlin")
+
+
+def test_fills_that_came_before_the_approval_ship_with_the_first_plan() -> None:
+    approved = [
+        a_line("BOLT", 10, "dc-central", line_no=1, backordered=4),
+        a_line("NUT", 3, "dc-central", line_no=2, backordered=3),
+    ]
+    earlier_fills = [
+        [a_fill_line("BOLT", 4, 1)],
+        [a_fill_line("NUT", 2, 2, still_backordered=1)],
+    ]
+
+    ready = ready_to_ship(approved, earlier_fills)
+    shipment = only(route_shipment(an_order(Channel.B2B), ready, WAREHOUSES, FRIDAY))
+
+    assert shipment.shipment_id == "web-000123-1"
+    assert shipment.lines == [  # the in-stock part and the fill of line 1 ship as one line
+        ShipmentLine(sku="BOLT", quantity=10, line_no=1),
+        ShipmentLine(sku="NUT", quantity=2, line_no=2),
+    ]
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+def a_planned_shipment() -> PlannedShipment:
+    shipment = only(plan(an_order(), [a_line("MUG-1", 1, line_no=1)], WAREHOUSES, FRIDAY))
+    return PlannedShipment(order_id="web-000123", shipment=shipment)
+
+
+def test_a_shipment_is_dispatched_once() -> None:
+    planned = a_planned_shipment()
+    left = datetime(2026, 11, 30, 9, 15, tzinfo=UTC)
+
+    assert planned.dispatch("web-000123", left) is True
+    assert planned.dispatch("web-000123", datetime(2026, 11, 30, 10, 0, tzinfo=UTC)) is False
+    assert planned.dispatched_at == left
+
+
+def test_a_dispatch_naming_another_order_is_refused_with_both_orders_named() -> None:
+    planned = a_planned_shipment()
+
+    with pytest.raises(NotThisOrdersShipment) as refused:
+        planned.dispatch("web-000999", datetime(2026, 11, 30, 9, 15, tzinfo=UTC))
+
+    assert "web-000123-1" in str(refused.value)
+    assert "web-000999" in str(refused.value)
+    assert not planned.dispatched
 
 
 # --- edges ----------------------------------------------------------------------------------
@@ -288,7 +480,7 @@ def test_tracking_number_is_derived_from_order_and_warehouse() -> None:
 
 def test_a_warehouse_not_known_here_yet_is_reported_not_guessed() -> None:
     with pytest.raises(UnknownWarehouse) as raised:
-        route_shipment(an_order(), [a_line("MUG-1", 1, "wh-hamburg")], WAREHOUSES, FRIDAY)
+        plan(an_order(), [a_line("MUG-1", 1, "wh-hamburg")], WAREHOUSES, FRIDAY)
 
     assert raised.value.warehouse_id == "wh-hamburg"
 
