@@ -52,7 +52,7 @@ class BuyerTerms:
 
 @dataclass(frozen=True)
 class QuantityLimits:
-    """The rule one line of one SKU must meet, with where each part of it came from."""
+    """The rule one line of one SKU must meet, and whose rule it is (product or account)."""
 
     min_quantity: int | None
     increment: int
@@ -149,6 +149,8 @@ def quantity_limits(item: CatalogItem, terms: BuyerTerms | None) -> QuantityLimi
     else:
         given = own.model_dump(exclude_none=True, exclude={"sku"})
         rule, source = product.model_copy(update=given), f"account {terms.account_id}"
+        if rule.min_quantity and rule.max_quantity and rule.min_quantity > rule.max_quantity:
+            rule = own  # the negotiated rule can't be met with the product's: it wins whole
     return QuantityLimits(
         rule.min_quantity, rule.increment or item.pack_size, rule.max_quantity, source
     )
@@ -234,10 +236,10 @@ def reserve_stock(
 def shortage_message(line_no: int, sku: str, quantity: int, sites: Sequence[StockAt]) -> str:
     if not sites:
         return f"line {line_no}: SKU {sku!r}: {quantity} requested, no warehouse stocks it"
+    free = [max(s.available, 0) for s in sites]  # a WMS count below reservations is 0 free
     return (
-        f"line {line_no}: SKU {sku!r}: {quantity} requested, at most "
-        f"{max(s.available for s in sites)} available in one warehouse "
-        f"({sum(s.available for s in sites)} in all)"
+        f"line {line_no}: SKU {sku!r}: {quantity} requested, at most {max(free)} available "
+        f"in one warehouse ({sum(free)} in all)"
     )
 
 
@@ -265,6 +267,8 @@ def fill_backorders(
     for line in waiting:
         if available <= 0:
             break
+        if line.backordered <= 0:
+            continue
         taken = min(available, line.backordered)
         fills.append((line, taken))
         available -= taken

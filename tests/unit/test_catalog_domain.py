@@ -2,32 +2,111 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.catalog.domain import CatalogItem, StockAt, check_lines, reserve_stock
-from shared.contract import Channel, ReasonCode, WarehouseKind
+from services.catalog.domain import (
+    Allocation,
+    Assortment,
+    BuyerTerms,
+    CatalogItem,
+    OutOfStock,
+    QuantityLimits,
+    StockAt,
+    WaitingLine,
+    check_lines,
+    fill_backorders,
+    may_backorder,
+    quantity_limits,
+    reserve_stock,
+)
+from shared.contract import (
+    AccountQuantityRule,
+    Channel,
+    Order,
+    QuantityRule,
+    Reason,
+    ReasonCode,
+    WarehouseKind,
+)
 from shared.rejection import Rejected
-from shared.seed import b2b_order, b2c_order
+from shared.seed import ACME, b2b_order, b2c_order
 
 BOTH = frozenset({Channel.B2B, Channel.B2C})
+B2B_ONLY = frozenset({Channel.B2B})
+
+
+def item(
+    sku: str,
+    category: str,
+    *,
+    channels: frozenset[Channel] = BOTH,
+    active: bool = True,
+    pack_size: int = 1,
+    rule: QuantityRule | None = None,
+) -> CatalogItem:
+    return CatalogItem(sku, category, active, channels, Decimal("1.2"), pack_size, rule)
+
+
 ITEMS = {
-    "BOLT": CatalogItem("BOLT", "fasteners", True, BOTH, Decimal("1.2")),
-    "CEMENT": CatalogItem("CEMENT", "building", True, frozenset({Channel.B2B}), Decimal("25")),
-    "OLD": CatalogItem("OLD", "tools", False, BOTH, Decimal("1")),
+    i.sku: i
+    for i in (
+        item("BOLT", "fasteners/bolts"),
+        item("SCREW", "fasteners/screws"),
+        item("NUT", "fastenersX/nuts"),
+        item("GLOVE", "safety/gloves"),
+        item("CEMENT", "building/cement", channels=B2B_ONLY),
+        item("OLD", "tools/hand", active=False),
+        item("BOX", "fasteners/boxed", pack_size=10),
+        item(
+            "PALLET",
+            "building/blocks",
+            rule=QuantityRule(min_quantity=20, increment=5, max_quantity=100),
+        ),
+        item("CASE", "safety/masks", pack_size=6, rule=QuantityRule(min_quantity=12)),
+    )
 }
 DC = StockAt("dc", WarehouseKind.CENTRAL_DC, "DE", 1000)
 BERLIN = StockAt("berlin", WarehouseKind.REGIONAL, "DE", 20)
 VIENNA = StockAt("vienna", WarehouseKind.REGIONAL, "AT", 500)
 
 
-def reason_of(call: object) -> ReasonCode:
+def rejected_by(call: Callable[[], object]) -> Reason:
     with pytest.raises(Rejected) as rejected:
-        call()  # type: ignore[operator]
-    return rejected.value.reason.code
+        call()
+    return rejected.value.reason
+
+
+def reason_of(call: Callable[[], object]) -> ReasonCode:
+    return rejected_by(call).code
+
+
+def may_buy(skus: Sequence[str] = (), categories: Sequence[str] = ()) -> BuyerTerms:
+    """ACME's terms with an assortment of these SKUs and category subtrees."""
+    return BuyerTerms(ACME, assortment=Assortment(frozenset(skus), tuple(categories)))
+
+
+def own_rule(sku: str, **fields: int) -> BuyerTerms:
+    """ACME's terms with its own quantity rule for one SKU and the whole catalog."""
+    return BuyerTerms(ACME, quantity_rules={sku: QuantityRule(**fields)})
+
+
+def free_stock(units: int, site: StockAt = DC) -> StockAt:
+    return replace(site, available=units)
+
+
+def where_held(allocations: Sequence[Allocation]) -> list[tuple[str, int, int]]:
+    """Each line as (warehouse, units in stock, units backordered)."""
+    return [(a.warehouse_id, a.in_stock, a.backordered) for a in allocations]
+
+
+# --- which SKUs may be ordered -------------------------------------------------------------
 
 
 def test_an_unknown_sku_is_rejected_naming_the_line() -> None:
@@ -51,12 +130,191 @@ def test_a_b2b_only_product_is_not_sold_to_consumers() -> None:
     check_lines(b2b_order("o", [("CEMENT", 1)]), ITEMS, None)
 
 
+def test_a_b2b_only_product_is_not_sold_to_consumers_even_if_their_assortment_lists_it() -> None:
+    order = b2c_order("o", [("CEMENT", 1)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, may_buy(skus=["CEMENT"])))
+    assert reason.code is ReasonCode.NOT_IN_ASSORTMENT
+    assert "line 1" in reason.message and "'CEMENT'" in reason.message
+    assert "not sold to b2c customers" in reason.message
+
+
 def test_an_account_assortment_limits_what_it_may_buy() -> None:
     order = b2b_order("o", [("BOLT", 1), ("CEMENT", 1)])
-    assert reason_of(lambda: check_lines(order, ITEMS, frozenset({"BOLT"}))) is (
+    assert reason_of(lambda: check_lines(order, ITEMS, may_buy(skus=["BOLT"]))) is (
         ReasonCode.NOT_IN_ASSORTMENT
     )
-    check_lines(order, ITEMS, frozenset({"BOLT", "CEMENT"}))
+    check_lines(order, ITEMS, may_buy(skus=["BOLT", "CEMENT"]))
+
+
+def test_a_sku_outside_the_assortment_is_rejected_naming_line_sku_category_and_account() -> None:
+    order = b2b_order("o", [("BOLT", 1), ("CEMENT", 1)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, may_buy(categories=["fasteners"])))
+    assert reason.code is ReasonCode.NOT_IN_ASSORTMENT
+    assert reason.message.startswith("line 2: SKU 'CEMENT'")
+    assert "(category 'building/cement')" in reason.message
+    assert f"account '{ACME}'" in reason.message
+
+
+def test_an_assortment_category_allows_every_sku_below_it() -> None:
+    order = b2b_order("o", [("BOLT", 1), ("SCREW", 1)])
+    check_lines(order, ITEMS, may_buy(categories=["fasteners"]))
+
+
+def test_an_assortment_category_matches_whole_path_segments_only() -> None:
+    order = b2b_order("o", [("NUT", 1)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, may_buy(categories=["fasteners"])))
+    assert reason.code is ReasonCode.NOT_IN_ASSORTMENT
+    assert "'NUT'" in reason.message and "'fastenersX/nuts'" in reason.message
+
+
+def test_listed_skus_and_categories_combine_so_either_one_suffices() -> None:
+    terms = may_buy(skus=["CEMENT"], categories=["fasteners"])
+    check_lines(b2b_order("o", [("BOLT", 1), ("CEMENT", 1)]), ITEMS, terms)
+    reason = rejected_by(lambda: check_lines(b2b_order("o", [("GLOVE", 1)]), ITEMS, terms))
+    assert reason.code is ReasonCode.NOT_IN_ASSORTMENT
+    assert "'GLOVE'" in reason.message and "'safety/gloves'" in reason.message
+
+
+def test_an_account_without_an_assortment_may_buy_the_whole_catalog() -> None:
+    order = b2b_order("o", [("BOLT", 1), ("NUT", 1), ("GLOVE", 1), ("CEMENT", 1)])
+    check_lines(order, ITEMS, BuyerTerms(ACME, assortment=None))
+
+
+def test_an_empty_assortment_allows_nothing() -> None:
+    order = b2b_order("o", [("BOLT", 1)])
+    assert reason_of(lambda: check_lines(order, ITEMS, may_buy())) is ReasonCode.NOT_IN_ASSORTMENT
+
+
+# --- how many may be ordered (B2B) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quantity", "broken"),
+    [
+        (15, "at least 20 must be ordered"),
+        (105, "at most 100 may be ordered"),
+        (22, "it must be a multiple of 5"),
+    ],
+    ids=["below-min", "above-max", "off-increment"],
+)
+def test_a_b2b_line_breaking_the_product_rule_is_rejected_with_the_rule(
+    quantity: int, broken: str
+) -> None:
+    order = b2b_order("o", [("BOLT", 1), ("PALLET", quantity)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, None))
+    assert reason.code is ReasonCode.QUANTITY_RULE
+    assert reason.message == (
+        f"line 2: SKU 'PALLET' quantity {quantity}: {broken} "
+        "(rule: min 20, increment 5, max 100 (product PALLET))"
+    )
+
+
+@pytest.mark.parametrize("quantity", [20, 25, 100])
+def test_a_b2b_line_meeting_the_product_rule_is_accepted(quantity: int) -> None:
+    check_lines(b2b_order("o", [("PALLET", quantity)]), ITEMS, None)
+
+
+def test_without_an_increment_a_b2b_line_must_come_in_whole_packs() -> None:
+    reason = rejected_by(lambda: check_lines(b2b_order("o", [("BOX", 15)]), ITEMS, None))
+    assert reason.code is ReasonCode.QUANTITY_RULE
+    assert "it must be a multiple of 10" in reason.message
+    assert "(rule: increment 10 (product BOX))" in reason.message
+    check_lines(b2b_order("o", [("BOX", 30)]), ITEMS, None)
+
+
+@pytest.mark.parametrize("quantity", [1, 7, 999_999])
+def test_without_a_rule_or_a_pack_a_b2b_line_may_be_any_quantity(quantity: int) -> None:
+    check_lines(b2b_order("o", [("BOLT", quantity)]), ITEMS, own_rule("PALLET", min_quantity=50))
+
+
+@pytest.mark.parametrize(
+    ("quantity", "broken"),
+    [
+        (30, "at least 40 must be ordered"),
+        (105, "at most 100 may be ordered"),
+        (42, "it must be a multiple of 5"),
+    ],
+    ids=["account-min", "product-max", "product-increment"],
+)
+def test_an_account_rule_replaces_only_the_fields_it_gives(quantity: int, broken: str) -> None:
+    order = b2b_order("o", [("PALLET", quantity)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, own_rule("PALLET", min_quantity=40)))
+    assert reason.code is ReasonCode.QUANTITY_RULE
+    assert f"quantity {quantity}: {broken}" in reason.message
+    assert f"(rule: min 40, increment 5, max 100 (account {ACME}))" in reason.message
+
+
+def test_an_account_rule_lets_through_what_it_allows() -> None:
+    terms = own_rule("PALLET", min_quantity=5, increment=1)
+    check_lines(b2b_order("o", [("PALLET", 7)]), ITEMS, terms)
+
+
+def test_an_account_rule_for_another_sku_leaves_the_product_rule_in_force() -> None:
+    order = b2b_order("o", [("PALLET", 15)])
+    reason = rejected_by(lambda: check_lines(order, ITEMS, own_rule("BOLT", min_quantity=1)))
+    assert reason.code is ReasonCode.QUANTITY_RULE
+    assert "(product PALLET)" in reason.message and "account" not in reason.message
+
+
+@pytest.mark.parametrize("quantity", [1, 3, 1000])
+def test_consumer_orders_ignore_quantity_rules(quantity: int) -> None:
+    order = b2c_order("o", [("PALLET", quantity), ("BOX", quantity), ("CASE", quantity)])
+    check_lines(order, ITEMS, None)
+    check_lines(order, ITEMS, own_rule("PALLET", min_quantity=5000))
+
+
+@pytest.mark.parametrize(
+    ("sku", "terms", "expected"),
+    [
+        ("BOLT", None, QuantityLimits(None, 1, None, "product BOLT")),
+        ("BOX", None, QuantityLimits(None, 10, None, "product BOX")),
+        ("PALLET", None, QuantityLimits(20, 5, 100, "product PALLET")),
+        ("CASE", None, QuantityLimits(12, 6, None, "product CASE")),
+        ("PALLET", BuyerTerms(ACME), QuantityLimits(20, 5, 100, "product PALLET")),
+        (
+            "PALLET",
+            own_rule("PALLET", min_quantity=40),
+            QuantityLimits(40, 5, 100, f"account {ACME}"),
+        ),
+        (
+            "PALLET",
+            own_rule("PALLET", min_quantity=1, increment=1, max_quantity=10),
+            QuantityLimits(1, 1, 10, f"account {ACME}"),
+        ),
+        ("BOX", own_rule("BOX", max_quantity=50), QuantityLimits(None, 10, 50, f"account {ACME}")),
+        ("BOX", own_rule("BOX", increment=4), QuantityLimits(None, 4, None, f"account {ACME}")),
+        ("CASE", own_rule("CASE", max_quantity=60), QuantityLimits(12, 6, 60, f"account {ACME}")),
+        ("BOX", own_rule("PALLET", min_quantity=40), QuantityLimits(None, 10, None, "product BOX")),
+        (
+            "PALLET",
+            BuyerTerms(
+                ACME, quantity_rules={"PALLET": AccountQuantityRule(sku="PALLET", max_quantity=60)}
+            ),
+            QuantityLimits(20, 5, 60, f"account {ACME}"),
+        ),
+    ],
+    ids=[
+        "no-rule-no-pack",
+        "increment-is-the-pack",
+        "product-rule",
+        "product-rule-increment-from-pack",
+        "account-without-rules",
+        "account-min-over-product-rule",
+        "account-rule-in-full",
+        "account-max-and-pack",
+        "account-increment-over-pack",
+        "account-max-keeps-product-min-and-pack",
+        "rule-for-another-sku",
+        "account-rule-as-published",
+    ],
+)
+def test_quantity_limits_combine_the_product_and_the_account_rule(
+    sku: str, terms: BuyerTerms | None, expected: QuantityLimits
+) -> None:
+    assert quantity_limits(ITEMS[sku], terms) == expected
+
+
+# --- where stock is held -------------------------------------------------------------------
 
 
 def test_b2b_stock_is_held_in_the_central_dc() -> None:
@@ -82,10 +340,116 @@ def test_no_single_warehouse_with_enough_stock_rejects_out_of_stock() -> None:
     assert "30 requested" in rejected.value.reason.message
 
 
+def test_out_of_stock_carries_the_category_and_what_is_there() -> None:
+    order = b2b_order("o", [("BOLT", 1), ("SCREW", 30)])
+    with pytest.raises(OutOfStock) as rejected:
+        reserve_stock(
+            order, ITEMS, {"BOLT": [DC], "SCREW": [free_stock(12), free_stock(20, BERLIN)]}
+        )
+    assert rejected.value.category == "fasteners/screws"
+    assert rejected.value.reason.code is ReasonCode.OUT_OF_STOCK
+    assert rejected.value.reason.message == (
+        "line 2: SKU 'SCREW': 30 requested, at most 20 available in one warehouse (32 in all)"
+    )
+
+
 def test_two_lines_of_one_sku_cannot_take_the_same_units_twice() -> None:
     order = b2c_order("o", [("BOLT", 15), ("BOLT", 15)])
     held = reserve_stock(order, ITEMS, {"BOLT": [BERLIN, DC]})
     assert [h.warehouse_id for h in held] == ["berlin", "dc"]
+
+
+# --- backorders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order", "terms", "allowed"),
+    [
+        (b2b_order("o", [("BOLT", 1)]), BuyerTerms(ACME, allows_backorders=True), True),
+        (b2b_order("o", [("BOLT", 1)]), BuyerTerms(ACME, allows_backorders=False), False),
+        (b2b_order("o", [("BOLT", 1)]), None, False),
+        (b2c_order("o", [("BOLT", 1)]), BuyerTerms("cust", allows_backorders=True), False),
+    ],
+    ids=["b2b-allowed", "b2b-not-agreed", "b2b-unknown-account", "b2c-even-if-flagged"],
+)
+def test_only_businesses_that_agreed_to_wait_may_backorder(
+    order: Order, terms: BuyerTerms | None, allowed: bool
+) -> None:
+    assert may_backorder(order, terms) is allowed
+
+
+def test_a_line_no_warehouse_covers_is_held_in_its_best_warehouse_and_the_rest_waits() -> None:
+    order = b2b_order("o", [("BOLT", 50)])
+    [line] = reserve_stock(
+        order, ITEMS, {"BOLT": [free_stock(40, BERLIN), free_stock(30)]}, backorders=True
+    )
+    assert line == Allocation(
+        1, "BOLT", 50, "dc", "fasteners/bolts", Decimal("1.2"), backordered=20
+    )
+    assert line.in_stock == 30
+
+
+def test_with_backorders_a_line_one_warehouse_covers_is_held_there_in_full() -> None:
+    order = b2b_order("o", [("BOLT", 35)])
+    allocations = reserve_stock(
+        order, ITEMS, {"BOLT": [free_stock(40, BERLIN), free_stock(30)]}, backorders=True
+    )
+    assert where_held(allocations) == [("berlin", 35, 0)]
+
+
+@pytest.mark.parametrize("rows", [{}, {"BOLT": []}], ids=["no-sku", "no-rows"])
+def test_with_backorders_a_sku_no_warehouse_stocks_is_still_out_of_stock(
+    rows: dict[str, list[StockAt]],
+) -> None:
+    order = b2b_order("o", [("BOLT", 5)])
+    with pytest.raises(OutOfStock) as rejected:
+        reserve_stock(order, ITEMS, rows, backorders=True)
+    assert rejected.value.category == "fasteners/bolts"
+    assert rejected.value.reason.code is ReasonCode.OUT_OF_STOCK
+    assert rejected.value.reason.message == (
+        "line 1: SKU 'BOLT': 5 requested, no warehouse stocks it"
+    )
+
+
+def test_a_second_line_of_a_sku_waits_in_full_once_the_first_took_the_stock() -> None:
+    order = b2b_order("o", [("BOLT", 30), ("BOLT", 15)])
+    allocations = reserve_stock(order, ITEMS, {"BOLT": [free_stock(30)]}, backorders=True)
+    assert where_held(allocations) == [("dc", 30, 0), ("dc", 0, 15)]
+
+
+def test_negative_free_stock_is_taken_as_none_rather_than_less_than_none() -> None:
+    order = b2b_order("o", [("BOLT", 10)])
+    allocations = reserve_stock(order, ITEMS, {"BOLT": [free_stock(-5)]}, backorders=True)
+    assert where_held(allocations) == [("dc", 0, 10)]
+
+
+# --- stock arriving for backorders ---------------------------------------------------------
+
+
+FIRST = WaitingLine("o-1", 1, 10)
+SECOND = WaitingLine("o-2", 1, 5)
+THIRD = WaitingLine("o-3", 2, 7)
+
+
+def test_arriving_stock_fills_waiting_lines_first_come_first_served() -> None:
+    assert fill_backorders(15, [FIRST, SECOND, THIRD]) == [(FIRST, 10), (SECOND, 5)]
+
+
+def test_a_partial_fill_of_the_head_line_stops_there() -> None:
+    small_later = WaitingLine("o-2", 1, 2)
+    assert fill_backorders(6, [FIRST, small_later]) == [(FIRST, 6)]
+
+
+def test_stock_left_after_every_waiting_line_stays_unused() -> None:
+    assert fill_backorders(100, [FIRST, SECOND]) == [(FIRST, 10), (SECOND, 5)]
+
+
+@pytest.mark.parametrize("available", [0, -3])
+def test_no_free_stock_fills_nothing(available: int) -> None:
+    assert fill_backorders(available, [FIRST, SECOND]) == []
+
+
+# --- properties ------------------------------------------------------------------------------
 
 
 @given(
@@ -104,3 +468,64 @@ def test_allocations_never_exceed_free_stock(stock: list[int], wanted: list[int]
         taken = sum(h.quantity for h in held if h.warehouse_id == site.warehouse_id)
         assert taken <= site.available
     assert [h.quantity for h in held] == wanted
+
+
+SKUS = ["BOLT", "SCREW"]
+stock_rows = st.dictionaries(
+    keys=st.sampled_from(SKUS),
+    values=st.lists(
+        st.builds(
+            free_stock, st.integers(min_value=-5, max_value=50), st.sampled_from([DC, BERLIN])
+        ),
+        max_size=2,
+        unique_by=lambda site: site.warehouse_id,
+    ),
+)
+order_lines = st.lists(
+    st.tuples(st.sampled_from(SKUS), st.integers(min_value=1, max_value=60)),
+    min_size=1,
+    max_size=6,
+)
+
+
+def assert_within_free_stock(
+    allocations: Sequence[Allocation], stock: dict[str, list[StockAt]]
+) -> None:
+    """Per SKU and warehouse, the units held in stock are at most the free units there."""
+    taken: Counter[tuple[str, str]] = Counter()
+    for a in allocations:
+        taken[a.sku, a.warehouse_id] += a.in_stock
+    free = {(sku, s.warehouse_id): s.available for sku, sites in stock.items() for s in sites}
+    for site, units in taken.items():
+        assert units <= max(free[site], 0)
+
+
+@given(stock=stock_rows, lines=order_lines)
+def test_backorders_never_promise_more_than_the_free_stock(
+    stock: dict[str, list[StockAt]], lines: list[tuple[str, int]]
+) -> None:
+    order = b2b_order("o", lines)
+    try:
+        allocations = reserve_stock(order, ITEMS, stock, backorders=True)
+    except OutOfStock as rejected:
+        assert "no warehouse stocks it" in rejected.reason.message
+        return
+    assert_within_free_stock(allocations, stock)
+    for a in allocations:
+        assert 0 <= a.backordered <= a.quantity
+    assert [(a.sku, a.quantity) for a in allocations] == lines
+
+
+@given(stock=stock_rows, lines=order_lines)
+def test_without_backorders_an_order_is_held_in_full_or_out_of_stock(
+    stock: dict[str, list[StockAt]], lines: list[tuple[str, int]]
+) -> None:
+    order = b2b_order("o", lines)
+    try:
+        allocations = reserve_stock(order, ITEMS, stock)
+    except OutOfStock as rejected:
+        assert rejected.reason.code is ReasonCode.OUT_OF_STOCK
+        return
+    assert all(a.backordered == 0 for a in allocations)
+    assert_within_free_stock(allocations, stock)
+    assert [(a.sku, a.quantity) for a in allocations] == lines
