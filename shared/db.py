@@ -226,10 +226,32 @@ class ServiceDatabase:
             )
             return [OutboxRow(*row) for row in rows]
 
-    async def mark_sent(self, ids: list[int]) -> None:
+    @asynccontextmanager
+    async def sending(self, limit: int) -> AsyncIterator[list[OutboxRow]]:
+        """The oldest unsent rows, locked until the block ends; then they are marked sent.
+
+        Several workers of a service share its database and each runs a relay: the
+        row locks (`FOR UPDATE` on PostgreSQL, the write lock `BEGIN IMMEDIATE` takes
+        on SQLite) make a second relay wait instead of sending the same rows again,
+        and waiting rather than skipping keeps each key's events in order. If the
+        block raises (the broker is away), nothing is marked and the rows are sent
+        again later.
+        """
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(self.outbox)
-                .where(self.outbox.c.id.in_(ids))
-                .values(sent_at=datetime.now(UTC))
+            rows = await session.execute(
+                select(
+                    self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key, self.outbox.c.value
+                )
+                .where(self.outbox.c.sent_at.is_(None))
+                .order_by(self.outbox.c.id)
+                .limit(limit)
+                .with_for_update()
             )
+            batch = [OutboxRow(*row) for row in rows]
+            yield batch
+            if batch:
+                await session.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.id.in_([row.id for row in batch]))
+                    .values(sent_at=datetime.now(UTC))
+                )

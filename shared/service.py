@@ -292,7 +292,7 @@ class Service:
         self._outbox_ready.set()
 
     async def _relay_outbox(self) -> None:
-        """Publish committed outbox rows in order; a crash before `mark_sent` re-sends them."""
+        """Publish committed outbox rows in order; a crash before they are marked re-sends them."""
         self._relay_alive = True
         delay = RETRY_FIRST_SECONDS
         try:
@@ -316,16 +316,15 @@ class Service:
             self._relay_alive = False
 
     async def _relay_batch(self) -> bool:
-        rows = await self.db.unsent(RELAY_BATCH)
-        if not rows:
-            return False
         started = time.perf_counter()
         producer = self.app.producer
-        deliveries = [
-            await producer.send(row.topic, row.key, row.value, None, None, None) for row in rows
-        ]
-        await asyncio.gather(*deliveries)
-        await self.db.mark_sent([row.id for row in rows])
+        async with self.db.sending(RELAY_BATCH) as rows:
+            deliveries = [
+                await producer.send(row.topic, row.key, row.value, None, None, None) for row in rows
+            ]
+            await asyncio.gather(*deliveries)
+        if not rows:
+            return False
         for row in rows:
             metrics.EVENTS_PRODUCED.labels(self.name, self._logical(row.topic)).inc()
         metrics.OUTBOX_LAG_SECONDS.labels(self.name).observe(time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -30,8 +31,8 @@ async def database(
     await db.dispose()  # before the test's event loop closes (aiosqlite's thread, asyncpg)
 
 
-def a_status() -> OrderStatusChanged:
-    return OrderStatusChanged.new(order_id="o-1", status=OrderState.RECEIVED, reported_by="test")
+def a_status(order_id: str = "o-1") -> OrderStatusChanged:
+    return OrderStatusChanged.new(order_id=order_id, status=OrderState.RECEIVED, reported_by="test")
 
 
 async def test_an_event_id_is_accepted_once(database: ServiceDatabase) -> None:
@@ -48,11 +49,46 @@ async def test_outgoing_events_wait_in_the_outbox_until_marked_sent(
     status = a_status()
     async with database.transaction() as tx:
         await tx.publish(ORDERS_STATUS, status)
-    [row] = await database.unsent(10)
-    assert row.topic == "t.orders.status" and row.key == b"o-1"
-    assert OrderStatusChanged.model_validate_json(row.value) == status
-    await database.mark_sent([row.id])
+    async with database.sending(10) as batch:
+        [row] = batch
+        assert row.topic == "t.orders.status" and row.key == b"o-1"
+        assert OrderStatusChanged.model_validate_json(row.value) == status
     assert await database.unsent(10) == []
+
+
+async def test_a_batch_whose_sending_failed_stays_unsent(database: ServiceDatabase) -> None:
+    async with database.transaction() as tx:
+        await tx.publish(ORDERS_STATUS, a_status())
+    with pytest.raises(ConnectionError):
+        async with database.sending(10):
+            raise ConnectionError("broker away")
+    assert len(await database.unsent(10)) == 1
+
+
+async def test_two_relays_on_one_database_never_send_a_row_twice(
+    database: ServiceDatabase,
+) -> None:
+    """Two workers of a service share its database: each row goes out in one batch only."""
+    async with database.transaction() as tx:
+        for n in range(20):
+            await tx.publish(ORDERS_STATUS, a_status(f"o-{n}"))
+    other = ServiceDatabase(database.url, MetaData(), TopicNames("t."))
+    sent: list[list[int]] = []
+
+    async def relay(db: ServiceDatabase) -> None:
+        while True:
+            async with db.sending(7) as batch:
+                await asyncio.sleep(0)  # let the other relay try while this one holds rows
+                if not batch:
+                    return
+                sent.append([row.id for row in batch])
+
+    try:
+        await asyncio.gather(relay(database), relay(other))
+    finally:
+        await other.dispose()
+    ids = [row_id for batch in sent for row_id in batch]
+    assert sorted(ids) == ids and len(set(ids)) == len(ids) == 20
 
 
 async def test_a_failed_transaction_leaves_neither_inbox_nor_outbox_rows(
