@@ -68,9 +68,20 @@ class ServiceProcess:
             return "(no log)"
 
 
+def service_of(instance: str) -> str:
+    """'catalog@2' -> 'catalog': a second worker of a service runs under its own name."""
+    return instance.split("@", 1)[0]
+
+
 @dataclass
 class Fleet:
-    """The four services, started with one environment (broker, topic prefix, data dir)."""
+    """The four services, started with one environment (broker, topic prefix, data dir).
+
+    `start(["catalog@2"])` adds another worker of catalog: same consumer group and
+    database, its own web port (from `ports`) and log, so Kafka splits the
+    partitions between the two the way a scaled-out deployment does.
+    `service_env` sets variables for one service only, e.g. its DATABASE_URL.
+    """
 
     bootstrap: str
     data_dir: Path
@@ -78,6 +89,7 @@ class Fleet:
     partitions: int = 4
     ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_WEB_PORTS))
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     running: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -87,17 +99,18 @@ class Fleet:
     def group_id(self, service: str) -> str:
         return f"{self.topic_prefix}tradelane-{service}"
 
-    def environment(self, service: str) -> dict[str, str]:
+    def environment(self, instance: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
             TRADELANE_TOPIC_PREFIX=self.topic_prefix,
             TRADELANE_TOPIC_PARTITIONS=str(self.partitions),
             TRADELANE_DATA_DIR=str(self.data_dir),
-            WEB_PORT=str(self.ports[service]),
+            WEB_PORT=str(self.ports[instance]),
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
+        env.update(self.service_env.get(service_of(instance), {}))
         return env
 
     def start(self, services: Iterable[str] = SERVICES, timeout: float = 90.0) -> None:
@@ -107,7 +120,7 @@ class Fleet:
             log_path = self.data_dir / f"{name}.log"
             with log_path.open("ab") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
+                    [sys.executable, "-m", f"services.{service_of(name)}"],
                     env=self.environment(name),
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -164,7 +177,7 @@ class Fleet:
                 consumes = self.running[name].health()[1].get("consumes", [])
                 assert isinstance(consumes, list)
                 if mine := sorted(wanted.intersection(consumes)):
-                    groups[self.group_id(name)] = mine
+                    groups[self.group_id(service_of(name))] = mine
         wait_caught_up(self.bootstrap, groups, timeout)
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from shared.contract import (
     Account,
+    AccountQuantityRule,
     ApprovalPolicy,
     Channel,
     Member,
@@ -22,6 +23,7 @@ from shared.contract import (
     PriceList,
     PriceTier,
     Product,
+    QuantityRule,
     Role,
     StockLevel,
     Warehouse,
@@ -77,6 +79,7 @@ class DemoProduct:
     list_price: str
     channels: tuple[Channel, ...] = (Channel.B2B, Channel.B2C)
     active: bool = True
+    quantity_rule: QuantityRule | None = None
     stock: tuple[tuple[str, int], ...] = (
         ("dc-kassel", 5000),
         ("wh-berlin", 200),
@@ -102,6 +105,7 @@ DEMO_PRODUCTS: tuple[DemoProduct, ...] = (
         "25.000",
         "7.80",
         channels=(Channel.B2B,),
+        quantity_rule=QuantityRule(min_quantity=40, increment=40),  # by the pallet of 40 bags
         stock=(("dc-kassel", 20000),),
     ),
     DemoProduct(
@@ -134,6 +138,7 @@ def products() -> list[Product]:
             active=p.active,
             channels=list(p.channels),
             unit_weight_kg=Decimal(p.weight_kg),
+            quantity_rule=p.quantity_rule,
         )
         for p in DEMO_PRODUCTS
     ]
@@ -195,6 +200,8 @@ def accounts() -> list[Account]:
             payment_terms=["PREPAY", "NET30", "NET60"],
             default_payment_terms="NET30",
             approval_threshold=Decimal("5000.00"),
+            allows_backorders=True,
+            quantity_rules=[AccountQuantityRule(sku="CEMENT-25", min_quantity=200)],
             members=[
                 Member(member_id="acme-buyer", name="Ben Buyer", roles=[Role.BUYER]),
                 Member(member_id="acme-manager", name="Maria Manager", roles=[Role.MANAGER]),
@@ -213,6 +220,8 @@ def accounts() -> list[Account]:
             price_list_id="contract-globex-2026",
             payment_terms=["NET30"],
             approval_threshold=Decimal("2000.00"),
+            assortment_categories=["fasteners", "safety"],
+            quantity_rules=[AccountQuantityRule(sku="GLOVE-L", min_quantity=20, increment=10)],
             members=[
                 Member(member_id="globex-buyer", name="Gina Buyer", roles=[Role.BUYER]),
                 Member(

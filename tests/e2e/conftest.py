@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,33 +240,49 @@ class Pipeline:
         self.fleet.wait_caught_up([spec], timeout=WAIT_SECONDS)
 
 
-@pytest.fixture(scope="module")
-def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+@contextmanager
+def running_pipeline(
+    kafka_bootstrap: str,
+    data_dir: Path,
+    instances: Sequence[str] = SERVICES,
+    service_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> Iterator[Pipeline]:
+    """Fresh topics under a prefix of their own, the seed data, and the services running.
+
+    `instances` may add workers (`"catalog@2"`); `service_env` sets one service's
+    variables, e.g. its DATABASE_URL.
+    """
     prefix = f"e2e{uuid.uuid4().hex[:8]}."
     names = TopicNames(prefix)
     create_topics(kafka_bootstrap, names, PARTITIONS)
-    data_dir = Path(tmp_path_factory.mktemp("services"))
     fleet = Fleet(
         kafka_bootstrap,
         data_dir,
         topic_prefix=prefix,
         partitions=PARTITIONS,
-        ports={name: free_port() for name in SERVICES},
+        ports={name: free_port() for name in instances},
         extra_env={
             "TRADELANE_OUTBOX_POLL_SECONDS": "0.2",
             "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",
             "APPROVALS_TOKEN_SECRET": TOKEN_SECRET,
             "APPROVALS_TIMER_SECONDS": "0.2",
         },
+        service_env=service_env or {},
     )
     publisher = EventPublisher(kafka_bootstrap, names)
     publish_reference_data(publisher)
     watch = TopicWatcher(kafka_bootstrap, names)
     try:
-        fleet.start()
+        fleet.start(instances)
         fleet.wait_caught_up(REFERENCE_TOPICS)
         yield Pipeline(fleet, publisher, watch, names)
     finally:
         fleet.stop()
         watch.close()
         publisher.close()
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with running_pipeline(kafka_bootstrap, Path(tmp_path_factory.mktemp("services"))) as running:
+        yield running
