@@ -74,7 +74,7 @@ class QuantityLimits:
         parts.append(f"increment {self.increment}")
         if self.max_quantity is not None:
             parts.append(f"max {self.max_quantity}")
-        return f"{', '.join(parts)} ({self.source})"
+        return f"rule of {self.source}: {', '.join(parts)}"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def check_quantity(
         raise Rejected(
             ReasonCode.QUANTITY_RULE,
             f"line {line_no}: SKU {item.sku!r} quantity {quantity}: {broken} "
-            f"(rule: {limits.describe()})",
+            f"({limits.describe()})",
         )
 
 

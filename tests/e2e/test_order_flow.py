@@ -13,6 +13,7 @@ from shared.contract import (
     Product,
     ReasonCode,
     ShipmentMode,
+    StockAdjustment,
     StockLevel,
 )
 from shared.seed import b2b_order, b2c_order, price_lists
@@ -22,6 +23,7 @@ from shared.topics import (
     PRICE_LISTS,
     PRODUCTS,
     STOCK,
+    STOCK_ADJUSTMENTS,
 )
 from tests.e2e.conftest import Pipeline
 
@@ -201,3 +203,67 @@ def test_a_duplicate_submission_is_processed_once(pipeline: Pipeline) -> None:
     pipeline.watch.wait_for_status(marker.order_id, OrderState.FULFILLMENT_PLANNED)
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     assert pipeline.watch.history(order.order_id) == ["received", "approved", "fulfillment_planned"]
+
+
+def test_a_line_outside_the_accounts_category_assortment_is_rejected(pipeline: Pipeline) -> None:
+    """Globex may buy fasteners and safety gear only; a drill is a power tool."""
+    order = b2b_order(
+        pipeline.order_id("assortment"),
+        [("GLOVE-L", 20), ("DRILL-18V", 1)],
+        account_id="globex-ag",
+        buyer_id="globex-buyer",
+    )
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+
+    rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
+    assert rejected.reason is not None
+    assert rejected.reason.code is ReasonCode.NOT_IN_ASSORTMENT
+    assert rejected.reason.message == (
+        "line 2: SKU 'DRILL-18V' (category 'tools/power') is not in account 'globex-ag''s "
+        "assortment"
+    )
+
+
+def test_a_quantity_off_the_pallet_is_rejected_with_the_rule_in_the_message(
+    pipeline: Pipeline,
+) -> None:
+    """Cement goes to businesses by the pallet of 40 bags; ACME agreed at least 200 a time."""
+    too_few = b2b_order(pipeline.order_id("qty-min"), [("CEMENT-25", 160)])
+    off_pallet = b2b_order(pipeline.order_id("qty-inc"), [("CEMENT-25", 250)])
+    fine = b2b_order(pipeline.order_id("qty-ok"), [("CEMENT-25", 240)])
+    for order in (too_few, off_pallet, fine):
+        pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+
+    for order, broken in (
+        (too_few, "quantity 160: at least 200 must be ordered"),
+        (off_pallet, "quantity 250: it must be a multiple of 40"),
+    ):
+        rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
+        assert rejected.reason is not None and rejected.reason.code is ReasonCode.QUANTITY_RULE
+        assert rejected.reason.message == (
+            f"line 1: SKU 'CEMENT-25' {broken} (rule of account acme-gmbh: min 200, increment 40)"
+        )
+    pipeline.watch.wait_for_status(fine.order_id, OrderState.FULFILLMENT_PLANNED)
+
+
+def test_an_adjustment_below_zero_is_dead_lettered_and_stock_stays(pipeline: Pipeline) -> None:
+    def vienna_drills() -> int:
+        _, body = pipeline.http("catalog", "GET", "/products/DRILL-18V")
+        site = next(w for w in body["stock"]["warehouses"] if w["warehouse_id"] == "wh-vienna")
+        return int(site["on_hand"])
+
+    before = vienna_drills()
+    shrink = StockAdjustment.new(
+        sku="DRILL-18V", warehouse_id="wh-vienna", delta=-(before + 5), reason="count"
+    )
+    pipeline.publisher.publish(STOCK_ADJUSTMENTS, shrink)
+    found = StockAdjustment.new(sku="DRILL-18V", warehouse_id="wh-vienna", delta=3, reason="found")
+    pipeline.publisher.publish(STOCK_ADJUSTMENTS, found)  # same key: handled after the bad one
+
+    [letter] = pipeline.watch.wait_until(
+        "the adjustment's dead letter",
+        lambda: pipeline.watch.dead_letters["catalog.stock_adjustments.dlq"],
+    )
+    assert f"would take on hand of DRILL-18V in wh-vienna from {before} to -5" in letter.error
+    pipeline.fleet.wait_caught_up([STOCK_ADJUSTMENTS], services=["catalog"])
+    assert vienna_drills() == before + 3

@@ -205,7 +205,7 @@ def test_a_b2b_line_breaking_the_product_rule_is_rejected_with_the_rule(
     assert reason.code is ReasonCode.QUANTITY_RULE
     assert reason.message == (
         f"line 2: SKU 'PALLET' quantity {quantity}: {broken} "
-        "(rule: min 20, increment 5, max 100 (product PALLET))"
+        "(rule of product PALLET: min 20, increment 5, max 100)"
     )
 
 
@@ -218,7 +218,7 @@ def test_without_an_increment_a_b2b_line_must_come_in_whole_packs() -> None:
     reason = rejected_by(lambda: check_lines(b2b_order("o", [("BOX", 15)]), ITEMS, None))
     assert reason.code is ReasonCode.QUANTITY_RULE
     assert "it must be a multiple of 10" in reason.message
-    assert "(rule: increment 10 (product BOX))" in reason.message
+    assert "(rule of product BOX: increment 10)" in reason.message
     check_lines(b2b_order("o", [("BOX", 30)]), ITEMS, None)
 
 
@@ -241,7 +241,7 @@ def test_an_account_rule_replaces_only_the_fields_it_gives(quantity: int, broken
     reason = rejected_by(lambda: check_lines(order, ITEMS, own_rule("PALLET", min_quantity=40)))
     assert reason.code is ReasonCode.QUANTITY_RULE
     assert f"quantity {quantity}: {broken}" in reason.message
-    assert f"(rule: min 40, increment 5, max 100 (account {ACME}))" in reason.message
+    assert f"(rule of account {ACME}: min 40, increment 5, max 100)" in reason.message
 
 
 def test_an_account_rule_lets_through_what_it_allows() -> None:
@@ -253,7 +253,7 @@ def test_an_account_rule_for_another_sku_leaves_the_product_rule_in_force() -> N
     order = b2b_order("o", [("PALLET", 15)])
     reason = rejected_by(lambda: check_lines(order, ITEMS, own_rule("BOLT", min_quantity=1)))
     assert reason.code is ReasonCode.QUANTITY_RULE
-    assert "(product PALLET)" in reason.message and "account" not in reason.message
+    assert "(rule of product PALLET:" in reason.message and "account" not in reason.message
 
 
 @pytest.mark.parametrize("quantity", [1, 3, 1000])
