@@ -56,3 +56,30 @@ def test_availability_for_an_account_shows_only_its_assortment(pipeline: Pipelin
     assert nope == {"sku": "NOPE", "known": False}
     status, body = pipeline.http("catalog", "GET", "/availability")
     assert status == 400 and "sku: give 1 to 100 sku parameters" in body["error"]
+
+
+def test_availability_for_an_account_says_in_which_quantities_it_may_order(
+    pipeline: Pipeline,
+) -> None:
+    """Globex's assortment is fasteners and safety gear, with its own rule for gloves."""
+    status, body = pipeline.http(
+        "catalog",
+        "GET",
+        "/availability?sku=GLOVE-L&sku=BOLT-M8-100&sku=DRILL-18V&account_id=globex-ag",
+    )
+    assert status == 200, body
+    gloves, bolts, drill = body["items"]
+    assert gloves["order_quantity"] == {
+        "min": 20,
+        "increment": 10,
+        "max": None,
+        "rule": "account globex-ag",
+    }
+    assert bolts["order_quantity"] == {
+        "min": None,
+        "increment": 1,
+        "max": None,
+        "rule": "product BOLT-M8-100",
+    }
+    assert gloves["backorders"] is False
+    assert drill == {"sku": "DRILL-18V", "known": True, "in_assortment": False}
