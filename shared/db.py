@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -147,6 +148,10 @@ class OutboxRow:
     value: bytes
 
 
+SCHEMA_LOCK_KEY = 7_326_101
+"""Advisory lock id held while a worker creates its service's tables (any fixed number)."""
+
+
 class SchemaMismatch(SystemExit):
     """The database was created by an older version of the service."""
 
@@ -177,6 +182,12 @@ class ServiceDatabase:
         retried forever. Failing here names the database and what is missing.
         """
         async with self.engine.begin() as connection:
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already lets one in at a time
+                # Workers of a service starting together would each see the tables missing
+                # and create them; PostgreSQL then fails all but one on its catalog's keys.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                )
             await connection.run_sync(self.metadata.create_all)
             missing = await connection.run_sync(self._missing_columns)
         if missing:

@@ -131,3 +131,20 @@ async def test_a_database_of_an_older_layout_stops_the_service_with_what_is_miss
     with pytest.raises(SchemaMismatch, match=r"older layout \(missing orders\.state\)"):
         await second.create_tables()
     await second.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_two_workers_starting_together_both_create_the_tables(
+    backend: str, new_database_url: Callable[[str], str]
+) -> None:
+    """Workers of one service start at once on an empty database; neither may fail."""
+    url = new_database_url(backend)
+    workers = [ServiceDatabase(url, MetaData(), TopicNames("t.")) for _ in range(3)]
+    try:
+        await asyncio.gather(*(worker.create_tables() for worker in workers))
+        async with workers[0].transaction() as tx:
+            await tx.publish(ORDERS_STATUS, a_status())
+        assert len(await workers[1].unsent(10)) == 1
+    finally:
+        for worker in workers:
+            await worker.dispose()
