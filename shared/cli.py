@@ -8,6 +8,10 @@ tradelane schemas [--check]  write (or check) the JSON Schemas in schemas/
 tradelane demo               the whole system with a demo shop (`make run`)
 tradelane catalog import FILE.csv|FILE.jsonl
                              validate a PIM/ERP product export, then publish all of it
+tradelane catalog adjust SKU WAREHOUSE DELTA --reason TEXT
+                             publish a stock adjustment, e.g. -3 --reason breakage
+tradelane fulfillment dispatch ORDER_ID SHIPMENT_ID
+                             publish that a shipment left the warehouse (what a WMS sends)
 tradelane approvals token APPROVER [--ttl HOURS]
                              print a bearer token for the approvals API and inbox page
 tradelane approvals delegate --account A --from DELEGATOR --to DELEGATE --until TIME
@@ -18,19 +22,87 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from shared.contract import Event
+from shared.contract import Delegation, Event
 from shared.settings import load_settings
 from shared.topics import ALL_TOPICS, TopicNames, TopicSpec, create_topics
 
 TOPICS_BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
+E = TypeVar("E", bound=Event)
+
+
+class NothingSent(Exception):
+    """The broker could not be reached; the message names the setting to check."""
+
+
+def publish_one(spec: TopicSpec, event: Event) -> str:
+    """Send one event to the broker of the settings; returns the topic's name as sent to.
+
+    For the commands that publish a single fact (a delegation, a stock
+    adjustment, a dispatch): they either report the event id or say why nothing
+    went out, so an operator never has to guess whether to send again.
+    """
+    from kafka.errors import KafkaError
+
+    from shared.publisher import EventPublisher
+
+    settings = load_settings()
+    names = TopicNames(settings.topic_prefix)
+    try:
+        with EventPublisher(settings.kafka_bootstrap_servers, names) as out:
+            out.publish(spec, event)
+    except KafkaError as error:
+        raise NothingSent(
+            f"nothing sent: Kafka at {settings.kafka_bootstrap_servers} "
+            f"(KAFKA_BOOTSTRAP_SERVERS) is not reachable: {error}"
+        ) from None
+    return names.of(spec)
+
+
+def argument_error(error: ValidationError, arguments: dict[str, str]) -> str:
+    """A contract validation error in the words of the command line: each field's argument."""
+    parts = []
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        parts.append(f"{arguments[field]}: {message}" if field in arguments else message)
+    return "; ".join(parts)
+
+
+def send_one(
+    command: str,
+    spec: TopicSpec,
+    build: Callable[[], E],
+    explain: Callable[[ValidationError], str],
+    said: Callable[[E], str],
+) -> int:
+    """Build one event from a command's arguments and publish it, saying what happened.
+
+    Exit 2 with the arguments' own names when they don't make a valid event,
+    1 when the broker can't be reached, 0 with `said(event)`, the topic and the
+    event id once it went out.
+    """
+    try:
+        event = build()
+    except ValidationError as error:
+        print(f"tradelane {command}: {explain(error)}", file=sys.stderr)
+        return 2
+    try:
+        topic = publish_one(spec, event)
+    except NothingSent as error:
+        print(f"tradelane {command}: {error}", file=sys.stderr)
+        return 1
+    print(f"{said(event)} (sent to {topic}, event {event.event_id})")
+    return 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +225,98 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
     return 0
 
 
+SIGNED_UNITS = re.compile(r"[+-][0-9]+")
+REASON_MAX_CHARS = 200
+SHIPMENT_ID_MAX_CHARS = 80
+
+ADJUSTMENT_ARGUMENTS = {
+    "sku": "SKU",
+    "warehouse_id": "WAREHOUSE",
+    "delta": "DELTA",
+    "reason": "--reason",
+}
+"""Stock adjustment fields and the `catalog adjust` arguments that fill them, for errors."""
+
+DISPATCH_ARGUMENTS = {"order_id": "ORDER_ID", "shipment_id": "SHIPMENT_ID"}
+"""Dispatch fields and the `fulfillment dispatch` arguments that fill them, for errors."""
+
+
+def stock_delta(text: str) -> int:
+    """argparse type: a change in units with its sign, `+5` or `-3`.
+
+    The sign is required so that a change is never mistaken for the new on-hand
+    level (a level is what `catalog.stock` carries, and it replaces on hand).
+    """
+    if not SIGNED_UNITS.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "expected a change in units with its sign, e.g. +5 or -3 (the change, not the new "
+            f"on-hand level); got {text!r}"
+        )
+    delta = int(text)
+    if delta == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a change other than 0, e.g. +5 or -3: an adjustment of 0 units changes "
+            f"nothing; got {text!r}"
+        )
+    return delta
+
+
+def shown(text: str) -> str:
+    """A value as an error message quotes it: in full if short, else by its length."""
+    return repr(text) if len(text) <= 40 else f"{len(text)} characters"
+
+
+def adjustment_reason(text: str) -> str:
+    """argparse type: why on-hand changed, for whoever reads the stock's history later."""
+    reason = text.strip()
+    if not 1 <= len(reason) <= REASON_MAX_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"expected why the stock changed in 1-{REASON_MAX_CHARS} characters, e.g. "
+            f"'breakage' or 'count correction'; got {shown(text)}"
+        )
+    return reason
+
+
+def planned_shipment_id(text: str) -> str:
+    """argparse type: a shipment id as fulfillment planned it (`shipments` on orders.status)."""
+    if not 1 <= len(text) <= SHIPMENT_ID_MAX_CHARS or text != text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a shipment id of 1-{SHIPMENT_ID_MAX_CHARS} characters without surrounding "
+            f"spaces, as planned on orders.status, e.g. web-000123-1; got {shown(text)}"
+        )
+    return text
+
+
+def cmd_catalog_adjust(args: argparse.Namespace) -> int:
+    """One relative change to on-hand stock, as a WMS reports breakage or a recount."""
+    from shared.contract import StockAdjustment
+    from shared.topics import STOCK_ADJUSTMENTS
+
+    return send_one(
+        "catalog adjust",
+        STOCK_ADJUSTMENTS,
+        lambda: StockAdjustment.new(
+            sku=args.sku, warehouse_id=args.warehouse, delta=args.delta, reason=args.reason
+        ),
+        lambda error: argument_error(error, ADJUSTMENT_ARGUMENTS),
+        lambda a: f"{a.sku} in {a.warehouse_id}: {a.delta:+d} on hand ({a.reason})",
+    )
+
+
+def cmd_fulfillment_dispatch(args: argparse.Namespace) -> int:
+    """What a WMS sends when a shipment leaves the dock; for ops and demos without one."""
+    from shared.contract import ShipmentDispatched
+    from shared.topics import DISPATCHES
+
+    return send_one(
+        "fulfillment dispatch",
+        DISPATCHES,
+        lambda: ShipmentDispatched.new(order_id=args.order_id, shipment_id=args.shipment_id),
+        lambda error: argument_error(error, DISPATCH_ARGUMENTS),
+        lambda d: f"shipment {d.shipment_id} of order {d.order_id} left the warehouse",
+    )
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from shared.schemas import SCHEMA_DIR, drifted_schemas, write_schemas
 
@@ -182,20 +346,29 @@ DELEGATION_OPTIONS = {
 """Delegation fields and the `approvals delegate` options that fill them, for error messages."""
 
 
-def member_id(text: str) -> str:
-    """argparse type: an id as the contract spells it (`shared.contract.Id`), e.g. acme-manager;
-    argparse names the argument when it is not one."""
+def contract_id(example: str) -> Callable[[str], str]:
+    """An argparse type for an id as the contract spells it (`shared.contract.Id`); argparse
+    names the argument when a value is not one, and the message shows `example`."""
     from pydantic import TypeAdapter
 
     from shared.contract import Id
 
-    try:
-        return TypeAdapter(Id).validate_python(text)
-    except ValidationError:
-        raise argparse.ArgumentTypeError(
-            f"expected an id of 1-64 letters, digits, '.', '_', ':' or '-' that starts with a "
-            f"letter or digit, e.g. acme-manager; got {text!r}"
-        ) from None
+    ids = TypeAdapter(Id)
+
+    def parse(text: str) -> str:
+        try:
+            return ids.validate_python(text)
+        except ValidationError:
+            raise argparse.ArgumentTypeError(
+                f"expected an id of 1-64 letters, digits, '.', '_', ':' or '-' that starts with "
+                f"a letter or digit, e.g. {example}; got {text!r}"
+            ) from None
+
+    return parse
+
+
+member_id = contract_id("acme-manager")
+"""argparse type: a member id, e.g. acme-manager."""
 
 
 def positive_hours(text: str) -> timedelta:
@@ -254,48 +427,86 @@ def delegation_error(error: ValidationError) -> str:
 
 
 def cmd_approvals_delegate(args: argparse.Namespace) -> int:
-    from kafka.errors import KafkaError
-
-    from shared.contract import Delegation
-    from shared.publisher import EventPublisher
     from shared.topics import DELEGATIONS
 
     starts = args.starts if args.starts is not None else datetime.now(UTC)
-    try:
-        delegation = Delegation.new(
+    return send_one(
+        "approvals delegate",
+        DELEGATIONS,
+        lambda: Delegation.new(
             account_id=args.account,
             delegator_id=args.delegator,
             delegate_id=args.delegate,
             starts_at=starts,
             ends_at=args.until,
             reason=args.reason,
-        )
-    except ValidationError as error:
-        print(f"tradelane approvals delegate: {delegation_error(error)}", file=sys.stderr)
-        return 2
-    settings = load_settings()
-    names = TopicNames(settings.topic_prefix)
-    try:
-        with EventPublisher(settings.kafka_bootstrap_servers, names) as out:
-            out.publish(DELEGATIONS, delegation)
-    except KafkaError as error:
-        print(
-            f"tradelane approvals delegate: nothing sent: Kafka at "
-            f"{settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS) is not reachable: "
-            f"{error}",
-            file=sys.stderr,
-        )
-        return 1
+        ),
+        delegation_error,
+        delegation_said,
+    )
+
+
+def delegation_said(delegation: Delegation) -> str:
     who = f"{delegation.delegate_id} for {delegation.delegator_id} in {delegation.account_id}"
     if delegation.ends_at <= datetime.now(UTC):
-        what = f"delegation ended: {who} no longer decides"
-    else:
-        what = (
-            f"{who}: decides from {delegation.starts_at.isoformat()} "
-            f"until {delegation.ends_at.isoformat()}"
-        )
-    print(f"{what} (sent to {names.of(DELEGATIONS)}, event {delegation.event_id})")
-    return 0
+        return f"delegation ended: {who} no longer decides"
+    return (
+        f"{who}: decides from {delegation.starts_at.isoformat()} "
+        f"until {delegation.ends_at.isoformat()}"
+    )
+
+
+def add_catalog_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    catalog = commands.add_parser("catalog", help="product master data and stock")
+    actions = catalog.add_subparsers(dest="action", required=True)
+    importer = actions.add_parser(
+        "import", help="validate a product export (.csv or .jsonl) and publish every row"
+    )
+    importer.add_argument("file")
+    importer.set_defaults(run=cmd_catalog_import)
+    adjust = actions.add_parser(
+        "adjust",
+        help="change a SKU's on-hand stock in one warehouse by DELTA units",
+        description="Publish a stock adjustment on catalog.stock_adjustments, as a WMS reports "
+        "a count correction, breakage or a return: catalog adds DELTA to on hand once. An "
+        "adjustment that would take on hand below 0 is dead-lettered with the reason. To set "
+        "on hand to a level instead, the WMS publishes catalog.stock.",
+    )
+    adjust.add_argument("sku", type=contract_id("BOLT-M8-100"), metavar="SKU")
+    adjust.add_argument("warehouse", type=contract_id("dc-kassel"), metavar="WAREHOUSE")
+    adjust.add_argument(
+        "delta", type=stock_delta, metavar="DELTA", help="units with their sign, e.g. +5 or -3"
+    )
+    adjust.add_argument(
+        "--reason",
+        required=True,
+        type=adjustment_reason,
+        metavar="TEXT",
+        help=f"why, e.g. 'breakage' or 'count correction' (at most {REASON_MAX_CHARS} characters)",
+    )
+    adjust.set_defaults(run=cmd_catalog_adjust)
+
+
+def add_fulfillment_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    fulfillment = commands.add_parser("fulfillment", help="what the warehouse reports")
+    actions = fulfillment.add_subparsers(dest="action", required=True)
+    dispatch = actions.add_parser(
+        "dispatch",
+        help="confirm that a planned shipment left the warehouse (what a WMS sends)",
+        description="Publish a dispatch confirmation on fulfillment.dispatches, as the WMS does "
+        "when a shipment leaves the dock: fulfillment reports the order shipped (once per "
+        "shipment) and catalog commits the shipment's stock. For ops and demos without a WMS.",
+    )
+    dispatch.add_argument("order_id", type=contract_id("web-000123"), metavar="ORDER_ID")
+    dispatch.add_argument(
+        "shipment_id",
+        type=planned_shipment_id,
+        metavar="SHIPMENT_ID",
+        help="as planned on orders.status, e.g. web-000123-1",
+    )
+    dispatch.set_defaults(run=cmd_fulfillment_dispatch)
 
 
 def add_approvals_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -370,13 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--orders", type=int, default=0, help="stop after N orders (0: until Ctrl-C)")
     demo.add_argument("--interval", type=float, default=1.5, help="seconds between demo orders")
     demo.set_defaults(run=cmd_demo)
-    catalog = commands.add_parser("catalog", help="product master data")
-    catalog_actions = catalog.add_subparsers(dest="action", required=True)
-    importer = catalog_actions.add_parser(
-        "import", help="validate a product export (.csv or .jsonl) and publish every row"
-    )
-    importer.add_argument("file")
-    importer.set_defaults(run=cmd_catalog_import)
+    add_catalog_commands(commands)
+    add_fulfillment_commands(commands)
     add_approvals_commands(commands)
     return parser
 

@@ -1,12 +1,14 @@
 """`tradelane demo` (`make run`): the whole system on one screen, for a newcomer.
 
 It brings up what the order flow needs (Kafka, the topics, the reference data,
-the four services as real processes), then plays the two outside parties a real
-installation has: a **shop** that keeps submitting a realistic mix of B2C and
-B2B orders, and the business accounts' **approvers**, who sign each open step
+the four services as real processes), then plays the three outside parties a
+real installation has: a **shop** that keeps submitting a realistic mix of B2C
+and B2B orders; the business accounts' **approvers**, who sign each open step
 of an approval request over the approvals HTTP API with their own bearer
-token, exactly as a person's browser would. A live table shows what every
-order went through, read from `orders.status` like a shop reads it.
+token, exactly as a person's browser would; and the **warehouse** (WMS), which
+confirms each planned shipment's dispatch a little later and books a goods
+receipt for what left. A live table shows what every order went through, read
+from `orders.status` like a shop reads it.
 
 Nothing here takes a shortcut into a service: the demo only publishes events,
 reads the status topic and calls public HTTP endpoints, so what you see is what
@@ -50,20 +52,22 @@ from shared.contract import (
     OrderState,
     OrderStatusChanged,
     OrderSubmitted,
+    ShipmentDispatched,
     StepProgress,
-    StockLevel,
+    StockAdjustment,
 )
 from shared.contract.status import Shipment
 from shared.fleet import SERVICES, Fleet, FleetError
 from shared.publisher import EventPublisher
-from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data, stock_levels
+from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data
 from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
 from shared.tokens import issue_token
 from shared.topics import (
+    DISPATCHES,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
     REFERENCE_TOPICS,
-    STOCK,
+    STOCK_ADJUSTMENTS,
     TopicCreationError,
     TopicNames,
     create_topics,
@@ -78,10 +82,9 @@ KAFKA_DIR = RUN_DIR / "kafka"
 """The same data dir `make kafka-up` uses, so a broker it started is found and reused."""
 
 KAFKA_PORT = 9092
-FINAL_STATES = frozenset(
-    {OrderState.REJECTED, OrderState.FULFILLMENT_PLANNED, OrderState.CANCELLED}
-)
-"""Where an order's story ends as far as this system goes (nothing ships or gets delivered yet)."""
+STOPPED_STATES = frozenset({OrderState.REJECTED, OrderState.CANCELLED})
+"""Where an order's story ends early; otherwise it ends when its last planned shipment has left
+(nothing reports deliveries yet)."""
 
 VISIBLE_ORDERS = 15
 REFRESH_PER_SECOND = 4
@@ -93,8 +96,10 @@ VETO_EVERY = 5
 APPROVER_THINK_SECONDS = 2.0
 """How long an approver "reads" an order before deciding: long enough to see it waiting."""
 
+DISPATCH_AFTER_SECONDS = 3.0
+"""How long the demo's warehouse takes to pick, pack and load a planned shipment."""
+
 HTTP_TIMEOUT_SECONDS = 5.0
-STOCK_READ_TIMEOUT_SECONDS = 30.0
 
 STATUS_STYLES: dict[str, str] = {
     "submitted": "dim",
@@ -102,6 +107,7 @@ STATUS_STYLES: dict[str, str] = {
     OrderState.AWAITING_APPROVAL: "yellow",
     OrderState.APPROVED: "blue",
     OrderState.FULFILLMENT_PLANNED: "green",
+    OrderState.SHIPPED: "bold bright_green",
     OrderState.REJECTED: "red",
     OrderState.CANCELLED: "magenta",
 }
@@ -188,9 +194,14 @@ class TrackedOrder:
     channel: str
     account_id: str
     lines: str
+    units: int
     status: OrderState | None = None
     total: str = ""
     detail: str = "sent to orders.submitted"
+    planned: frozenset[str] = frozenset()
+    """Ids of the shipments planned so far; replaced, never changed, so a snapshot may share it."""
+    shipped: frozenset[str] = frozenset()
+    units_planned: int = 0
 
     @property
     def state_name(self) -> str:
@@ -198,7 +209,28 @@ class TrackedOrder:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINAL_STATES
+        """Stopped, or every shipment planned so far has left the warehouse.
+
+        Units still backordered do not hold a finished order back: in a bounded
+        run nothing may bring the stock they wait for.
+        """
+        if self.status in STOPPED_STATES:
+            return True
+        return self.status is OrderState.SHIPPED and self.planned <= self.shipped
+
+    @property
+    def backordered(self) -> int:
+        """Units ordered that no planned shipment carries yet: they wait for stock."""
+        return self.units - self.units_planned if self.planned else 0
+
+    def record_shipments(self, status: OrderStatusChanged) -> None:
+        """Count each shipment once: a fill's plan names only its new shipments."""
+        for shipment in status.shipments or []:
+            if shipment.shipment_id not in self.planned:
+                self.planned |= {shipment.shipment_id}
+                self.units_planned += sum(line.quantity for line in shipment.lines)
+            if status.status is OrderState.SHIPPED:
+                self.shipped |= {shipment.shipment_id}
 
 
 def describe_lines(order: OrderSubmitted) -> str:
@@ -212,6 +244,16 @@ def describe_shipment(shipment: Shipment) -> str:
         f"{shipment.mode.value} {shipment.carrier} {shipment.tracking_number} "
         f"from {shipment.warehouse_id} by {shipment.promised_date.isoformat()}"
     )
+
+
+def describe_progress(order: TrackedOrder) -> str:
+    """What is still to come for a planned order: more shipments, units waiting for stock."""
+    notes = []
+    if len(order.planned) > 1:
+        notes.append(f"{len(order.shipped)}/{len(order.planned)} shipments dispatched")
+    if order.backordered:
+        notes.append(f"{order.backordered} units backordered")
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def describe_step(step: StepProgress) -> str:
@@ -253,6 +295,8 @@ def describe_status(status: OrderStatusChanged) -> str:
         if approval is not None and approval.approved_by:
             return "approved by " + ", ".join(approval.approved_by)
         return "no approval rule applies: approved at once"
+    if status.status is OrderState.SHIPPED and status.shipments:
+        return "left the warehouse: " + "; ".join(describe_shipment(s) for s in status.shipments)
     if status.shipments:
         return "; ".join(describe_shipment(s) for s in status.shipments)
     return f"by {status.reported_by}"
@@ -272,7 +316,11 @@ class Board:
     def submitted(self, order: OrderSubmitted) -> None:
         with self._lock:
             self._orders[order.order_id] = TrackedOrder(
-                order.order_id, order.channel.value, order.account_id, describe_lines(order)
+                order.order_id,
+                order.channel.value,
+                order.account_id,
+                describe_lines(order),
+                units=sum(line.quantity for line in order.lines),
             )
 
     def apply(self, status: OrderStatusChanged) -> bool:
@@ -284,7 +332,10 @@ class Board:
             tracked.status = status.status
             if status.totals is not None:
                 tracked.total = f"{status.totals.total} {status.totals.currency}"
+            tracked.record_shipments(status)
             tracked.detail = describe_status(status)
+            if status.shipments:
+                tracked.detail += describe_progress(tracked)
             return True
 
     def note(self, order_id: str, detail: str) -> None:
@@ -395,7 +446,19 @@ def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
         "  policies, steps, delegation, timers: docs/approvals.md\n",
     )
     kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
-    return Group(kafka, Text(""), services, api)
+    return Group(kafka, Text(""), services, api, warehouse_help())
+
+
+def warehouse_help() -> Text:
+    """What the demo's warehouse does by itself, and the same by hand."""
+    return Text.assemble(
+        ("Warehouse", "bold"),
+        f" (the demo's WMS dispatches each planned shipment {DISPATCH_AFTER_SECONDS:g}s later "
+        "and restocks what left)\n",
+        f"  {shown_cli()} catalog adjust BOLT-M8-100 dc-kassel -5 --reason breakage\n",
+        f"  {shown_cli()} fulfillment dispatch <order_id> <shipment_id>   # what a WMS sends\n",
+        "  stock, reservations, backorders: docs/inventory.md\n",
+    )
 
 
 # --------------------------------------------------------------------------- approvers
@@ -545,72 +608,86 @@ class Approvers:
 # --------------------------------------------------------------------------- the warehouse
 
 
-class Restocker:
-    """The WMS side: each planned shipment is replenished, so a long demo never runs dry.
+@dataclass(frozen=True)
+class PlannedShipment:
+    """A shipment the warehouse has been asked to send, and when it will leave the dock."""
 
-    Catalog keeps stock reserved for planned shipments (nothing ships in this
-    system yet), so without this a demo left running, or run again on the same
-    `var/`, soon rejects everything as `out_of_stock`. Levels are absolute, as
-    the WMS sends them; only the watcher thread calls `replenish`.
+    order_id: str
+    shipment: Shipment
+    leaves_at: float
+    """On the `time.monotonic()` clock."""
+
+
+class Warehouse:
+    """The WMS: each planned shipment leaves the dock a little later, and what left is restocked.
+
+    On every `fulfillment_planned` status it queues the shipments it has not seen
+    yet (a backorder fill's plan names only its new shipment), and
+    DISPATCH_AFTER_SECONDS later confirms each one on `fulfillment.dispatches`:
+    fulfillment reports the order `shipped`, catalog commits the stock. It then
+    books a goods receipt of the same units as a stock adjustment, so a long demo
+    never runs dry, and stock goes first to lines waiting on a backorder there.
+    The status watcher queues, the demo's main loop dispatches; a lock between.
     """
 
-    def __init__(self, publisher: EventPublisher, levels: dict[tuple[str, str], int]) -> None:
+    def __init__(self, publisher: EventPublisher) -> None:
         self.publisher = publisher
-        self.levels = levels
+        self._lock = threading.Lock()
+        self._queue: list[PlannedShipment] = []
+        self._seen: set[str] = set()
+        self.dispatched = 0
 
-    def replenish(self, shipments: list[Shipment]) -> None:
-        for shipment in shipments:
-            for line in shipment.lines:
-                key = (line.sku, shipment.warehouse_id)
-                self.levels[key] = self.levels.get(key, 0) + line.quantity
-                self.publish(key)
-        self.publisher.flush()
+    def consider(self, status: OrderStatusChanged) -> None:
+        """Queue each newly planned shipment once, however often its plan is seen."""
+        if status.status is not OrderState.FULFILLMENT_PLANNED:
+            return
+        leaves_at = time.monotonic() + DISPATCH_AFTER_SECONDS
+        with self._lock:
+            for shipment in status.shipments or []:
+                if shipment.shipment_id not in self._seen:
+                    self._seen.add(shipment.shipment_id)
+                    self._queue.append(PlannedShipment(status.order_id, shipment, leaves_at))
 
-    def publish(self, key: tuple[str, str]) -> None:
-        sku, warehouse_id = key
-        level = StockLevel.new(sku=sku, warehouse_id=warehouse_id, on_hand=self.levels[key])
-        self.publisher.publish(STOCK, level)
+    def tick(self) -> None:
+        """Dispatch what is due by now."""
+        self._dispatch(self._take(until=time.monotonic()))
 
+    def dispatch_everything(self) -> int:
+        """When the demo stops: what was planned leaves now, so no stock stays held for a
+        shipment nobody will dispatch (the next run's warehouse does not know it)."""
+        due = self._take(until=float("inf"))
+        self._dispatch(due)
+        return len(due)
 
-def latest_stock_levels(bootstrap: str, topic: str) -> dict[tuple[str, str], int]:
-    """The last on-hand level per SKU and warehouse on the compacted stock topic.
+    def _take(self, until: float) -> list[PlannedShipment]:
+        with self._lock:
+            due = [planned for planned in self._queue if planned.leaves_at <= until]
+            self._queue = [planned for planned in self._queue if planned.leaves_at > until]
+        return due
 
-    Read before seeding, so replenishment from earlier demo runs (whose
-    reservations catalog still holds) is carried over instead of being reset.
-    """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    levels: dict[tuple[str, str], int] = {}
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + STOCK_READ_TIMEOUT_SECONDS
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                log.warning("stock topic not read to the end; restocking from the seed levels")
-                break
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    with contextlib.suppress(ValidationError, TypeError):
-                        level = StockLevel.model_validate_json(record.value)
-                        levels[(level.sku, level.warehouse_id)] = level.on_hand
-    finally:
-        consumer.close()
-    return levels
+    def _dispatch(self, due: list[PlannedShipment]) -> None:
+        for planned in due:
+            dispatch = ShipmentDispatched.new(
+                order_id=planned.order_id, shipment_id=planned.shipment.shipment_id
+            )
+            self.publisher.publish(DISPATCHES, dispatch)
+            self._restock(planned.shipment)
+            self.dispatched += 1
+        if due:
+            self.publisher.flush()
 
-
-def seed_with_restocking(publisher: EventPublisher, bootstrap: str, names: TopicNames) -> Restocker:
-    """Publish the demo data set, keeping the demo's earlier replenishment of the seed stock."""
-    earlier = latest_stock_levels(bootstrap, names.of(STOCK))
-    publish_reference_data(publisher)
-    seed = {(s.sku, s.warehouse_id): s.on_hand for s in stock_levels()}
-    restocker = Restocker(publisher, {k: max(v, earlier.get(k, 0)) for k, v in seed.items()})
-    for key, on_hand in restocker.levels.items():
-        if on_hand > seed[key]:
-            restocker.publish(key)
-    publisher.flush()
-    return restocker
+    def _restock(self, shipment: Shipment) -> None:
+        """A goods receipt of what just left, as relative adjustments: they add up with the
+        units catalog deducts when it commits the shipment, whichever comes first."""
+        for line in shipment.lines:
+            if line.quantity > 0:
+                receipt = StockAdjustment.new(
+                    sku=line.sku,
+                    warehouse_id=shipment.warehouse_id,
+                    delta=line.quantity,
+                    reason=f"demo goods receipt: replaces shipment {shipment.shipment_id}",
+                )
+                self.publisher.publish(STOCK_ADJUSTMENTS, receipt)
 
 
 # --------------------------------------------------------------------------- status watcher
@@ -778,8 +855,11 @@ class Shop:
         self._next_at += self.interval
 
 
-def run_shop(console: Console, shop: Shop, board: Board, fleet: Fleet, title: str) -> None:
-    """The live part: place orders, show the board, until Ctrl-C or the smoke test's count."""
+def run_shop(
+    console: Console, shop: Shop, warehouse: Warehouse, board: Board, fleet: Fleet, title: str
+) -> None:
+    """The live part: place orders, dispatch shipments, show the board, until Ctrl-C or the
+    smoke test's count."""
     with Live(
         console=console,
         get_renderable=lambda: render_board(board, title),
@@ -787,6 +867,7 @@ def run_shop(console: Console, shop: Shop, board: Board, fleet: Fleet, title: st
     ):
         while not (shop.limit and board.all_finished(shop.limit)):
             shop.tick()
+            warehouse.tick()
             check_fleet(fleet)
             time.sleep(TICK_SECONDS)
     if not console.is_terminal:
@@ -799,14 +880,15 @@ def summary(board: Board) -> str:
 
 
 def run_system(console: Console, stack: contextlib.ExitStack, orders: int, interval: float) -> None:
-    """Broker, topics, data, services, then the shop and its approvers; `stack` undoes it all."""
+    """Broker, topics, data, services, then the shop, its approvers and the warehouse; `stack`
+    undoes it all."""
     external = external_bootstrap()  # first: it clears an empty variable settings would refuse
     settings = load_settings()
     bootstrap, origin = provide_kafka(stack, console, external)
     names = TopicNames(settings.topic_prefix)
     create_topics(bootstrap, names, settings.topic_partitions)
     publisher = stack.enter_context(EventPublisher(bootstrap, names))
-    restocker = seed_with_restocking(publisher, bootstrap, names)
+    publish_reference_data(publisher)  # its stock levels reset on hand: a fresh warehouse
     fleet = start_fleet(stack, console, settings, bootstrap)
     console.print(where_things_are(bootstrap, origin))
 
@@ -817,22 +899,30 @@ def run_system(console: Console, stack: contextlib.ExitStack, orders: int, inter
     stack.callback(approvers.close)
     stack.callback(stopping.set)  # runs before close(): approvers stop thinking at once
 
+    warehouse = Warehouse(publisher)
+
     def on_status(status: OrderStatusChanged) -> None:
         if not board.apply(status):
             return
         approvers.consider(status)
-        if status.status is OrderState.FULFILLMENT_PLANNED and status.shipments:
-            restocker.replenish(status.shipments)
+        warehouse.consider(status)
 
     watcher = StatusWatcher(bootstrap, names.of(ORDERS_STATUS), on_status)
     stack.callback(watcher.close)
     shop = Shop(publisher, board, interval, orders)
     title = f"Tradelane demo shop: run {shop.run_tag}, an order every {interval:g}s"
     try:
-        run_shop(console, shop, board, fleet, title)
+        run_shop(console, shop, warehouse, board, fleet, title)
     except KeyboardInterrupt:
         console.print("[yellow]Ctrl-C: stopping the demo[/yellow]")
-    console.print(f"[bold]{shop.placed} orders placed:[/bold] {summary(board)}")
+    if left := warehouse.dispatch_everything():
+        console.print(
+            f"[dim]warehouse: {left} planned shipment(s) dispatched before stopping[/dim]"
+        )
+    console.print(
+        f"[bold]{shop.placed} orders placed, {warehouse.dispatched} shipments dispatched:[/bold] "
+        f"{summary(board)}"
+    )
 
 
 def run_demo(orders: int = 0, interval: float = 1.5) -> int:

@@ -164,8 +164,7 @@ def check_quantity(
     if broken is not None:
         raise Rejected(
             ReasonCode.QUANTITY_RULE,
-            f"line {line_no}: SKU {item.sku!r} quantity {quantity}: {broken} "
-            f"({limits.describe()})",
+            f"line {line_no}: SKU {item.sku!r} quantity {quantity}: {broken} ({limits.describe()})",
         )
 
 

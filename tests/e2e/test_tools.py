@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
-from shared.contract import OrderState, PriceEntry, PriceList, PriceTier, StockLevel
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from shared.contract import (
+    OrderState,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    ShipmentDispatched,
+    StockAdjustment,
+    StockLevel,
+)
 from shared.seed import b2c_order, price_lists
-from shared.topics import ORDERS_SUBMITTED, PRICE_LISTS, PRODUCTS, STOCK
+from shared.topics import (
+    DISPATCHES,
+    ORDERS_SUBMITTED,
+    PRICE_LISTS,
+    PRODUCTS,
+    STOCK,
+    STOCK_ADJUSTMENTS,
+    TopicSpec,
+)
 from tests.e2e.conftest import Pipeline
 
 
@@ -106,3 +128,100 @@ def test_a_product_imported_from_csv_can_be_ordered(pipeline: Pipeline, tmp_path
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
     planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     assert planned.totals is not None and planned.totals.total == Decimal("49.80")
+
+
+def run_cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tradelane ARGS` as ops runs it: a process of its own, configured by the environment."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline.fleet.bootstrap,
+        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def sent_event_id(stdout: str) -> str:
+    """The event id a one-event command printed (`..., event <uuid>)`)."""
+    found = re.search(r"event ([0-9a-f-]{36})\)", stdout)
+    assert found is not None, stdout
+    return found.group(1)
+
+
+def read_back(pipeline: Pipeline, spec: TopicSpec, event_id: str) -> ConsumerRecord:
+    """The record carrying `event_id` on the topic, read from the start like any consumer."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=pipeline.fleet.bootstrap, group_id=None, enable_auto_commit=False
+    )
+    topic = pipeline.names.of(spec)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    if json.loads(record.value).get("event_id") == event_id:
+                        return record
+    finally:
+        consumer.close()
+    raise AssertionError(f"event {event_id} not found on {topic}")
+
+
+def test_the_cli_publishes_a_stock_adjustment_keyed_by_sku_and_warehouse(
+    pipeline: Pipeline,
+) -> None:
+    result = run_cli(
+        pipeline, "catalog", "adjust", "BOLT-M8-100", "dc-kassel", "-2", "--reason", "breakage"
+    )
+    assert result.returncode == 0, result.stderr
+    event_id = sent_event_id(result.stdout)
+    assert result.stdout.startswith("BOLT-M8-100 in dc-kassel: -2 on hand (breakage)")
+
+    record = read_back(pipeline, STOCK_ADJUSTMENTS, event_id)
+    assert record.key == b"BOLT-M8-100@dc-kassel"
+    adjustment = StockAdjustment.model_validate_json(record.value)
+    assert (adjustment.sku, adjustment.warehouse_id, adjustment.delta, adjustment.reason) == (
+        "BOLT-M8-100",
+        "dc-kassel",
+        -2,
+        "breakage",
+    )
+
+
+def test_the_cli_refuses_an_adjustment_of_zero_and_sends_nothing(pipeline: Pipeline) -> None:
+    result = run_cli(
+        pipeline, "catalog", "adjust", "BOLT-M8-100", "dc-kassel", "+0", "--reason", "recount"
+    )
+    assert result.returncode == 2
+    assert "argument DELTA: expected a change other than 0" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_cli_confirms_a_planned_shipments_dispatch_and_the_order_ships(
+    pipeline: Pipeline,
+) -> None:
+    order = b2c_order(pipeline.order_id("dispatch"), [("GLOVE-L", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    planned = pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    assert planned.shipments
+    shipment_id = planned.shipments[0].shipment_id
+
+    result = run_cli(pipeline, "fulfillment", "dispatch", order.order_id, shipment_id)
+    assert result.returncode == 0, result.stderr
+    event_id = sent_event_id(result.stdout)
+    assert f"shipment {shipment_id} of order {order.order_id} left the warehouse" in result.stdout
+
+    record = read_back(pipeline, DISPATCHES, event_id)
+    assert record.key == order.order_id.encode()
+    dispatch = ShipmentDispatched.model_validate_json(record.value)
+    assert (dispatch.order_id, dispatch.shipment_id) == (order.order_id, shipment_id)
+    shipped = pipeline.watch.wait_for_status(order.order_id, OrderState.SHIPPED)
+    assert [s.shipment_id for s in shipped.shipments or []] == [shipment_id]
