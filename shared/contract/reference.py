@@ -15,6 +15,9 @@ from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount, Currency
 from shared.contract.orders import Channel, Id
 
+MAX_UNITS = 1_000_000_000
+"""Most units one stock figure may say: a typo beyond it is refused, not stored."""
+
 Terms = Annotated[str, StringConstraints(pattern=r"^(PREPAY|NET\d{1,3})$")]
 
 
@@ -119,7 +122,7 @@ class StockLevel(Event):
     schema_: Literal["catalog.stock/v1"] = Field(alias="schema")
     sku: Id
     warehouse_id: Id
-    on_hand: int = Field(ge=0)
+    on_hand: int = Field(ge=0, le=MAX_UNITS)
 
 
 class StockAdjustment(Event):
@@ -133,7 +136,11 @@ class StockAdjustment(Event):
     schema_: Literal["catalog.stock_adjustments/v1"] = Field(alias="schema")
     sku: Id
     warehouse_id: Id
-    delta: int = Field(description="Units added (positive) or removed (negative); never 0.")
+    delta: int = Field(
+        ge=-MAX_UNITS,
+        le=MAX_UNITS,
+        description="Units added (positive) or removed (negative); never 0.",
+    )
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
     @model_validator(mode="after")
