@@ -431,10 +431,15 @@ async def hold_stock(
             )
 
 
+def in_lock_order(lines: list[ReservationRow]) -> list[ReservationRow]:
+    """Stock rows are locked in (sku, warehouse) order by every writer, or two could deadlock."""
+    return sorted(lines, key=lambda line: (line.sku, line.warehouse_id, line.line_no))
+
+
 async def release_stock(session: AsyncSession, order_id: str) -> list[UnitsMoved]:
     """Give back every unit held for the order and stop its backorders; returns what was freed."""
     freed = []
-    for line in await reservations_of(session, order_id):
+    for line in in_lock_order(await reservations_of(session, order_id)):
         if line.held:
             await session.execute(
                 update(StockRow)
@@ -462,7 +467,7 @@ async def commit_shipment(
     session.add(CommittedShipmentRow(shipment_id=shipment.shipment_id, order_id=order_id))
     lines = {line.line_no: line for line in await reservations_of(session, order_id)}
     moved = []
-    for shipped in shipment.lines:
+    for shipped in sorted(shipment.lines, key=lambda line: line.sku):
         line = lines.get(shipped.line_no) if shipped.line_no is not None else None
         if line is None or line.warehouse_id != shipment.warehouse_id or line.sku != shipped.sku:
             raise ValueError(
