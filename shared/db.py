@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     TypeDecorator,
@@ -225,17 +226,18 @@ class ServiceDatabase:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def _oldest_unsent(self, limit: int) -> Select[Any]:
+        outbox = self.outbox.c
+        return (
+            select(outbox.id, outbox.topic, outbox.key, outbox.value)
+            .where(outbox.sent_at.is_(None))
+            .order_by(outbox.id)
+            .limit(limit)
+        )
+
     async def unsent(self, limit: int) -> list[OutboxRow]:
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(
-                    self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key, self.outbox.c.value
-                )
-                .where(self.outbox.c.sent_at.is_(None))
-                .order_by(self.outbox.c.id)
-                .limit(limit)
-            )
-            return [OutboxRow(*row) for row in rows]
+            return [OutboxRow(*row) for row in await session.execute(self._oldest_unsent(limit))]
 
     @asynccontextmanager
     async def sending(self, limit: int) -> AsyncIterator[list[OutboxRow]]:
@@ -249,15 +251,7 @@ class ServiceDatabase:
         again later.
         """
         async with self.sessions() as session, session.begin():
-            rows = await session.execute(
-                select(
-                    self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key, self.outbox.c.value
-                )
-                .where(self.outbox.c.sent_at.is_(None))
-                .order_by(self.outbox.c.id)
-                .limit(limit)
-                .with_for_update()
-            )
+            rows = await session.execute(self._oldest_unsent(limit).with_for_update())
             batch = [OutboxRow(*row) for row in rows]
             yield batch
             if batch:

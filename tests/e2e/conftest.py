@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,20 @@ from shared.contract import (
     DeadLetter,
     OrderState,
     OrderStatusChanged,
+    PriceEntry,
+    PriceList,
+    PriceTier,
 )
 from shared.fleet import SERVICES, Fleet
 from shared.publisher import EventPublisher
-from shared.seed import publish_reference_data
+from shared.seed import price_lists, publish_reference_data
 from shared.tokens import issue_token
 from shared.topics import (
     ALL_TOPICS,
     APPROVAL_DECISIONS,
     APPROVAL_NOTICES,
     ORDERS_STATUS,
+    PRICE_LISTS,
     REFERENCE_TOPICS,
     TopicNames,
     create_topics,
@@ -147,6 +152,7 @@ class Pipeline:
     watch: TopicWatcher
     names: TopicNames
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    added_prices: dict[str, PriceEntry] = field(default_factory=dict)
 
     def order_id(self, label: str) -> str:
         return f"{label}-{self.run_id}-{uuid.uuid4().hex[:6]}"
@@ -231,6 +237,25 @@ class Pipeline:
             return None
 
         return self.watch.wait_until(f"{order_id}: {what}", found)
+
+    def add_list_price(self, sku: str, unit_price: str) -> None:
+        """Put a test's own SKU on the B2C list price list (B2B falls back to it too).
+
+        The list is republished whole with every SKU added so far in this module,
+        so a later test's product does not take an earlier one's price away.
+        """
+        self.added_prices[sku] = PriceEntry(
+            sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal(unit_price))]
+        )
+        seeded = next(p for p in price_lists() if p.price_list_id == "list-EUR")
+        self.publish_reference(
+            PRICE_LISTS,
+            PriceList.new(
+                price_list_id="list-EUR",
+                currency="EUR",
+                prices=[*seeded.prices, *self.added_prices.values()],
+            ),
+        )
 
     def publish_reference(self, spec: Any, *events: Any) -> None:
         """Publish reference data and wait until every service that reads it has consumed it."""

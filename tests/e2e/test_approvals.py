@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -27,15 +26,12 @@ from shared.contract import (
     OrderPriced,
     OrderState,
     OrderSubmitted,
-    PriceEntry,
-    PriceList,
-    PriceTier,
     Product,
     ReasonCode,
     Role,
     StockLevel,
 )
-from shared.seed import b2b_order, b2c_order, price_lists
+from shared.seed import b2b_order, b2c_order
 from shared.tokens import issue_token
 from shared.topics import (
     ACCOUNTS,
@@ -45,7 +41,6 @@ from shared.topics import (
     ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
-    PRICE_LISTS,
     PRODUCTS,
     STOCK,
 )
@@ -251,12 +246,7 @@ def scarce_product(pipeline: Pipeline) -> Iterator[str]:
         Product.new(sku=sku, name="Pump", category="machines/pumps", unit_weight_kg="12.5"),
     )
     pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="dc-kassel", on_hand=5))
-    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
-    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("300.00"))])
-    pipeline.publish_reference(
-        PRICE_LISTS,
-        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
-    )
+    pipeline.add_list_price(sku, "300.00")
     yield sku
 
 

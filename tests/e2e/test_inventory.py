@@ -23,9 +23,6 @@ from shared.contract import (
     Channel,
     Member,
     OrderState,
-    PriceEntry,
-    PriceList,
-    PriceTier,
     Product,
     ReasonCode,
     Role,
@@ -35,12 +32,11 @@ from shared.contract import (
 )
 from shared.fleet import SERVICES, wait_for
 from shared.postgres import LocalPostgres
-from shared.seed import b2b_order, b2c_order, price_lists
+from shared.seed import b2b_order, b2c_order
 from shared.topics import (
     ACCOUNTS,
     DISPATCHES,
     ORDERS_SUBMITTED,
-    PRICE_LISTS,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
@@ -210,12 +206,7 @@ def a_product_with_little_stock(pipeline: Pipeline, on_hand: int) -> str:
     pipeline.publish_reference(
         STOCK, StockLevel.new(sku=sku, warehouse_id="dc-kassel", on_hand=on_hand)
     )
-    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
-    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("10.00"))])
-    pipeline.publish_reference(
-        PRICE_LISTS,
-        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
-    )
+    pipeline.add_list_price(sku, "10.00")
     return sku
 
 

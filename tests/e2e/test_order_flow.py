@@ -7,20 +7,16 @@ from decimal import Decimal
 
 from shared.contract import (
     OrderState,
-    PriceEntry,
-    PriceList,
-    PriceTier,
     Product,
     ReasonCode,
     ShipmentMode,
     StockAdjustment,
     StockLevel,
 )
-from shared.seed import b2b_order, b2c_order, price_lists
+from shared.seed import b2b_order, b2c_order
 from shared.topics import (
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
-    PRICE_LISTS,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
@@ -120,12 +116,7 @@ def test_a_veto_rejects_the_order_and_releases_its_stock(pipeline: Pipeline) -> 
         ),
     )
     pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="dc-kassel", on_hand=10))
-    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
-    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("600.00"))])
-    pipeline.publish_reference(
-        PRICE_LISTS,
-        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
-    )
+    pipeline.add_list_price(sku, "600.00")
 
     order = b2b_order(pipeline.order_id("veto"), [(sku, 10)])  # all 10 units, 6000.00
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)

@@ -17,18 +17,14 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from shared.contract import (
     OrderState,
-    PriceEntry,
-    PriceList,
-    PriceTier,
     ShipmentDispatched,
     StockAdjustment,
     StockLevel,
 )
-from shared.seed import b2c_order, price_lists
+from shared.seed import b2c_order
 from shared.topics import (
     DISPATCHES,
     ORDERS_SUBMITTED,
-    PRICE_LISTS,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
@@ -117,12 +113,7 @@ def test_a_product_imported_from_csv_can_be_ordered(pipeline: Pipeline, tmp_path
     assert "imported 1 product(s)" in result.stdout
     pipeline.fleet.wait_caught_up([PRODUCTS])
     pipeline.publish_reference(STOCK, StockLevel.new(sku=sku, warehouse_id="wh-berlin", on_hand=3))
-    list_eur = next(p for p in price_lists() if p.price_list_id == "list-EUR")
-    entry = PriceEntry(sku=sku, tiers=[PriceTier(min_quantity=1, unit_price=Decimal("24.90"))])
-    pipeline.publish_reference(
-        PRICE_LISTS,
-        PriceList.new(price_list_id="list-EUR", currency="EUR", prices=[*list_eur.prices, entry]),
-    )
+    pipeline.add_list_price(sku, "24.90")
 
     order = b2c_order(pipeline.order_id("imported"), [(sku, 2)])
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
