@@ -402,7 +402,7 @@ def cmd_approvals_token(args: argparse.Namespace) -> int:
     from shared.tokens import DEFAULT_TTL, issue_token
 
     settings = load_settings()
-    print(issue_token(settings.approval_token_secret, args.approver_id, args.ttl or DEFAULT_TTL))
+    print(issue_token(settings.token_secret(), args.approver_id, args.ttl or DEFAULT_TTL))
     return 0
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_WEB_PORTS = {"catalog": 6061, "pricing": 6062, "approvals": 6063, "fulfillment": 6064}
@@ -23,6 +25,9 @@ DEV_TOKEN_SECRET = "dev-only-secret-change-me-in-production"
 """Lets `make run` work out of the box; approvals warns at start-up while it is in use."""
 
 
+MIN_TOKEN_SECRET_LENGTH = 32
+
+
 class Settings(BaseSettings):
     """Every knob a Tradelane process reads; the env var name is in each field's alias."""
 
@@ -34,7 +39,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", validation_alias="TRADELANE_TOPIC_PREFIX")
     topic_partitions: int = Field(4, ge=1, le=256, validation_alias="TRADELANE_TOPIC_PARTITIONS")
     data_dir: Path = Field(Path("var"), validation_alias="TRADELANE_DATA_DIR")
-    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias="DATABASE_URL",
+        description="May carry a password: kept secret, read it through `database_url_for`.",
+    )
     web_port: int | None = Field(None, ge=1, le=65535, validation_alias="WEB_PORT")
     web_bind: str = Field("127.0.0.1", validation_alias="WEB_BIND")
     log_level: str = Field(
@@ -46,9 +55,8 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
     )
-    approval_token_secret: str = Field(
-        DEV_TOKEN_SECRET,
-        min_length=32,
+    approval_token_secret: SecretStr = Field(
+        SecretStr(DEV_TOKEN_SECRET),
         validation_alias="APPROVALS_TOKEN_SECRET",
         description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",
     )
@@ -77,13 +85,23 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _async_driver(cls, value: str | None) -> str | None:
+    def _async_driver(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.match(
-            r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", value
+            r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", value.get_secret_value()
         ):
             raise ValueError(
                 "expected an async SQLAlchemy URL: sqlite+aiosqlite:///path.db or "
                 "postgresql+asyncpg://user:pass@host/db"
+            )
+        return value
+
+    @field_validator("approval_token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_TOKEN_SECRET_LENGTH:
+            raise ValueError(
+                f"expected at least {MIN_TOKEN_SECRET_LENGTH} characters "
+                "(HS256 wants a key of 32 bytes or more)"
             )
         return value
 
@@ -95,10 +113,18 @@ class Settings(BaseSettings):
         return value.upper()
 
     def database_url_for(self, service: str) -> str:
-        """The service's own database: DATABASE_URL, or a SQLite file per service in data_dir."""
-        if self.database_url:
-            return self.database_url
+        """The service's own database: DATABASE_URL, or a SQLite file per service in data_dir.
+
+        The URL as it is, password included: for the engine, never for a message
+        (`without_password` renders one to show).
+        """
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
+    def token_secret(self) -> str:
+        """The key approver tokens are signed and checked with (approvals and its CLI only)."""
+        return self.approval_token_secret.get_secret_value()
 
     def web_port_for(self, service: str) -> int:
         return self.web_port or SERVICE_WEB_PORTS[service]
@@ -107,21 +133,70 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}tradelane-{service}"
 
 
+HIDDEN = "**********"
+"""What a secret setting's value is shown as (pydantic's `SecretStr` shows the same)."""
+
+
+def without_password(url: str) -> str:
+    """A database URL fit for a message: `scheme://user:***@host/db`.
+
+    A `password=` in the query is starred too. Something that is not a
+    `scheme://…` URL but has an `@` in it may hold a password in a place we
+    cannot tell: it is hidden whole.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    userinfo, at, host = parts.netloc.rpartition("@")  # a password may contain '@' itself
+    if not at and "@" in url:
+        return HIDDEN
+    user, colon, _ = userinfo.partition(":")
+    return urlunsplit(
+        parts._replace(
+            netloc=f"{user}:***@{host}" if colon else parts.netloc,
+            query=re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query),
+        )
+    )
+
+
+def _variables(field: str) -> list[str]:
+    """The environment variables a field is read from, the documented one first."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [alias] if isinstance(alias, str) else [field]
+
+
+def _shown(field: str | None, value: Any) -> str:
+    """A bad setting's value for the error message, with secrets left out.
+
+    A secret is shown as stars, a database URL without its password, and the
+    value of anything we cannot place is not shown at all.
+    """
+    if field == "database_url":
+        return repr(without_password(value)) if isinstance(value, str) else repr(HIDDEN)
+    if field is None or "SecretStr" in str(Settings.model_fields[field].annotation):
+        return repr(HIDDEN)
+    return repr(value)
+
+
 def load_settings() -> Settings:
-    """Read the environment or exit with the offending variable's name and what was expected."""
+    """Read the environment or exit with the offending variable's name and what was expected.
+
+    Never with a secret's value: `APPROVALS_TOKEN_SECRET` is shown as stars and
+    `DATABASE_URL` without its password.
+    """
     try:
         return Settings()
     except ValidationError as exc:
+        field_of = {
+            name: field for field in Settings.model_fields for name in [field, *_variables(field)]
+        }
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            alias = (
-                Settings.model_fields[field].validation_alias
-                if field in Settings.model_fields
-                else None
-            )
-            name = alias if isinstance(alias, str) else field
-            if isinstance(alias, AliasChoices):
-                name = str(alias.choices[0])
-            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+            where = str(error["loc"][0]) if error["loc"] else "?"
+            field = field_of.get(where)
+            name = _variables(field)[0] if field else where
+            problems.append(f"{name}={_shown(field, error.get('input'))}: {error['msg']}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None

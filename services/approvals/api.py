@@ -38,7 +38,7 @@ class DecisionBody(ContractModel):
 def authenticated(service: Service, request: Request) -> str:
     """The approver named by the request's bearer token; `TokenError` -> 401."""
     token = bearer(request.headers.get("Authorization"))
-    return approver_of(service.settings.approval_token_secret, token)
+    return approver_of(service.settings.token_secret(), token)
 
 
 async def submit_decision(

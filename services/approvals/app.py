@@ -55,7 +55,7 @@ app = service.app
 
 ORDER_ENDED = frozenset({OrderState.CANCELLED, OrderState.REJECTED})
 
-if service.settings.approval_token_secret == DEV_TOKEN_SECRET:
+if service.settings.token_secret() == DEV_TOKEN_SECRET:
     log.warning("APPROVALS_TOKEN_SECRET is the development default: set your own in production")
 
 

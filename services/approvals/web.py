@@ -370,7 +370,7 @@ def signed_in(service: Service, request: Request) -> str:
     token = request.cookies.get(COOKIE)
     if not token:
         raise TokenError("you are not signed in")
-    return approver_of(service.settings.approval_token_secret, str(token))
+    return approver_of(service.settings.token_secret(), str(token))
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -407,7 +407,7 @@ def register(service: Service) -> None:
             """A valid token becomes the session cookie; a bad one is shown why, with the form."""
             token = (await form_of(request)).get("token", "")
             try:
-                approver_of(service.settings.approval_token_secret, token)
+                approver_of(service.settings.token_secret(), token)
             except TokenError as error:
                 return page(self, render_sign_in(str(error)), status=401)
             return redirect(self, INBOX, cookie=session_cookie(token))

@@ -35,3 +35,61 @@ def test_defaults_give_each_service_its_own_sqlite_database(
     settings = load_settings()
     assert settings.database_url_for("catalog") == "sqlite+aiosqlite:////data/catalog.db"
     assert settings.database_url_for("pricing") != settings.database_url_for("catalog")
+
+
+SECRET = "s3cret-token-key-that-is-long-enough-4711"
+
+
+def test_a_too_short_token_secret_is_named_but_never_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET", "hunter2-short")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "APPROVALS_TOKEN_SECRET" in message
+    assert "at least 32 characters" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:hunter2@h/db",
+        "postgresql://u:hunter2@db.internal:5432/orders",
+        "u:hunter2@h/db",  # not even a URL: still no password in the message
+        "mysql://u:hun@ter2@h/db",  # an unescaped '@' in the password
+        "postgresql://h/db?user=u&password=hunter2",
+    ],
+)
+def test_a_bad_database_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "DATABASE_URL" in message
+    assert "async SQLAlchemy URL" in message
+    assert "hunter2" not in message and "ter2" not in message
+
+
+def test_a_bad_database_url_still_shows_where_it_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://u:hunter2@h/db")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "mysql://u:***@h/db" in str(error.value)
+
+
+def test_settings_never_show_their_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://orders:hunter2@db:5432/approvals")
+    settings = load_settings()
+    for shown in (repr(settings), str(settings)):
+        assert SECRET not in shown
+        assert "hunter2" not in shown
+    assert settings.token_secret() == SECRET
+    assert (
+        settings.database_url_for("approvals")
+        == "postgresql+asyncpg://orders:hunter2@db:5432/approvals"
+    )
