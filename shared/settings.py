@@ -6,6 +6,7 @@ the variable's name in the message: ops should never debug a half-started pod.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ class ConfigError(SystemExit):
 
 
 DEV_TOKEN_SECRET = "dev-only-secret-change-me-in-production"
-"""Lets `make run` work out of the box; approvals warns at start-up while it is in use."""
+"""Lets `make run` work out of the box: accepted only on a loopback web server or in dev mode."""
 
 
 MIN_TOKEN_SECRET_LENGTH = 32
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
         SecretStr(DEV_TOKEN_SECRET),
         validation_alias="APPROVALS_TOKEN_SECRET",
         description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",
+    )
+    dev_mode: bool = Field(
+        False,
+        validation_alias="TRADELANE_DEV_MODE",
+        description="A development machine: allows the development token secret on any address.",
     )
     approval_timer_seconds: float = Field(
         1.0,
@@ -122,8 +128,26 @@ class Settings(BaseSettings):
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
 
+    @property
+    def uses_dev_token_secret(self) -> bool:
+        return self.approval_token_secret.get_secret_value() == DEV_TOKEN_SECRET
+
     def token_secret(self) -> str:
-        """The key approver tokens are signed and checked with (approvals and its CLI only)."""
+        """The key approver tokens are signed and checked with (approvals and its CLI only).
+
+        The built-in development value is refused unless the web server listens on
+        loopback only or TRADELANE_DEV_MODE says this is a development machine:
+        anyone can read it in the source and sign tokens for any approver.
+        """
+        if self.uses_dev_token_secret and not (self.dev_mode or is_loopback(self.web_bind)):
+            raise ConfigError(
+                "bad configuration: APPROVALS_TOKEN_SECRET is not set, and its built-in "
+                f"development value signs tokens anyone can forge; WEB_BIND={self.web_bind!r} "
+                "is reachable from other machines. Set APPROVALS_TOKEN_SECRET to a secret of "
+                f"at least {MIN_TOKEN_SECRET_LENGTH} characters (the same for the approvals "
+                "service and `tradelane approvals token`), or, on a development machine only, "
+                "TRADELANE_DEV_MODE=true"
+            )
         return self.approval_token_secret.get_secret_value()
 
     def web_port_for(self, service: str) -> int:
@@ -131,6 +155,17 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.topic_prefix}tradelane-{service}"
+
+
+def is_loopback(bind: str) -> bool:
+    """Whether a web server bound to `bind` is reachable from this machine only."""
+    host = bind.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 HIDDEN = "**********"

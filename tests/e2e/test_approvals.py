@@ -8,9 +8,13 @@ approver (decisions on the topic or over the token-checked API) and ops
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +36,7 @@ from shared.contract import (
     StockLevel,
 )
 from shared.seed import b2b_order, b2c_order
+from shared.settings import DEV_TOKEN_SECRET
 from shared.tokens import issue_token
 from shared.topics import (
     ACCOUNTS,
@@ -557,3 +562,32 @@ def test_approval_metrics_are_exposed(pipeline: Pipeline) -> None:
     ):
         assert name in text
     assert 'tradelane_approval_decisions_total{outcome="approved",role="manager"}' in text
+
+
+def test_approvals_will_not_start_with_the_development_secret_on_an_open_port(
+    tmp_path: Path,
+) -> None:
+    """Refused before it touches Kafka or its database: the broker here does not even exist."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"APPROVALS_TOKEN_SECRET", "TRADELANE_DEV_MODE", "DATABASE_URL"}
+    }
+    env |= {
+        "WEB_BIND": "0.0.0.0",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "TRADELANE_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.approvals"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "bad configuration: APPROVALS_TOKEN_SECRET" in output, output
+    assert DEV_TOKEN_SECRET not in output
+    assert not (tmp_path / "approvals.db").exists()

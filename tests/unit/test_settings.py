@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import ConfigError, load_settings
+from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -93,3 +93,52 @@ def test_settings_never_show_their_secrets(monkeypatch: pytest.MonkeyPatch) -> N
         settings.database_url_for("approvals")
         == "postgresql+asyncpg://orders:hunter2@db:5432/approvals"
     )
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "10.1.2.3", "approvals.internal"])
+def test_the_development_token_secret_is_refused_in_a_deployment(
+    monkeypatch: pytest.MonkeyPatch, bind: str
+) -> None:
+    monkeypatch.delenv("APPROVALS_TOKEN_SECRET", raising=False)
+    monkeypatch.delenv("TRADELANE_DEV_MODE", raising=False)
+    monkeypatch.setenv("WEB_BIND", bind)
+    settings = load_settings()  # catalog, pricing, fulfillment never need the secret
+    with pytest.raises(ConfigError) as error:
+        settings.token_secret()
+    message = str(error.value)
+    assert "APPROVALS_TOKEN_SECRET" in message
+    assert "TRADELANE_DEV_MODE" in message
+    assert DEV_TOKEN_SECRET not in message
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_the_development_token_secret_serves_a_loopback_server(
+    monkeypatch: pytest.MonkeyPatch, bind: str
+) -> None:
+    monkeypatch.delenv("APPROVALS_TOKEN_SECRET", raising=False)
+    monkeypatch.delenv("TRADELANE_DEV_MODE", raising=False)
+    monkeypatch.setenv("WEB_BIND", bind)
+    assert load_settings().token_secret() == DEV_TOKEN_SECRET
+
+
+def test_dev_mode_allows_the_development_token_secret_anywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("APPROVALS_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("WEB_BIND", "0.0.0.0")
+    monkeypatch.setenv("TRADELANE_DEV_MODE", "true")
+    assert load_settings().token_secret() == DEV_TOKEN_SECRET
+
+
+def test_an_own_token_secret_serves_any_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("WEB_BIND", "0.0.0.0")
+    monkeypatch.delenv("TRADELANE_DEV_MODE", raising=False)
+    assert load_settings().token_secret() == SECRET
+
+
+def test_dev_mode_is_a_yes_or_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADELANE_DEV_MODE", "maybe")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "TRADELANE_DEV_MODE" in str(error.value)
