@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from shared.contract import (
@@ -37,7 +38,7 @@ from shared.contract import (
 )
 from shared.seed import b2b_order, b2c_order
 from shared.settings import DEV_TOKEN_SECRET
-from shared.tokens import issue_token
+from shared.tokens import AUDIENCE, issue_token
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_POLICIES,
@@ -49,7 +50,7 @@ from shared.topics import (
     PRODUCTS,
     STOCK,
 )
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import TOKEN_SECRET, Pipeline
 
 DRILL = "DRILL-18V"
 """129.00 EUR list price, 5000 in stock at dc-kassel: ten of them make a 1290.00 order."""
@@ -457,6 +458,15 @@ def test_the_api_wants_the_approvers_own_token(pipeline: Pipeline) -> None:
         "approvals", "GET", inbox, headers={"Authorization": f"Bearer {forged}"}
     )
     assert status == 401 and "Signature verification failed" in answer["error"]
+    issued = datetime.now(UTC)
+    a_month = {"iat": issued, "exp": issued + timedelta(days=30)}
+    lasting = jwt.encode(
+        {"sub": acme.id("boss"), "aud": AUDIENCE, **a_month}, TOKEN_SECRET, algorithm="HS256"
+    )
+    status, answer = pipeline.http(
+        "approvals", "GET", inbox, headers={"Authorization": f"Bearer {lasting}"}
+    )
+    assert status == 401 and "at most 24 hours" in answer["error"]
     assert pipeline.http("approvals", "POST", decisions, body)[0] == 401
     assert pipeline.http("approvals", "GET", inbox, as_approver=acme.id("buyer"))[0] == 403
     status, answer = pipeline.http(
