@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from services.approvals import api, inbox, store
+from services.approvals import api, inbox
 from shared.service import Service, describe_validation_error
 from shared.tokens import TokenError, approver_of
 
@@ -444,12 +444,10 @@ def register(service: Service) -> None:
                 return redirect(self, INBOX)
             async with service.db.sessions() as session:
                 try:
-                    detail = await inbox.request_detail(session, order_id, datetime.now(UTC))
+                    detail = await inbox.request_detail(
+                        session, order_id, approver_id, datetime.now(UTC)
+                    )
                 except LookupError:
-                    detail = None
-                if detail is not None and detail["account_id"] not in await store.accounts_of(
-                    session, approver_id
-                ):
                     detail = None
             if detail is None:
                 return page(

@@ -165,7 +165,7 @@ def test_sequential_manager_then_finance_with_audit_on_api_and_status(pipeline: 
         ("decision", acme.id("boss"), "manager", "counted"),
         ("decision", acme.id("cfo"), "finance", "approved"),
     ]
-    trail = pipeline.approval(order_id)
+    trail = pipeline.approval(order_id, acme.id("buyer"))
     assert trail["state"] == "approved"
     assert "rule big-orders v1" in trail["history"][0]["why"]
     decided = trail["history"][1]
@@ -210,7 +210,7 @@ def test_two_of_three_managers_approve_and_a_repeat_does_not_count(pipeline: Pip
     pipeline.watch.wait_until(
         "ann's repeat in the audit",
         lambda: (
-            [h["outcome"] for h in pipeline.approval(order_id)["history"]][1:]
+            [h["outcome"] for h in pipeline.approval(order_id, acme.id("ann"))["history"]][1:]
             == ["counted", "already_counted"]
         ),
     )
@@ -368,7 +368,48 @@ def test_a_member_removed_from_the_account_can_no_longer_decide(pipeline: Pipeli
 
     acme.publish_account(without=("old",))
     status, body = pipeline.decide_over_http(order_id, acme.id("old"))
-    assert (status, body["outcome"]) == (403, "refused_not_member"), body
+    assert status == 404, body  # to a non-member the request does not exist
+    assert body == {"error": f"no approval request for order {order_id}"}
+    assert (
+        pipeline.http("approvals", "GET", f"/approvals/{order_id}", as_approver=acme.id("old"))[0]
+        == 404
+    )
+
+
+def test_a_request_is_shown_only_to_members_of_its_account(pipeline: Pipeline) -> None:
+    """Anyone else gets the 404 of an order that does not exist: no account, buyer or total."""
+    acme = Business(pipeline, "private", {"boss": [Role.MANAGER]})
+    other = Business(pipeline, "other", {"boss": [Role.MANAGER]})
+    acme.publish_policy(rules=[rule("any", [step("manager")])])
+    order_id = acme.order("private")
+    awaiting(pipeline, order_id)
+    path = f"/approvals/{order_id}"
+
+    status, body = pipeline.http("approvals", "GET", path)
+    assert status == 401 and "Authorization" in body["error"]
+    status, body = pipeline.http("approvals", "GET", path, as_approver=acme.id("buyer"))
+    assert status == 200 and body["account_id"] == acme.account_id
+    assert pipeline.http("approvals", "GET", path, as_approver=acme.id("boss"))[0] == 200
+
+    unknown = pipeline.order_id("nothing")
+    status, missing = pipeline.http(
+        "approvals", "GET", f"/approvals/{unknown}", as_approver=acme.id("boss")
+    )
+    assert (status, missing) == (404, {"error": f"no approval request for order {unknown}"})
+    for stranger in (other.id("boss"), "acme-manager", "nobody-at-all"):
+        status, body = pipeline.http("approvals", "GET", path, as_approver=stranger)
+        assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+
+    # Deciding is the same: a stranger cannot tell an open request from a missing one...
+    status, body = pipeline.decide_over_http(order_id, other.id("boss"))
+    assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+    pipeline.decide(order_id, acme.id("boss"))
+    pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    # ...or from a closed one (a member hears why: it is closed)
+    status, body = pipeline.decide_over_http(order_id, other.id("boss"))
+    assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+    status, body = pipeline.decide_over_http(order_id, acme.id("buyer"))
+    assert (status, body["outcome"]) == (409, "refused_closed")
 
 
 def test_a_delegate_decides_for_an_approver_out_of_office(pipeline: Pipeline) -> None:
@@ -522,7 +563,8 @@ def test_a_buyer_over_the_daily_limit_needs_the_manager(pipeline: Pipeline) -> N
     )
     pipeline.watch.wait_for_status(second, OrderState.CANCELLED)
     pipeline.watch.wait_until(
-        "the request withdrawn", lambda: pipeline.approval(second)["state"] == "withdrawn"
+        "the request withdrawn",
+        lambda: pipeline.approval(second, acme.id("boss"))["state"] == "withdrawn",
     )
 
 
