@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from faust.web import Request, Response, View
 from pydantic import StringConstraints, ValidationError
 
-from services.approvals import inbox
+from services.approvals import inbox, store
 from services.approvals.domain import Outcome
 from shared.contract import ApprovalDecision, ApprovalDecisionKind, ContractModel, Id
 from shared.service import Service, describe_validation_error
@@ -62,12 +62,45 @@ def authenticated(service: Service, request: Request) -> str:
     return approver_of(service.settings.token_secret(), token)
 
 
+DECISION_ID_REUSED = "decision_id_reused"
+"""The 409 `outcome` of a decision_id that already names another decision (an API answer:
+such a decision never reaches the topic, so no audit entry or metric has it)."""
+
+
+def retried(decision_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+    """A retry is answered as the first attempt was: its decision is queued or applied."""
+    return 202, {"event_id": str(decision_id)}
+
+
+def reused(decision_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+    return 409, {
+        "error": f"decision_id {decision_id} was already used for another decision; "
+        "send a new decision_id for a new decision",
+        "outcome": DECISION_ID_REUSED,
+    }
+
+
 async def submit_decision(
     service: Service, order_id: str, body: DecisionBody
 ) -> tuple[int, dict[str, Any]]:
-    """Check a decision, then queue it on the topic: (HTTP status, JSON body)."""
+    """Check a decision, then queue it on the topic: (HTTP status, JSON body).
+
+    A `decision_id` names one decision on one order. Sent again with the same
+    decision it is a retry: answered 202 like the first time and not sent
+    again. Sent with another order or another decision it is refused with 409:
+    its event would carry an `event_id` already taken, and the inbox would drop
+    it without a word.
+    """
     now = datetime.now(UTC)
+    decision_id = body.decision_id
+    this = store.ClaimedDecision(order_id, body.approver_id, body.decision.value, body.comment)
     async with service.db.transaction() as tx:
+        if decision_id is not None:
+            first = await store.decision_with_id(tx.session, decision_id)
+            if first is not None:
+                return retried(decision_id) if first == this else reused(decision_id)
+            if await service.db.received(tx.session, decision_id):
+                return reused(decision_id)  # the id of an event that came over the topic
         verdict = await inbox.check_decision(
             tx.session,
             order_id,
@@ -83,8 +116,11 @@ async def submit_decision(
                 return 404, not_found(order_id)
             return status, {"error": verdict.refused.why, "outcome": verdict.refused.kind.value}
         fields = body.model_dump(exclude={"decision_id"})
-        if body.decision_id is not None:
-            fields["event_id"] = body.decision_id
+        if decision_id is not None:
+            fields["event_id"] = decision_id
+            first = await store.claim_decision_id(tx.session, decision_id, this)
+            if first is not None:  # claimed in the meantime by a request running alongside
+                return retried(decision_id) if first == this else reused(decision_id)
         decision = ApprovalDecision.new(order_id=order_id, **fields)
         await tx.publish(APPROVAL_DECISIONS, decision)
     service.outbox_written()

@@ -412,6 +412,53 @@ def test_a_request_is_shown_only_to_members_of_its_account(pipeline: Pipeline) -
     assert (status, body["outcome"]) == (409, "refused_closed")
 
 
+def test_a_decision_id_names_one_decision_on_one_order(pipeline: Pipeline) -> None:
+    """A retry is answered like the first attempt and applied once; reusing the id for
+    another order, or for another decision, is refused (it used to vanish as a duplicate)."""
+    acme = Business(pipeline, "idem", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(rules=[rule("chain", [step("manager"), step("finance")])])
+    first, second = acme.order("idem-1"), acme.order("idem-2")
+    awaiting(pipeline, first)
+    awaiting(pipeline, second)
+    decision_id = str(uuid.uuid4())
+    body = {
+        "approver_id": acme.id("boss"),
+        "decision": "approve",
+        "comment": "ok",
+        "decision_id": decision_id,
+    }
+
+    def post(order_id: str, sent: dict[str, Any]) -> tuple[int, Any]:
+        path = f"/approvals/{order_id}/decisions"
+        return pipeline.http("approvals", "POST", path, sent, as_approver=acme.id("boss"))
+
+    assert post(first, body) == (202, {"event_id": decision_id})
+    assert post(first, body) == (202, {"event_id": decision_id})  # a retry before it is applied
+    pipeline.wait_for_progress(
+        first, "manager signed", lambda p: step_state(p, "manager") == "satisfied"
+    )
+    assert post(first, body) == (202, {"event_id": decision_id})  # and after
+
+    status, answer = post(second, body)
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+    assert decision_id in answer["error"] and first not in answer["error"]
+    status, answer = post(first, body | {"decision": "reject", "comment": "changed my mind"})
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+
+    fresh = str(uuid.uuid4())
+    assert post(second, body | {"decision_id": fresh}) == (202, {"event_id": fresh})
+    pipeline.wait_for_progress(
+        second, "manager signed", lambda p: step_state(p, "manager") == "satisfied"
+    )
+    decisions = [
+        (h["approver_id"], h["outcome"])
+        for h in pipeline.approval(first, acme.id("boss"))["history"]
+        if h["kind"] == "decision"
+    ]
+    assert decisions == [(acme.id("boss"), "counted")]
+    assert "rejected" not in pipeline.watch.history(first)
+
+
 def test_a_delegate_decides_for_an_approver_out_of_office(pipeline: Pipeline) -> None:
     acme = Business(pipeline, "deleg", {"boss": [Role.MANAGER], "deputy": [Role.BUYER]})
     acme.publish_policy(rules=[rule("any", [step("manager")])])
