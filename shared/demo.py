@@ -442,7 +442,7 @@ def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
         f"  curl -s -X POST {approvals}/<order_id>/decisions \\\n",
         f"       {auth} \\\n",
         f"       -H 'Content-Type: application/json' -d '{body}'\n",
-        f"  curl -s {approvals}/<order_id>     # steps, who may sign, who did, the audit\n",
+        f"  curl -s {auth} {approvals}/<order_id>     # steps, who may sign, who did, the audit\n",
         "  policies, steps, delegation, timers: docs/approvals.md\n",
     )
     kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
