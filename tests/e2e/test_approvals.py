@@ -22,6 +22,7 @@ import pytest
 
 from shared.contract import (
     Account,
+    ApprovalDecision,
     ApprovalPolicy,
     Channel,
     Delegation,
@@ -41,6 +42,7 @@ from shared.settings import DEV_TOKEN_SECRET
 from shared.tokens import AUDIENCE, issue_token
 from shared.topics import (
     ACCOUNTS,
+    APPROVAL_DECISIONS,
     APPROVAL_POLICIES,
     DELEGATIONS,
     ORDERS_CANCELLED,
@@ -450,6 +452,14 @@ def test_a_decision_id_names_one_decision_on_one_order(pipeline: Pipeline) -> No
     pipeline.wait_for_progress(
         second, "manager signed", lambda p: step_state(p, "manager") == "satisfied"
     )
+    # an id that came over the topic as a decision's event_id is taken as well
+    on_topic = ApprovalDecision.new(order_id=second, approver_id=acme.id("cfo"), decision="approve")
+    pipeline.publisher.publish(APPROVAL_DECISIONS, on_topic)
+    pipeline.publisher.flush()
+    pipeline.watch.wait_for_status(second, OrderState.APPROVED)
+    status, answer = post(first, body | {"decision_id": str(on_topic.event_id)})
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+
     decisions = [
         (h["approver_id"], h["outcome"])
         for h in pipeline.approval(first, acme.id("boss"))["history"]
