@@ -8,6 +8,8 @@ either a redelivery the inbox drops or an unsent row the relay sends on restart.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,6 +97,31 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     return inbox, outbox
 
 
+SQLITE_BUSY_MS = 30_000
+"""How long a SQLite writer waits for another's lock before it gives up."""
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while another connection is switching at once.
+
+    Two connections that both read the header and then both want the exclusive
+    lock would deadlock, so SQLite answers one of them `database is locked` at
+    once instead of calling the busy handler: workers starting together on a new
+    file hit this. Runs in aiosqlite's own thread, so sleeping here blocks no loop.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
 def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
     """SQLite as a real transactional store: WAL, a busy timeout, and BEGIN IMMEDIATE.
 
@@ -109,8 +136,8 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -148,3 +148,22 @@ async def test_two_workers_starting_together_both_create_the_tables(
     finally:
         for worker in workers:
             await worker.dispose()
+
+
+async def test_workers_opening_a_new_sqlite_file_at_once_all_switch_it_to_wal(
+    new_database_url: Callable[[str], str],
+) -> None:
+    """Two connections asking for WAL at once: SQLite answers one of them `database is locked`
+    at once, without waiting out the busy timeout; every one of them must still get in."""
+    for _ in range(25):
+        url = new_database_url("sqlite")
+        workers = [ServiceDatabase(url, MetaData(), TopicNames("t.")) for _ in range(4)]
+        try:
+            connections = await asyncio.gather(*(w.engine.connect() for w in workers))
+            for connection in connections:
+                mode = await connection.exec_driver_sql("PRAGMA journal_mode")
+                assert mode.scalar_one() == "wal"
+                await connection.close()
+        finally:
+            for worker in workers:
+                await worker.dispose()
