@@ -9,15 +9,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from shared.contract import Event
 from shared.topics import ALL_TOPICS, DEAD_LETTER_MODEL
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
+def file_name(model: type[Event]) -> str:
+    """`orders.submitted/v1` -> `orders.submitted.v1.json`: the name says the major version."""
+    schema = model.model_fields["schema_"].annotation.__args__[0]  # type: ignore[union-attr]
+    return f"{str(schema).replace('/', '.')}.json"
+
+
 def generated_schemas() -> dict[str, str]:
     """File name → JSON text, one schema per topic plus the dead-letter envelope."""
-    models = {f"{spec.name}.v1.json": spec.model for spec in ALL_TOPICS}
-    models["dead_letter.v1.json"] = DEAD_LETTER_MODEL
+    models = {file_name(model): model for model in [spec.model for spec in ALL_TOPICS]}
+    models[file_name(DEAD_LETTER_MODEL)] = DEAD_LETTER_MODEL
     return {
         name: json.dumps(
             model.model_json_schema(by_alias=True, mode="validation"), indent=2, sort_keys=True

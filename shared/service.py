@@ -22,6 +22,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -40,7 +42,9 @@ from shared.contract import (
     Reason,
     ReasonCode,
 )
-from shared.db import ServiceDatabase, Transaction
+from shared.contract.orders import ID_MAX_LENGTH
+from shared.db import OutboxRow, ServiceDatabase, Transaction
+from shared.relay import OutboxRelay
 from shared.settings import Settings, load_settings
 from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec, create_topics
 
@@ -51,23 +55,27 @@ Handler = Callable[[E, Transaction], Awaitable[None]]
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
-RELAY_BATCH = 500
+RETENTION_SWEEP_SECONDS = 3600.0
 
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: which field, what was wrong, e.g. `lines.0.quantity: …`."""
     parts = []
-    for problem in error.errors(include_url=False):
+    for problem in error.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in problem["loc"]) or "(message)"
         parts.append(f"{where}: {problem['msg']}")
     return "; ".join(parts)
 
 
-def _readable_ids(raw: bytes) -> tuple[str | None, str | None]:
-    """Best effort: the order id and account id of a message that failed validation."""
+def readable_ids(raw: bytes) -> tuple[str | None, str | None]:
+    """Best effort: the order id and account id of a message that failed validation.
+
+    Whatever the message holds, this answers: JSON nested past the parser's
+    depth, broken UTF-8 or a number with a million digits is simply unreadable.
+    """
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except Exception:  # RecursionError, ValueError, UnicodeDecodeError, …: no ids to read
         return None, None
     if not isinstance(body, dict):
         return None, None
@@ -75,9 +83,48 @@ def _readable_ids(raw: bytes) -> tuple[str | None, str | None]:
         body = body["order"]
     order_id, account_id = body.get("order_id"), body.get("account_id")
     return (
-        order_id if isinstance(order_id, str) and order_id else None,
-        account_id if isinstance(account_id, str) and account_id else None,
+        order_id if _usable_id(order_id) else None,
+        account_id if _usable_id(account_id) else None,
     )
+
+
+def _usable_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH
+
+
+def order_named_by(event: Event) -> Refusal | None:
+    """The order a valid order-topic event is about (`order_id` on it or on its `order`)."""
+    order = getattr(event, "order", event)
+    order_id = getattr(order, "order_id", None)
+    if not isinstance(order_id, str):
+        return None
+    channel = getattr(order, "channel", None)
+    return Refusal(
+        order_id,
+        getattr(order, "account_id", None),
+        channel if isinstance(channel, Channel) else None,
+        ReasonCode.PROCESSING_FAILED,
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The order a dead letter is about, and why it is rejected."""
+
+    order_id: str
+    account_id: str | None
+    channel: Channel | None
+    code: ReasonCode
+    message: str
+
+
+OrderRefused = Callable[[Transaction, Refusal], Awaitable[bool]]
+"""A service's say on rejecting an order: may the rejection be published? (It may record it.)"""
+
+
+async def publish_every_refusal(tx: Transaction, refusal: Refusal) -> bool:
+    return True
 
 
 class OrderIdentity(Protocol):
@@ -100,11 +147,20 @@ class Service:
         self.names = TopicNames(self.settings.topic_prefix)
         self.db = ServiceDatabase(self.settings.database_url_for(name), metadata, self.names)
         self.app = self._create_app()
-        self._outbox_ready = asyncio.Event()
-        self._relay_alive = False
-        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.order_refused: OrderRefused = publish_every_refusal
+        """Set by a service that keeps orders: it decides whether a refusal may be published."""
+        self.relay = OutboxRelay(
+            name,
+            self.db,
+            self._send_row,
+            self._logical,
+            poll_seconds=self.settings.outbox_poll_seconds,
+            max_row_bytes=self.app.conf.producer_max_request_size,
+        )
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = [self._show_parked_rows]
         self._register_views()
         self.app.task(self._relay_outbox)
+        self.app.timer(RETENTION_SWEEP_SECONDS)(self._forget_old_events)
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -162,38 +218,87 @@ class Service:
     # --- consuming ------------------------------------------------------------------------
 
     async def _consume_one(self, spec: TopicSpec, handler: Handler[Any], message: Any) -> None:
+        """Handle one message; nothing it contains may escape, every failure ends in the DLQ."""
         labels = (self.name, spec.name)
         metrics.EVENTS_CONSUMED.labels(*labels).inc()
         started = time.perf_counter()
+        try:
+            await self._consume_guarded(spec, handler, message)
+        except Exception as error:  # a bug on the failure path itself: park the bare message
+            log.exception(
+                "%s: %s offset %s could not be handled", self.name, spec.name, message.offset
+            )
+            await self._last_resort(spec, message, f"unhandled: {type(error).__name__}")
+        metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    async def _last_resort(self, spec: TopicSpec, message: Any, problem: str) -> None:
+        try:
+            await self._retrying(lambda: self._dead_letter(spec, message, problem))
+        except Exception:  # the agent must go on; the log and the metric are all that is left
+            log.exception("%s: %s offset %s lost", self.name, spec.name, message.offset)
+            metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
+
+    async def _consume_guarded(self, spec: TopicSpec, handler: Handler[Any], message: Any) -> None:
         if message.value is None and spec.compacted:
             log.info("%s: tombstone for %s on %s ignored", self.name, message.key, spec.name)
             return  # deleting reference data is not supported yet: rows stay as last sent
         raw: bytes = message.value or b""
+        if len(raw) > spec.max_bytes:
+            problem = (
+                f"message of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit "
+                f"of {spec.name}"
+            )
+            await self._retrying(lambda: self._dead_letter(spec, message, problem))
+            return
         try:
             event = spec.model.model_validate_json(raw)
-        except ValidationError as invalid:
-            problem = describe_validation_error(invalid)
-            await self._retrying(lambda: self._dead_letter(spec, message, problem))
+        except Exception as invalid:  # ValidationError, or anything else the parser met
+            problem = (
+                describe_validation_error(invalid)
+                if isinstance(invalid, ValidationError)
+                else f"unreadable message: {type(invalid).__name__}"
+            )
+            refusal = self._invalid_refusal(spec, raw, problem)
+            await self._retrying(lambda: self._dead_letter(spec, message, problem, refusal))
             return
         try:
             applied = await self._retrying(lambda: self._apply(spec, handler, event))
         except Exception as error:
-            log.exception("%s: handling %s %s failed", self.name, spec.name, event.event_id)
-            reason = f"processing failed: {type(error).__name__}: {error}"
-            await self._retrying(
-                lambda: self._dead_letter(spec, message, reason, event_id=str(event.event_id))
-            )
+            await self._processing_failed(spec, message, event, error)
             return
         if not applied:
-            metrics.DUPLICATES_SKIPPED.labels(*labels).inc()
-        metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+            metrics.DUPLICATES_SKIPPED.labels(self.name, spec.name).inc()
+
+    def _invalid_refusal(self, spec: TopicSpec, raw: bytes, problem: str) -> Refusal | None:
+        if not spec.invalid_rejects_order:
+            return None
+        order_id, account_id = readable_ids(raw)
+        if order_id is None:
+            return None
+        return Refusal(order_id, account_id, None, ReasonCode.INVALID_EVENT, problem)
+
+    async def _processing_failed(
+        self, spec: TopicSpec, message: Any, event: Event, error: Exception
+    ) -> None:
+        """A valid event whose handling raised: dead-letter it, reject its order, hold nothing."""
+        log.exception("%s: handling %s %s failed", self.name, spec.name, event.event_id)
+        problem = f"processing failed: {type(error).__name__}: {error}"
+        order = order_named_by(event) if spec.invalid_rejects_order else None
+        refusal = order and replace(
+            order,
+            message=f"{self.name} could not process this order ({type(error).__name__}); "
+            f"the event is in {spec.name}.dlq for the operators",
+        )
+        await self._retrying(
+            lambda: self._dead_letter(spec, message, problem, refusal, str(event.event_id))
+        )
+        metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
 
     async def _apply(self, spec: TopicSpec, handler: Handler[Any], event: Event) -> bool:
         async with self.db.transaction() as tx:
             if not await self.db.first_delivery(tx, event.event_id, spec.name):
                 return False
             await handler(event, tx)
-        self._outbox_ready.set()
         return True
 
     async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
@@ -212,7 +317,12 @@ class Service:
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _dead_letter(
-        self, spec: TopicSpec, message: Any, error: str, event_id: str | None = None
+        self,
+        spec: TopicSpec,
+        message: Any,
+        error: str,
+        refusal: Refusal | None = None,
+        event_id: str | None = None,
     ) -> None:
         """Park the message on `<topic>.dlq` once per source offset; reject the order it names."""
         raw: bytes = message.value or b""
@@ -226,41 +336,37 @@ class Service:
         async with self.db.transaction() as tx:
             if not await self.db.first_delivery(tx, inbox_key, f"{spec.name}.dlq"):
                 return
-            encoded, text = DeadLetter.encode_original(raw)
-            letter = DeadLetter.new(
+            letter = DeadLetter.describing(
+                raw,
                 service=self.name,
                 source_topic=self.names.of(spec),
                 partition=message.partition,
                 offset=message.offset,
                 error=error,
-                original_base64=encoded,
-                original_text=text,
             )
             await tx.publish_raw(self.names.dlq_of(spec), message.key, letter.to_bytes())
-            order_id, account_id = _readable_ids(raw)
-            if spec.invalid_rejects_order and order_id and event_id is None:
-                await self._reject_invalid(tx, order_id, account_id, error)
-        metrics.DEAD_LETTERS.labels(self.name, spec.name).inc()
+            if refusal is not None and await self.order_refused(tx, refusal):
+                await self._reject(tx, refusal)
+            tx.on_commit(metrics.DEAD_LETTERS.labels(self.name, spec.name).inc)
         log.warning(
-            "%s: %s offset %s -> dead letter: %s", self.name, spec.name, message.offset, error
+            "%s: %s offset %s -> dead letter: %s", self.name, spec.name, message.offset, error[:500]
         )
-        self._outbox_ready.set()
 
-    async def _reject_invalid(
-        self, tx: Transaction, order_id: str, account_id: str | None, error: str
-    ) -> None:
+    async def _reject(self, tx: Transaction, refusal: Refusal) -> None:
         try:
             status = OrderStatusChanged.new(
-                order_id=order_id,
-                account_id=account_id,
+                order_id=refusal.order_id,
+                account_id=refusal.account_id,
+                channel=refusal.channel,
                 status=OrderState.REJECTED,
                 reported_by=self.name,
-                reason=Reason(code=ReasonCode.INVALID_EVENT, message=error[:1000]),
+                reason=Reason(code=refusal.code, message=refusal.message[:1000]),
             )
         except ValidationError:
             return  # the id itself is unusable: the dead letter is all we can say
         await tx.publish(ORDERS_STATUS, status)
-        metrics.ORDERS.labels(self.name, "unknown", OrderState.REJECTED.value).inc()
+        channel = refusal.channel.value if refusal.channel else "unknown"
+        tx.on_commit(metrics.ORDERS.labels(self.name, channel, OrderState.REJECTED.value).inc)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -285,67 +391,53 @@ class Service:
         )
         await tx.publish(ORDERS_STATUS, status)
         channel = order.channel.value if isinstance(order.channel, Channel) else "unknown"
-        metrics.ORDERS.labels(self.name, channel, state.value).inc()
+        tx.on_commit(metrics.ORDERS.labels(self.name, channel, state.value).inc)
 
-    def outbox_written(self) -> None:
-        """Wake the relay after a transaction outside a handler (HTTP, timers) committed."""
-        self._outbox_ready.set()
+    # --- the outbox and its upkeep ---------------------------------------------------------
 
     async def _relay_outbox(self) -> None:
-        """Publish committed outbox rows in order; a crash before they are marked re-sends them."""
-        self._relay_alive = True
-        delay = RETRY_FIRST_SECONDS
-        try:
-            while not self.app.should_stop:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._outbox_ready.wait(), self.settings.outbox_poll_seconds
-                    )
-                self._outbox_ready.clear()
-                try:
-                    while await self._relay_batch():
-                        pass
-                    delay = RETRY_FIRST_SECONDS
-                except Exception as error:  # broker or database away: keep the rows, try again
-                    log.warning(
-                        "%s: outbox relay failed (%s); retrying in %.1fs", self.name, error, delay
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_SECONDS)
-        finally:
-            self._relay_alive = False
+        await self.relay.run(lambda: bool(self.app.should_stop))
 
-    async def _relay_batch(self) -> bool:
-        started = time.perf_counter()
-        producer = self.app.producer
-        async with self.db.sending(RELAY_BATCH) as rows:
-            deliveries = [
-                await producer.send(row.topic, row.key, row.value, None, None, None) for row in rows
-            ]
-            await asyncio.gather(*deliveries)
-        if not rows:
-            return False
-        for row in rows:
-            metrics.EVENTS_PRODUCED.labels(self.name, self._logical(row.topic)).inc()
-        metrics.OUTBOX_LAG_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        return len(rows) == RELAY_BATCH
+    async def _send_row(self, row: OutboxRow) -> Awaitable[object]:
+        future: Awaitable[object] = await self.app.producer.send(
+            row.topic, row.key, row.value, None, None, None
+        )
+        return future
 
     def _logical(self, topic: str) -> str:
         return topic.removeprefix(self.settings.topic_prefix)
 
+    async def _forget_old_events(self) -> None:
+        """Delete inbox entries and sent outbox rows older than the retention period."""
+        before = datetime.now(UTC) - self.settings.inbox_retention
+        try:
+            while (deleted := await self.db.forget_before(before)) > 0:
+                metrics.FORGOTTEN_ROWS.labels(self.name).inc(deleted)
+        except Exception:  # a timer that raises stops for good: log, and try again next time
+            log.exception("%s: deleting old inbox and outbox rows failed", self.name)
+
+    async def _show_parked_rows(self) -> None:
+        metrics.OUTBOX_PARKED.labels(self.name).set(await self.db.count_parked())
+
     # --- health and metrics -----------------------------------------------------------------
 
-    def problems(self) -> list[str]:
+    async def problems(self) -> list[str]:
         """What keeps this worker from doing its job; empty when healthy."""
         found = [
             f"agent {agent.name} crashed: {agent.crash_reason!r}"
             for agent in self.app.agents.values()
             if agent.crashed
         ]
-        if self.app.started and not self._relay_alive:
-            found.append("outbox relay is not running")
+        if self.app.started:
+            found.extend(self.relay.problems())
         if self.app.consumer.crashed:
             found.append(f"consumer crashed: {self.app.consumer.crash_reason!r}")
+        with contextlib.suppress(Exception):  # the database being away is not this check's news
+            if parked := await self.db.count_parked():
+                found.append(
+                    f"{parked} outbox rows parked: the broker refused them "
+                    f"(`tradelane outbox list --service {self.name}`)"
+                )
         return found
 
     def refresh_on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -374,7 +466,7 @@ class Service:
         @self.app.page("/health")
         class Health(View):
             async def get(self, request: Request) -> Response:
-                problems = service.problems()
+                problems = await service.problems()
                 return self.json(
                     {
                         "service": service.name,

@@ -64,7 +64,6 @@ async def submit_decision(
             fields["event_id"] = body.decision_id
         decision = ApprovalDecision.new(order_id=order_id, **fields)
         await tx.publish(APPROVAL_DECISIONS, decision)
-    service.outbox_written()
     return 202, {"event_id": str(decision.event_id)}
 
 

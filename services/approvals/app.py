@@ -319,7 +319,6 @@ async def advance_clock(order_id: str, now: datetime) -> None:
         priced = await store.priced_order(tx.session, order_id)
         for event in events:
             await announce_timer(tx, request, priced, event, now)
-    service.outbox_written()
 
 
 async def announce_timer(

@@ -11,8 +11,12 @@ from pydantic import Field, StringConstraints
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Currency
 
+ID_MAX_LENGTH = 64
 Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=ID_MAX_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    ),
 ]
 
 

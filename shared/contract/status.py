@@ -32,6 +32,8 @@ class ReasonCode(StrEnum):
     """The closed list of reasons an order is rejected or cancelled (docs/contract.md)."""
 
     INVALID_EVENT = "invalid_event"
+    PROCESSING_FAILED = "processing_failed"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
     UNKNOWN_SKU = "unknown_sku"
     NOT_IN_ASSORTMENT = "not_in_assortment"
     QUANTITY_RULE = "quantity_rule"
