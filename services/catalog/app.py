@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from services.catalog import domain, store
 from services.catalog import metrics as m
@@ -120,7 +121,7 @@ async def fill_backorders(tx: Transaction, sku: str, warehouse_id: str, now: dat
     for waiting, units in fills:
         account_id, line = await store.hold_backordered(tx.session, waiting, units, warehouse_id)
         by_order.setdefault(waiting.order_id, (account_id, []))[1].append(line)
-        m.RESERVED.labels(top_level(line.category)).inc(units)
+        tx.on_commit(partial(m.RESERVED.labels(top_level(line.category)).inc, units))
     for order_id, (account_id, lines) in by_order.items():
         log.info("order %s: backorder of %s in %s filled", order_id, sku, warehouse_id)
         await tx.publish(
@@ -132,7 +133,7 @@ async def fill_backorders(tx: Transaction, sku: str, warehouse_id: str, now: dat
 async def give_back(tx: Transaction, order_id: str, now: datetime) -> int:
     """Release an order's stock, then let waiting backorders have it; returns units released."""
     freed = await store.release_stock(tx.session, order_id)
-    m.count_units(m.RELEASED, freed)
+    tx.on_commit(partial(m.count_units, m.RELEASED, freed))
     for sku, warehouse_id in sorted({(f.sku, f.warehouse_id) for f in freed}):
         await fill_backorders(tx, sku, warehouse_id, now)
     return sum(f.units for f in freed)
@@ -157,9 +158,12 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
         await store.hold_stock(tx.session, order.order_id, allocations, event.occurred_at)
     except (Rejected, store.StockTaken) as refused:
         row.state = OrderStates.REJECTED
+        if isinstance(refused, domain.OutOfStock):
+            stockout = m.STOCKOUTS.labels(top_level(refused.category), "rejected")
+            tx.on_commit(stockout.inc)
         await service.report(tx, order, OrderState.REJECTED, reason=rejection_reason(refused))
         return
-    count_allocations(allocations)
+    tx.on_commit(partial(count_allocations, allocations))
     lines = [
         ReservedLine(
             sku=a.sku,
@@ -185,8 +189,6 @@ async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocat
 
 
 def rejection_reason(refused: Rejected | store.StockTaken) -> Reason:
-    if isinstance(refused, domain.OutOfStock):
-        m.STOCKOUTS.labels(top_level(refused.category), "rejected").inc()
     if isinstance(refused, Rejected):
         return refused.reason
     return Reason(code=ReasonCode.OUT_OF_STOCK, message=f"SKU {refused} was just sold out")
@@ -241,7 +243,7 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
     if status.status is OrderState.SHIPPED:
         for shipment in status.shipments or []:
             moved = await store.commit_shipment(tx.session, row.order_id, shipment)
-            m.count_units(m.COMMITTED, moved or [])
+            tx.on_commit(partial(m.count_units, m.COMMITTED, moved or []))
         return
     if row.state != OrderStates.RESERVED:
         return

@@ -73,7 +73,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
     await tx.publish(
         ORDERS_PRICED, OrderPriced.new(order=order, lines=priced.lines, totals=priced.totals)
     )
-    metrics.ORDERS.labels(service.name, order.channel.value, PRICED).inc()
+    tx.on_commit(metrics.ORDERS.labels(service.name, order.channel.value, PRICED).inc)
 
 
 async def price(tx: Transaction, order: Order, lines: Sequence[ReservedLine]) -> domain.PricedOrder:
