@@ -251,7 +251,7 @@ class Service:
             await self._retrying(lambda: self._dead_letter(spec, message, problem))
             return
         try:
-            event = spec.model.model_validate_json(raw)
+            event = spec.parse(raw)
         except Exception as invalid:  # ValidationError, or anything else the parser met
             problem = (
                 describe_validation_error(invalid)

@@ -37,10 +37,12 @@ class DeadLetter(Event):
     )
     original_text: str | None = Field(
         default=None,
+        max_length=KEPT_BYTES,
         description=f"The value as text, if it was UTF-8; its first {KEPT_BYTES} bytes at most.",
     )
     original_base64: str | None = Field(
         default=None,
+        max_length=(KEPT_BYTES + 2) // 3 * 4,
         description=f"The value as base64 when it was not UTF-8; its first {KEPT_BYTES} bytes.",
     )
     truncated: bool = Field(description="True when only the start of the original is kept.")
