@@ -44,6 +44,7 @@ from shared.contract import (
 )
 from shared.contract.orders import ID_MAX_LENGTH
 from shared.db import OutboxRow, ServiceDatabase, Transaction
+from shared.rejection import Refused
 from shared.relay import OutboxRelay
 from shared.settings import Settings, load_settings
 from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec, create_topics
@@ -263,6 +264,13 @@ class Service:
             return
         try:
             applied = await self._retrying(lambda: self._apply(spec, handler, event))
+        except Refused as refused:
+            why, problem = refused.why, str(refused)
+            await self._retrying(
+                lambda: self._dead_letter(spec, message, problem, event_id=str(event.event_id))
+            )
+            metrics.REFUSED_EVENTS.labels(self.name, spec.name, why).inc()
+            return
         except Exception as error:
             await self._processing_failed(spec, message, event, error)
             return

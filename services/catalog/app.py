@@ -38,8 +38,9 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
-from shared.rejection import Rejected
-from shared.service import Service
+from shared.order_identity import Resubmission, fingerprint, judge_resubmission
+from shared.rejection import Refused, Rejected
+from shared.service import Refusal, Service
 from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
@@ -144,13 +145,36 @@ async def give_back(tx: Transaction, order_id: str, now: datetime) -> int:
 
 @service.handles(ORDERS_SUBMITTED)
 async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
-    """Check the lines and hold the stock, or reject; a re-submitted order_id changes nothing."""
+    """Check the lines and hold the stock, or reject; an order id is answered once."""
     order = event.order()
-    if await store.find_order(tx.session, order.order_id) is not None:
-        log.info("order %s was submitted before; its outcome stands", order.order_id)
+    print_ = fingerprint(order)
+    known = await store.find_order(tx.session, order.order_id)
+    if known is not None:
+        await submitted_again(tx, known, order, print_)
+        return
+    early = await store.take_early_cancellation(tx.session, order.order_id, order.account_id)
+    if early is not None:
+        row = await store.record_order(
+            tx.session,
+            order.order_id,
+            order.account_id,
+            order.channel.value,
+            OrderStates.CANCELLED,
+            print_,
+        )
+        reason = Reason(
+            code=ReasonCode.CANCELLED_BY_SHOP,
+            message=early.reason or "cancelled by shop before the order arrived",
+        )
+        await service.report(tx, order, OrderState.CANCELLED, reason=reason)
         return
     row = await store.record_order(
-        tx.session, order.order_id, order.account_id, order.channel.value, OrderStates.RESERVED
+        tx.session,
+        order.order_id,
+        order.account_id,
+        order.channel.value,
+        OrderStates.RESERVED,
+        print_,
     )
     await service.report(tx, order, OrderState.RECEIVED)
     try:
@@ -177,6 +201,60 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
         for a in allocations
     ]
     await tx.publish(ORDERS_VALIDATED, OrderValidated.new(order=order, lines=lines))
+
+
+async def submitted_again(
+    tx: Transaction, known: store.OrderRow, order: Order, print_: str
+) -> None:
+    """A second `orders.submitted` under a known order id: a retry, a duplicate or a trespass."""
+    verdict = judge_resubmission(
+        owner=known.account_id,
+        known_fingerprint=known.fingerprint,
+        ended=known.state in store.ENDED_STATES,
+        account_id=order.account_id,
+        new_fingerprint=print_,
+    )
+    if verdict is Resubmission.RETRY:
+        log.info("order %s was submitted before; its outcome stands", order.order_id)
+    elif verdict is Resubmission.FOREIGN:
+        log.warning(
+            "order %s of account %s refused: the id is another account's",
+            order.order_id,
+            order.account_id,
+        )
+        raise Refused(verdict.value, f"order id {order.order_id} belongs to another account")
+    elif verdict is Resubmission.DUPLICATE_OF_LIVE:
+        raise Refused(
+            verdict.value,
+            f"order {order.order_id} is under way with other content; an order id is used "
+            "once: send a new order under a new order_id",
+        )
+    else:
+        reason = Reason(
+            code=ReasonCode.DUPLICATE_ORDER_ID,
+            message=f"order {order.order_id} was answered before ({known.state}) and an order id "
+            "is used once: submit the corrected order under a new order_id",
+        )
+        await service.report(tx, order, OrderState.REJECTED, reason=reason)
+
+
+async def refuse_order(tx: Transaction, refusal: Refusal) -> bool:
+    """An unreadable or unprocessable submission: reject its order id, unless it is taken.
+
+    A known id is someone's order under way or answered: a broken message naming
+    it must not change what its shop is told.
+    """
+    if await store.find_order(tx.session, refusal.order_id) is not None:
+        log.warning("dead letter names known order %s: it is not rejected", refusal.order_id)
+        return False
+    channel = refusal.channel.value if refusal.channel else None
+    await store.record_order(
+        tx.session, refusal.order_id, refusal.account_id, channel, OrderStates.REJECTED
+    )
+    return True
+
+
+service.order_refused = refuse_order
 
 
 async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocation]:
@@ -207,22 +285,25 @@ def count_allocations(allocations: list[domain.Allocation]) -> None:
 async def order_cancelled(event: OrderCancelled, tx: Transaction) -> None:
     """The shop withdraws the order: release its stock unless fulfillment has it already.
 
-    A cancellation that overtakes its submission is remembered, so the late
-    submission is ignored instead of reserving stock for a withdrawn order.
+    A cancellation that overtakes its submission is remembered for that account
+    only, so its late submission is cancelled on arrival, and no other account's
+    order of that id is touched. Another account's cancellation is refused.
     """
     row = await store.find_order(tx.session, event.order_id)
     reason = Reason(code=ReasonCode.CANCELLED_BY_SHOP, message=event.reason or "cancelled by shop")
     if row is None:
-        row = await store.record_order(
-            tx.session, event.order_id, event.account_id, None, OrderStates.CANCELLED
+        await store.remember_early_cancellation(
+            tx.session, event.order_id, event.account_id, event.reason
         )
-        await service.report(tx, KnownOrder.of(row), OrderState.CANCELLED, reason=reason)
+        log.info("cancel of %s kept until the order arrives", event.order_id)
         return
     if row.account_id != event.account_id:
         log.warning(
             "cancel of %s by account %s refused: not its order", row.order_id, event.account_id
         )
-        return
+        raise Refused(
+            Resubmission.FOREIGN.value, f"order id {event.order_id} belongs to another account"
+        )
     if row.state != OrderStates.RESERVED:
         log.info("cancel of %s ignored: order is %s", row.order_id, row.state)
         return
