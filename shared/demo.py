@@ -46,6 +46,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cli.publisher import EventPublisher
 from shared.broker import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
 from shared.contract import (
     ApprovalProgress,
@@ -58,7 +59,6 @@ from shared.contract import (
 )
 from shared.contract.status import Shipment
 from shared.fleet import SERVICES, Fleet, FleetError
-from shared.publisher import EventPublisher
 from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data
 from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
 from shared.tokens import issue_token

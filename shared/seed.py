@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     Account,
     AccountQuantityRule,
@@ -29,7 +30,6 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.publisher import EventPublisher
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_POLICIES,

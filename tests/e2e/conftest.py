@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     ApprovalDecision,
     ApprovalNotice,
@@ -35,7 +36,6 @@ from shared.contract import (
     PriceTier,
 )
 from shared.fleet import SERVICES, Fleet
-from shared.publisher import EventPublisher
 from shared.seed import price_lists, publish_reference_data
 from shared.tokens import issue_token
 from shared.topics import (

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     ApprovalMode,
     BackorderFilled,
@@ -28,7 +29,6 @@ from shared.contract import (
     Totals,
 )
 from shared.fleet import Fleet
-from shared.publisher import EventPublisher
 from shared.seed import b2b_order, warehouses
 from shared.topics import (
     BACKORDERS_FILLED,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import cli
-from shared.cli import NothingSent, build_parser, main, read_events
+import cli.main as cli
+from cli.main import NothingSent, build_parser, main, read_events
 from shared.contract import Event, ShipmentDispatched, StockAdjustment
 from shared.seed import b2b_order, b2c_order
 from shared.topics import ALL_TOPICS, DISPATCHES, ORDERS_SUBMITTED, STOCK_ADJUSTMENTS, TopicSpec

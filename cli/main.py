@@ -53,7 +53,7 @@ def publish_one(spec: TopicSpec, event: Event) -> str:
     """
     from kafka.errors import KafkaError
 
-    from shared.publisher import EventPublisher
+    from cli.publisher import EventPublisher
 
     settings = load_settings()
     names = TopicNames(settings.topic_prefix)
@@ -153,7 +153,7 @@ def read_events(
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from shared.publisher import EventPublisher
+    from cli.publisher import EventPublisher
 
     topic = TOPICS_BY_NAME[args.topic] if args.topic else None
     events, errors = read_events(Path(args.file), topic)
@@ -191,7 +191,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(_: argparse.Namespace) -> int:
-    from shared.publisher import EventPublisher
+    from cli.publisher import EventPublisher
     from shared.seed import publish_reference_data
 
     settings = load_settings()
@@ -203,8 +203,8 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 def cmd_catalog_import(args: argparse.Namespace) -> int:
     """All rows valid, or nothing sent: a catalog is never left half-imported."""
-    from shared.product_import import ImportFileError, read_products
-    from shared.publisher import EventPublisher
+    from cli.product_import import ImportFileError, read_products
+    from cli.publisher import EventPublisher
     from shared.topics import PRODUCTS
 
     try:
