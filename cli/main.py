@@ -1,11 +1,8 @@
-"""`tradelane`: the command line for shops, ops and developers.
+"""`tradelane`: the command line for shops and ops.
 
 tradelane topics create      create every topic of the registry (and .dlq twins)
 tradelane topics list        show the registry: name, key, writer, compaction
 tradelane publish FILE.jsonl validate each line against the contract, then send
-tradelane seed               publish the demo reference data set
-tradelane schemas [--check]  write (or check) the JSON Schemas in schemas/
-tradelane demo               the whole system with a demo shop (`make run`)
 tradelane catalog import FILE.csv|FILE.jsonl
                              validate a PIM/ERP product export, then publish all of it
 tradelane catalog adjust SKU WAREHOUSE DELTA --reason TEXT
@@ -190,17 +187,6 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_seed(_: argparse.Namespace) -> int:
-    from cli.publisher import EventPublisher
-    from shared.seed import publish_reference_data
-
-    settings = load_settings()
-    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
-        counts = publish_reference_data(out)
-    print("seeded " + ", ".join(f"{n} {topic}" for topic, n in counts.items()))
-    return 0
-
-
 def cmd_catalog_import(args: argparse.Namespace) -> int:
     """All rows valid, or nothing sent: a catalog is never left half-imported."""
     from cli.product_import import ImportFileError, read_products
@@ -315,24 +301,6 @@ def cmd_fulfillment_dispatch(args: argparse.Namespace) -> int:
         lambda error: argument_error(error, DISPATCH_ARGUMENTS),
         lambda d: f"shipment {d.shipment_id} of order {d.order_id} left the warehouse",
     )
-
-
-def cmd_schemas(args: argparse.Namespace) -> int:
-    from shared.schemas import SCHEMA_DIR, drifted_schemas, write_schemas
-
-    if args.check:
-        drifted = drifted_schemas()
-        for name in drifted:
-            print(f"{SCHEMA_DIR / name} differs from the models", file=sys.stderr)
-        return 1 if drifted else 0
-    print(f"wrote {len(write_schemas())} schema(s) to {SCHEMA_DIR}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from shared.demo import run_demo
-
-    return run_demo(orders=args.orders, interval=args.interval)
 
 
 DELEGATION_OPTIONS = {
@@ -573,14 +541,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-invalid", action="store_true", help="send the valid lines even if some are invalid"
     )
     publish.set_defaults(run=cmd_publish)
-    commands.add_parser("seed", help="publish the demo reference data").set_defaults(run=cmd_seed)
-    schemas = commands.add_parser("schemas", help="write the JSON Schemas to schemas/")
-    schemas.add_argument("--check", action="store_true", help="fail if schemas/ is out of date")
-    schemas.set_defaults(run=cmd_schemas)
-    demo = commands.add_parser("demo", help="run Kafka, the services and a demo shop")
-    demo.add_argument("--orders", type=int, default=0, help="stop after N orders (0: until Ctrl-C)")
-    demo.add_argument("--interval", type=float, default=1.5, help="seconds between demo orders")
-    demo.set_defaults(run=cmd_demo)
     add_catalog_commands(commands)
     add_fulfillment_commands(commands)
     add_approvals_commands(commands)

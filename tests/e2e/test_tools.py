@@ -21,7 +21,6 @@ from shared.contract import (
     StockAdjustment,
     StockLevel,
 )
-from shared.seed import b2c_order
 from shared.topics import (
     DISPATCHES,
     ORDERS_SUBMITTED,
@@ -31,6 +30,7 @@ from shared.topics import (
     TopicSpec,
 )
 from tests.e2e.conftest import Pipeline
+from tools.seed import b2c_order
 
 
 def test_every_service_serves_prometheus_metrics_in_base_units(pipeline: Pipeline) -> None:

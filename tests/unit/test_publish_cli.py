@@ -10,8 +10,8 @@ import pytest
 import cli.main as cli
 from cli.main import NothingSent, build_parser, main, read_events
 from shared.contract import Event, ShipmentDispatched, StockAdjustment
-from shared.seed import b2b_order, b2c_order
 from shared.topics import ALL_TOPICS, DISPATCHES, ORDERS_SUBMITTED, STOCK_ADJUSTMENTS, TopicSpec
+from tools.seed import b2b_order, b2c_order
 
 
 def write_lines(tmp_path: Path, *lines: str) -> Path:
