@@ -1,4 +1,4 @@
-"""Reference data on compacted topics, published by ERP/PIM/CRM (or `tradelane seed`).
+"""Reference data on compacted topics, published by ERP/PIM/CRM (or `python -m tools.seed`).
 
 Each message carries the full current state of one entity under its key, so a
 service that replays the topic from the start rebuilds its copy.

@@ -31,7 +31,6 @@ from shared.contract import (
     Role,
     StockLevel,
 )
-from shared.seed import b2b_order, b2c_order
 from shared.tokens import issue_token
 from shared.topics import (
     ACCOUNTS,
@@ -45,6 +44,7 @@ from shared.topics import (
     STOCK,
 )
 from tests.e2e.conftest import Pipeline
+from tools.seed import b2b_order, b2c_order
 
 DRILL = "DRILL-18V"
 """129.00 EUR list price, 5000 in stock at dc-kassel: ten of them make a 1290.00 order."""

@@ -36,7 +36,7 @@ from shared.contract import (
     WarehouseKind,
 )
 from shared.rejection import Rejected
-from shared.seed import ACME, b2b_order, b2c_order
+from tools.seed import ACME, b2b_order, b2c_order
 
 BOTH = frozenset({Channel.B2B, Channel.B2C})
 B2B_ONLY = frozenset({Channel.B2B})

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.cli import main
+from cli.main import main
+from cli.product_import import ImportFileError, read_products
 from shared.contract import Channel, Product, Specification
-from shared.product_import import ImportFileError, read_products
 
 HEADER = (
     "sku,name,category,unit_weight_kg,unit_volume_m3,pack_size,unit_of_measure,channels,"
