@@ -100,7 +100,7 @@ def parse_event_line(line_no: int, text: str, topic: TopicSpec | None) -> tuple[
             known = ", ".join(f"{n}/v1" for n in TOPICS_BY_NAME)
             raise ValueError(f"schema: expected one of {known}; got {schema!r}")
     try:
-        return topic, topic.model.model_validate(body)
+        return topic, topic.parse(text.encode())
     except ValidationError as error:
         from shared.service import describe_validation_error
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.order_identity import Resubmission, fingerprint, judge_resubmission
-from shared.seed import b2b_order
+from tools.seed import b2b_order
 
 
 def judge(

@@ -10,8 +10,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.contract import Amount, AuditEntry, OrderStatusChanged, PriceTier
 from shared.contract.money import Currency
-from shared.seed import b2b_order
 from shared.topics import DISPATCHES, ORDERS_STATUS, ORDERS_SUBMITTED
+from tools.seed import b2b_order
 
 AMOUNTS = TypeAdapter(Amount)
 CURRENCIES = TypeAdapter(Currency)
