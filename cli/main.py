@@ -13,6 +13,8 @@ tradelane approvals token APPROVER [--ttl HOURS]
                              print a bearer token for the approvals API and inbox page
 tradelane approvals delegate --account A --from DELEGATOR --to DELEGATE --until TIME
                              publish an out-of-office delegation (approvals.delegations)
+tradelane outbox list|retry|drop [ID…] --service S [--all]
+                             outbox rows the broker refused for good: see, put back, drop
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from cli.approvals import add_approvals_commands
 from cli.catalog import add_catalog_commands
 from cli.fulfillment import add_fulfillment_commands
+from cli.outbox import add_outbox_commands
 from cli.publish import TOPICS_BY_NAME, cmd_publish
 from cli.topics import cmd_topics
 
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_catalog_commands(commands)
     add_fulfillment_commands(commands)
     add_approvals_commands(commands)
+    add_outbox_commands(commands)
     return parser
 
 
