@@ -102,7 +102,7 @@ def parse_event_line(line_no: int, text: str, topic: TopicSpec | None) -> tuple[
     try:
         return topic, topic.parse(text.encode())
     except ValidationError as error:
-        from shared.service import describe_validation_error
+        from shared.consume import describe_validation_error
 
         raise ValueError(describe_validation_error(error)) from None
 

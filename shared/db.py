@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -51,8 +51,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared.contract import Event
-from shared.topics import TopicNames, TopicSpec
+from shared import metrics
+from shared.contract import Channel, Event, OrderState, OrderStatusChanged, Reason
+from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -152,13 +153,25 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class OrderIdentity(Protocol):
+    """What a status event needs to name an order: an `Order`, or a service's own record of it."""
+
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def channel(self) -> Channel | str | None: ...
+
+
 @dataclass
 class Transaction:
-    """The unit of work handed to a handler: a session plus the outbox to write to."""
+    """The unit of work handed to a handler: a session, the outbox, and whose work it is."""
 
     session: AsyncSession
     outbox_table: Table
     names: TopicNames
+    service: str
     published: list[str] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -173,6 +186,29 @@ class Transaction:
     async def publish(self, spec: TopicSpec, event: Event) -> None:
         """Queue an event for its topic; it is sent only if this transaction commits."""
         await self.publish_raw(self.names.of(spec), spec.key_of(event).encode(), event.to_bytes())
+
+    async def report(
+        self,
+        order: OrderIdentity,
+        state: OrderState,
+        *,
+        reason: Reason | None = None,
+        **details: Any,
+    ) -> None:
+        """Publish an order's transition on `orders.status`, counted by channel and outcome."""
+        channel = Channel(order.channel) if order.channel else None
+        status = OrderStatusChanged.new(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            channel=channel,
+            status=state,
+            reported_by=self.service,
+            reason=reason,
+            **details,
+        )
+        await self.publish(ORDERS_STATUS, status)
+        label = channel.value if channel else "unknown"
+        self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         await self.session.execute(
@@ -233,8 +269,11 @@ class SchemaMismatch(SystemExit):
 class ServiceDatabase:
     """One service's database: engine, sessions, inbox and outbox."""
 
-    def __init__(self, url: str, metadata: MetaData, names: TopicNames) -> None:
+    def __init__(
+        self, url: str, metadata: MetaData, names: TopicNames, service: str = "tradelane"
+    ) -> None:
         self.url = url
+        self.service = service
         self.metadata = metadata
         self.names = names
         self.inbox, self.outbox = (
@@ -289,7 +328,7 @@ class ServiceDatabase:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """One unit of work; after it commits, its `on_commit` actions run and the relay wakes."""
         async with self.sessions() as session, session.begin():
-            tx = Transaction(session, self.outbox, self.names)
+            tx = Transaction(session, self.outbox, self.names, self.service)
             yield tx
         for action in tx.committed:
             action()

@@ -17,8 +17,9 @@ from faust.web import Request, Response, View
 from pydantic import StringConstraints, ValidationError
 
 from services.approvals import inbox
+from shared.consume import describe_validation_error
 from shared.contract import ApprovalDecision, ApprovalDecisionKind, ContractModel, Id
-from shared.service import Service, describe_validation_error
+from shared.service import Service
 from shared.tokens import TokenError, approver_of, bearer
 from shared.topics import APPROVAL_DECISIONS
 

@@ -37,7 +37,7 @@ from shared.contract import (
 from shared.db import Transaction
 from shared.rejection import Rejected
 from shared.service import Service
-from shared.settings import DEV_TOKEN_SECRET
+from shared.settings import DEV_TOKEN_SECRET, load_settings
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_DECISIONS,
@@ -51,7 +51,7 @@ from shared.topics import (
 
 log = logging.getLogger(__name__)
 
-service = Service("approvals", store.Base.metadata)
+service = Service("approvals", store.Base.metadata, load_settings())
 app = service.app
 
 ORDER_ENDED = frozenset({OrderState.CANCELLED, OrderState.REJECTED})

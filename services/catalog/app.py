@@ -19,6 +19,7 @@ from services.catalog import domain, store
 from services.catalog import metrics as m
 from services.catalog.store import OrderStates
 from shared.categories import top_level
+from shared.consume import Refusal
 from shared.contract import (
     Account,
     BackorderFilled,
@@ -40,7 +41,8 @@ from shared.contract import (
 from shared.db import Transaction
 from shared.order_identity import Resubmission, fingerprint, judge_resubmission
 from shared.rejection import Refused, Rejected
-from shared.service import Refusal, Service
+from shared.service import Service
+from shared.settings import load_settings
 from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
@@ -56,7 +58,7 @@ from shared.topics import (
 
 log = logging.getLogger(__name__)
 
-service = Service("catalog", store.Base.metadata)
+service = Service("catalog", store.Base.metadata, load_settings())
 app = service.app
 
 

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy.exc import OperationalError
 
 from shared.contract import OrderState, OrderStatusChanged
 from shared.db import SchemaMismatch, ServiceDatabase
@@ -235,3 +237,23 @@ async def test_commit_actions_run_after_commit_and_never_after_a_rollback(
         tx.on_commit(lambda: ran.append("committed"))
         assert ran == []
     assert ran == ["committed"]
+
+
+async def test_a_report_in_a_transaction_that_rolls_back_is_not_counted(
+    database: ServiceDatabase,
+) -> None:
+    """A transaction retried after a database outage must count its order once, not twice."""
+    labels = {"service": "tradelane", "channel": "unknown", "outcome": "received"}
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("tradelane_orders_total", labels) or 0.0
+
+    before = counted()
+    with pytest.raises(OperationalError):
+        async with database.transaction() as tx:
+            await tx.report(a_status("o-lost"), OrderState.RECEIVED)
+            raise OperationalError("COMMIT", {}, Exception("database went away"))
+    assert counted() == before
+    async with database.transaction() as tx:
+        await tx.report(a_status("o-kept"), OrderState.RECEIVED)
+    assert counted() == before + 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from shared.consume import readable_ids
 from shared.contract import DeadLetter
 from shared.contract.dead_letter import KEPT_BYTES
-from shared.service import readable_ids
 
 
 def letter_about(value: bytes, error: str = "bad") -> DeadLetter:
