@@ -34,6 +34,7 @@ from shared.contract import (
     Channel,
     DeadLetter,
     Event,
+    Order,
     OrderState,
     OrderStatusChanged,
     Reason,
@@ -99,7 +100,8 @@ def _usable_id(value: object) -> bool:
 
 def order_named_by(event: Event) -> Refusal | None:
     """The order a valid order-topic event is about (`order_id` on it or on its `order`)."""
-    order = getattr(event, "order", event)
+    nested = getattr(event, "order", None)  # `OrderSubmitted.order` is a method, not an Order
+    order = nested if isinstance(nested, Order) else event
     order_id = getattr(order, "order_id", None)
     if not isinstance(order_id, str):
         return None
