@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)  ## create .venv and install Tradelane with its dev tools
 
 run: install  ## start Kafka, the four services and a demo shop; Ctrl-C stops all
-	$(PY) -m shared.cli demo
+	$(PY) -m tools.demo
 
 test: install  ## the whole suite: unit, integration and end-to-end over a real broker
 	$(PY) -m pytest
@@ -38,13 +38,13 @@ format: install
 	$(VENV)/bin/ruff format .
 
 schemas: install  ## regenerate schemas/ from the pydantic models
-	$(PY) -m shared.cli schemas
+	$(PY) -m tools.schemas
 
 kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
-	$(PY) -m shared.broker up
+	$(PY) -m tools.local_kafka up
 
 kafka-down:
-	$(PY) -m shared.broker down
+	$(PY) -m tools.local_kafka down
 
 clean: kafka-down
 	rm -rf var

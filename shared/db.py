@@ -8,14 +8,17 @@ either a redelivery the inbox drops or an unsent row the relay sends on restart.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -28,8 +31,11 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     TypeDecorator,
+    delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -45,8 +51,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared.contract import Event
-from shared.topics import TopicNames, TopicSpec
+from shared import metrics
+from shared.contract import Channel, Event, OrderState, OrderStatusChanged, Reason
+from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -91,8 +98,35 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("value", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+        Column("parked_at", DateTime(timezone=True), nullable=True),
+        Column("park_reason", Text, nullable=True),
     )
     return inbox, outbox
+
+
+SQLITE_BUSY_MS = 30_000
+"""How long a SQLite writer waits for another's lock before it gives up."""
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while another connection is switching at once.
+
+    Two connections that both read the header and then both want the exclusive
+    lock would deadlock, so SQLite answers one of them `database is locked` at
+    once instead of calling the busy handler: workers starting together on a new
+    file hit this. Runs in aiosqlite's own thread, so sleeping here blocks no loop.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
@@ -109,8 +143,8 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -119,18 +153,62 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class OrderIdentity(Protocol):
+    """What a status event needs to name an order: an `Order`, or a service's own record of it."""
+
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def channel(self) -> Channel | str | None: ...
+
+
 @dataclass
 class Transaction:
-    """The unit of work handed to a handler: a session plus the outbox to write to."""
+    """The unit of work handed to a handler: a session, the outbox, and whose work it is."""
 
     session: AsyncSession
     outbox_table: Table
     names: TopicNames
+    service: str
     published: list[str] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed, never if it rolls back.
+
+        Metrics are counted this way: a transaction retried after a database
+        outage would otherwise count its effects twice.
+        """
+        self.committed.append(action)
 
     async def publish(self, spec: TopicSpec, event: Event) -> None:
         """Queue an event for its topic; it is sent only if this transaction commits."""
         await self.publish_raw(self.names.of(spec), spec.key_of(event).encode(), event.to_bytes())
+
+    async def report(
+        self,
+        order: OrderIdentity,
+        state: OrderState,
+        *,
+        reason: Reason | None = None,
+        **details: Any,
+    ) -> None:
+        """Publish an order's transition on `orders.status`, counted by channel and outcome."""
+        channel = Channel(order.channel) if order.channel else None
+        status = OrderStatusChanged.new(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            channel=channel,
+            status=state,
+            reported_by=self.service,
+            reason=reason,
+            **details,
+        )
+        await self.publish(ORDERS_STATUS, status)
+        label = channel.value if channel else "unknown"
+        self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         await self.session.execute(
@@ -148,6 +226,37 @@ class OutboxRow:
     key: bytes | None
     value: bytes
 
+    @property
+    def size(self) -> int:
+        return len(self.value) + len(self.key or b"")
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    """An outbox row the broker refused for good, set aside for ops to retry or drop."""
+
+    id: int
+    topic: str
+    size: int
+    created_at: datetime
+    parked_at: datetime
+    reason: str
+
+
+@dataclass
+class OutboxBatch:
+    """Rows the relay holds locked; those it does not park are marked sent when it ends."""
+
+    rows: list[OutboxRow]
+    parked: dict[int, str] = field(default_factory=dict)
+
+    def park(self, row: OutboxRow, reason: str) -> None:
+        self.parked[row.id] = reason[:2000]
+
+    @property
+    def sent(self) -> list[OutboxRow]:
+        return [row for row in self.rows if row.id not in self.parked]
+
 
 SCHEMA_LOCK_KEY = 7_326_101
 """Advisory lock id held while a worker creates its service's tables (any fixed number)."""
@@ -160,8 +269,11 @@ class SchemaMismatch(SystemExit):
 class ServiceDatabase:
     """One service's database: engine, sessions, inbox and outbox."""
 
-    def __init__(self, url: str, metadata: MetaData, names: TopicNames) -> None:
+    def __init__(
+        self, url: str, metadata: MetaData, names: TopicNames, service: str = "tradelane"
+    ) -> None:
         self.url = url
+        self.service = service
         self.metadata = metadata
         self.names = names
         self.inbox, self.outbox = (
@@ -174,6 +286,8 @@ class ServiceDatabase:
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox_written = asyncio.Event()
+        """Set after every commit that wrote to the outbox: the relay waits on it."""
 
     async def create_tables(self) -> None:
         """Create missing tables, then refuse to start on tables of an older layout.
@@ -212,9 +326,14 @@ class ServiceDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A transaction with no inbox check: for timers and HTTP commands."""
+        """One unit of work; after it commits, its `on_commit` actions run and the relay wakes."""
         async with self.sessions() as session, session.begin():
-            yield Transaction(session, self.outbox, self.names)
+            tx = Transaction(session, self.outbox, self.names, self.service)
+            yield tx
+        for action in tx.committed:
+            action()
+        if tx.published:
+            self.outbox_written.set()
 
     async def first_delivery(self, tx: Transaction, event_id: uuid.UUID | str, topic: str) -> bool:
         """Record `event_id` in the inbox; False if it was already there (a redelivery)."""
@@ -237,7 +356,7 @@ class ServiceDatabase:
         outbox = self.outbox.c
         return (
             select(outbox.id, outbox.topic, outbox.key, outbox.value)
-            .where(outbox.sent_at.is_(None))
+            .where(outbox.sent_at.is_(None), outbox.parked_at.is_(None))
             .order_by(outbox.id)
             .limit(limit)
         )
@@ -247,7 +366,7 @@ class ServiceDatabase:
             return [OutboxRow(*row) for row in await session.execute(self._oldest_unsent(limit))]
 
     @asynccontextmanager
-    async def sending(self, limit: int) -> AsyncIterator[list[OutboxRow]]:
+    async def sending(self, limit: int) -> AsyncIterator[OutboxBatch]:
         """The oldest unsent rows, locked until the block ends; then they are marked sent.
 
         Several workers of a service share its database and each runs a relay: the
@@ -255,15 +374,92 @@ class ServiceDatabase:
         on SQLite) make a second relay wait instead of sending the same rows again,
         and waiting rather than skipping keeps each key's events in order. If the
         block raises (the broker is away), nothing is marked and the rows are sent
-        again later.
+        again later. Rows the block parks (the broker refused them for good) are
+        set aside instead, so they no longer hold up the rows behind them.
         """
         async with self.sessions() as session, session.begin():
             rows = await session.execute(self._oldest_unsent(limit).with_for_update())
-            batch = [OutboxRow(*row) for row in rows]
+            batch = OutboxBatch([OutboxRow(*row) for row in rows])
             yield batch
-            if batch:
+            now = datetime.now(UTC)
+            if batch.sent:
                 await session.execute(
                     update(self.outbox)
-                    .where(self.outbox.c.id.in_([row.id for row in batch]))
-                    .values(sent_at=datetime.now(UTC))
+                    .where(self.outbox.c.id.in_([row.id for row in batch.sent]))
+                    .values(sent_at=now)
                 )
+            for row_id, reason in batch.parked.items():
+                await session.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.id == row_id)
+                    .values(parked_at=now, park_reason=reason)
+                )
+
+    # --- parked rows: what ops see and decide -------------------------------------------
+
+    async def parked(self, limit: int = 100) -> list[ParkedRow]:
+        outbox = self.outbox.c
+        query = (
+            select(
+                outbox.id,
+                outbox.topic,
+                func.length(outbox.value),
+                outbox.created_at,
+                outbox.parked_at,
+                outbox.park_reason,
+            )
+            .where(outbox.parked_at.is_not(None))
+            .order_by(outbox.id)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return [
+                ParkedRow(row_id, topic, size, as_utc(created), as_utc(parked), reason or "")
+                for row_id, topic, size, created, parked, reason in await session.execute(query)
+            ]
+
+    async def count_parked(self) -> int:
+        query = select(func.count()).where(self.outbox.c.parked_at.is_not(None))
+        async with self.sessions() as session:
+            return int((await session.execute(query)).scalar_one())
+
+    async def retry_parked(self, row_ids: Sequence[int]) -> int:
+        """Put parked rows back in line (after ops raised a broker limit, say)."""
+        outbox = self.outbox.c
+        async with self.transaction() as tx:
+            result = await tx.session.execute(
+                update(self.outbox)
+                .where(outbox.id.in_(row_ids), outbox.parked_at.is_not(None))
+                .values(parked_at=None, park_reason=None)
+            )
+            count = int(result.rowcount)  # type: ignore[attr-defined]
+        self.outbox_written.set()
+        return count
+
+    async def drop_parked(self, row_ids: Sequence[int]) -> int:
+        """Give up on parked rows for good: ops decided the event will never be sent."""
+        outbox = self.outbox.c
+        async with self.transaction() as tx:
+            result = await tx.session.execute(
+                delete(self.outbox).where(outbox.id.in_(row_ids), outbox.parked_at.is_not(None))
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def forget_before(self, moment: datetime, limit: int = 5000) -> int:
+        """Delete inbox entries received and outbox rows sent before `moment`, `limit` at a time.
+
+        Keeping every event id forever grows the inbox without bound; an id only
+        has to outlive the redeliveries it guards against (see the retention
+        setting). Deleting in slices keeps each transaction short.
+        """
+        inbox, outbox = self.inbox.c, self.outbox.c
+        old_ids = select(inbox.event_id).where(inbox.received_at < moment).limit(limit)
+        sent_ids = select(outbox.id).where(outbox.sent_at < moment).limit(limit)
+        async with self.transaction() as tx:
+            forgotten = await tx.session.execute(
+                delete(self.inbox).where(inbox.event_id.in_(old_ids))
+            )
+            cleared = await tx.session.execute(delete(self.outbox).where(outbox.id.in_(sent_ids)))
+        return int(forgotten.rowcount) + int(cleared.rowcount)  # type: ignore[attr-defined]

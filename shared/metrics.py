@@ -7,7 +7,7 @@ channels and outcomes (closed enums): never order ids or SKUs.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 EVENTS_CONSUMED = Counter(
     "tradelane_events_consumed_total",
@@ -39,6 +39,32 @@ ORDERS = Counter(
     "tradelane_orders_total",
     "Orders leaving a service's step, by channel and outcome (the status it published).",
     ["service", "channel", "outcome"],
+)
+PROCESSING_FAILURES = Counter(
+    "tradelane_processing_failures_total",
+    "Valid events whose handling failed (a bug or bad data the contract let through); "
+    "each is dead-lettered and its order rejected `processing_failed`.",
+    ["service", "topic"],
+)
+REFUSED_EVENTS = Counter(
+    "tradelane_refused_events_total",
+    "Valid events refused because they name another account's order or reuse an order id.",
+    ["service", "topic", "reason"],
+)
+OUTBOX_PARKED = Gauge(
+    "tradelane_outbox_parked_rows",
+    "Outbox rows the broker refused for good, waiting for ops (`tradelane outbox`).",
+    ["service"],
+)
+OUTBOX_PARKED_TOTAL = Counter(
+    "tradelane_outbox_parked_total",
+    "Outbox rows parked because the broker refused them for good.",
+    ["service", "topic"],
+)
+FORGOTTEN_ROWS = Counter(
+    "tradelane_retention_deleted_rows_total",
+    "Inbox entries and sent outbox rows deleted after the retention period.",
+    ["service"],
 )
 OUTBOX_LAG_SECONDS = Histogram(
     "tradelane_outbox_relay_seconds",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
     )
     outbox_poll_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="TRADELANE_OUTBOX_POLL_SECONDS"
+    )
+    inbox_retention_days: float = Field(
+        14,
+        ge=1,
+        le=3650,
+        validation_alias="TRADELANE_INBOX_RETENTION_DAYS",
+        description="How long event ids stay in the inbox (and sent rows in the outbox).",
     )
     session_timeout_seconds: float = Field(
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
@@ -117,6 +125,10 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
         return value.upper()
+
+    @property
+    def inbox_retention(self) -> timedelta:
+        return timedelta(days=self.inbox_retention_days)
 
     def database_url_for(self, service: str) -> str:
         """The service's own database: DATABASE_URL, or a SQLite file per service in data_dir.

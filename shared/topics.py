@@ -37,6 +37,8 @@ from shared.contract import (
 log = logging.getLogger(__name__)
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+KIB = 1024
+MIB = 1024 * KIB
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,21 @@ class TopicSpec:
     retention_ms: int | None = WEEK_MS
     invalid_rejects_order: bool = False
     """An unreadable message on this topic rejects the order it names (`invalid_event`)."""
+    max_bytes: int = MIB
+    """The largest message value a consumer reads; a larger one is dead-lettered unparsed.
+
+    Kafka's own default (`max.message.bytes`) for internal and reference topics;
+    less where a shop or a warehouse writes, so no sender can make a service
+    parse megabytes to find one mistake.
+    """
+
+    def parse(self, raw: bytes) -> Event:
+        """The event in `raw`, validated strictly: `"7"`, `true` or `1.0` is not an integer here.
+
+        Strict on the wire only: Python code building events may still pass
+        strings for ids and times.
+        """
+        return self.model.model_validate_json(raw, strict=True)
 
     def key_of(self, event: Event) -> str:
         return self.key.format(**dict(event))
@@ -64,9 +81,15 @@ ORDERS_SUBMITTED = TopicSpec(
     "shops",
     "Orders placed by upstream shops.",
     invalid_rejects_order=True,
+    max_bytes=256 * KIB,
 )
 ORDERS_CANCELLED = TopicSpec(
-    "orders.cancelled", OrderCancelled, "{account_id}", "shops", "A shop withdraws an order."
+    "orders.cancelled",
+    OrderCancelled,
+    "{account_id}",
+    "shops",
+    "A shop withdraws an order.",
+    max_bytes=16 * KIB,
 )
 ORDERS_VALIDATED = TopicSpec(
     "orders.validated",
@@ -106,6 +129,7 @@ DISPATCHES = TopicSpec(
     "{order_id}",
     "WMS",
     "A planned shipment left the warehouse.",
+    max_bytes=64 * KIB,
 )
 ORDERS_STATUS = TopicSpec(
     "orders.status", OrderStatusChanged, "{order_id}", "all services", "Every order transition."
@@ -116,6 +140,7 @@ APPROVAL_DECISIONS = TopicSpec(
     "{order_id}",
     "approvers",
     "Approve/reject decisions by B2B decision makers.",
+    max_bytes=16 * KIB,
 )
 APPROVAL_POLICIES = TopicSpec(
     "approvals.policies",
@@ -134,6 +159,7 @@ DELEGATIONS = TopicSpec(
     "Out-of-office delegations: who decides in an approver's name, and until when.",
     compacted=True,
     retention_ms=None,
+    max_bytes=16 * KIB,
 )
 APPROVAL_NOTICES = TopicSpec(
     "approvals.notifications",
@@ -159,6 +185,7 @@ STOCK = TopicSpec(
     "On-hand stock per warehouse.",
     compacted=True,
     retention_ms=None,
+    max_bytes=16 * KIB,
 )
 STOCK_ADJUSTMENTS = TopicSpec(
     "catalog.stock_adjustments",
@@ -166,6 +193,7 @@ STOCK_ADJUSTMENTS = TopicSpec(
     "{sku}@{warehouse_id}",
     "WMS",
     "Changes to on-hand stock: count corrections, breakage, returns.",
+    max_bytes=16 * KIB,
 )
 ACCOUNTS = TopicSpec(
     "accounts",

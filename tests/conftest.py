@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import BOOTSTRAP_ENV, LocalKafka
-from shared.postgres import LocalPostgres, PostgresError
+from tests.support.postgres import LocalPostgres, PostgresError
+from tools.local_kafka import BOOTSTRAP_ENV, LocalKafka
 
 NewDatabase = Callable[[str], str]
 """``new_database_url``'s type: backend name -> URL of a new, empty database."""

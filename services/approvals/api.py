@@ -22,8 +22,9 @@ from pydantic import StringConstraints, ValidationError
 
 from services.approvals import inbox, store
 from services.approvals.domain import Outcome
+from shared.consume import describe_validation_error
 from shared.contract import ApprovalDecision, ApprovalDecisionKind, ContractModel, Id
-from shared.service import Service, describe_validation_error
+from shared.service import Service
 from shared.tokens import TokenError, approver_of, bearer
 from shared.topics import APPROVAL_DECISIONS
 
@@ -123,7 +124,6 @@ async def submit_decision(
                 return retried(decision_id) if first == this else reused(decision_id)
         decision = ApprovalDecision.new(order_id=order_id, **fields)
         await tx.publish(APPROVAL_DECISIONS, decision)
-    service.outbox_written()
     return 202, {"event_id": str(decision.event_id)}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from services.approvals import domain, policy, store
 from services.approvals import metrics as m
@@ -202,7 +203,7 @@ async def decision_received(decision: ApprovalDecision, tx: Transaction) -> None
     """Apply one approver's decision, keep it in the audit, and tell the shop what changed."""
     request = await store.find_request(tx.session, decision.order_id)
     if request is None:
-        m.DECISIONS.labels(m.NO_ROLE, m.UNKNOWN_REQUEST).inc()
+        tx.on_commit(m.DECISIONS.labels(m.NO_ROLE, m.UNKNOWN_REQUEST).inc)
         log.warning(
             "decision by %s on %s refused: no approval request for that order",
             decision.approver_id,
@@ -212,7 +213,8 @@ async def decision_received(decision: ApprovalDecision, tx: Transaction) -> None
     now = now_utc()
     account = await store.account_now(tx.session, request.account_id)
     outcome = request.decide(decision.approver_id, decision.decision, now, account)
-    m.DECISIONS.labels(outcome.role.value if outcome.role else m.NO_ROLE, outcome.kind).inc()
+    role = outcome.role.value if outcome.role else m.NO_ROLE
+    tx.on_commit(m.DECISIONS.labels(role, outcome.kind).inc)
     await store.audit(tx.session, request.order_id, store.decision_entry(decision, outcome, now))
     await store.save_request(tx.session, request)
     if not outcome.counted:
@@ -252,9 +254,8 @@ async def close_request(
     account = await store.account_now(tx.session, request.account_id)
     history = await store.history(tx.session, request.order_id)
     progress = request.progress(now, account, history)
-    m.TIME_TO_DECISION.labels(request.state.value).observe(
-        ((request.closed_at or now) - request.opened_at).total_seconds()
-    )
+    waited = ((request.closed_at or now) - request.opened_at).total_seconds()
+    tx.on_commit(partial(m.TIME_TO_DECISION.labels(request.state.value).observe, waited))
     if request.state is RequestState.APPROVED:
         await release_to_fulfillment(tx, priced, ApprovalMode.APPROVERS, progress)
     else:
@@ -324,7 +325,6 @@ async def advance_clock(order_id: str, now: datetime) -> None:
         priced = await store.priced_order(tx.session, order_id)
         for event in events:
             await announce_timer(tx, request, priced, event, now)
-    service.outbox_written()
 
 
 async def announce_timer(
@@ -335,12 +335,12 @@ async def announce_timer(
     now: datetime,
 ) -> None:
     if event.kind is Tick.EXPIRY:
-        m.EXPIRIES.inc()
+        tx.on_commit(m.EXPIRIES.inc)
         log.info("approval request for %s expired", request.order_id)
         await close_request(tx, request, priced, now, domain.expiry_reason(request))
         return
     kind = NoticeKind.ESCALATION if event.kind is Tick.ESCALATION else NoticeKind.REMINDER
-    (m.ESCALATIONS if kind is NoticeKind.ESCALATION else m.REMINDERS).inc()
+    tx.on_commit((m.ESCALATIONS if kind is NoticeKind.ESCALATION else m.REMINDERS).inc)
     await tx.publish(
         APPROVAL_NOTICES,
         ApprovalNotice.new(

@@ -39,7 +39,8 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from services.approvals import api, inbox
-from shared.service import Service, describe_validation_error
+from shared.consume import describe_validation_error
+from shared.service import Service
 from shared.tokens import TokenError, approver_of
 
 COOKIE = "tradelane_approver"

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from services.catalog import domain, store
 from services.catalog import metrics as m
 from services.catalog.store import OrderStates
 from shared.categories import top_level
+from shared.consume import Refusal
 from shared.contract import (
     Account,
     BackorderFilled,
@@ -37,8 +39,10 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
-from shared.rejection import Rejected
+from shared.order_identity import Resubmission, fingerprint, judge_resubmission
+from shared.rejection import Refused, Rejected
 from shared.service import Service
+from shared.settings import load_settings
 from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
@@ -54,7 +58,7 @@ from shared.topics import (
 
 log = logging.getLogger(__name__)
 
-service = Service("catalog", store.Base.metadata)
+service = Service("catalog", store.Base.metadata, load_settings())
 app = service.app
 
 
@@ -120,7 +124,7 @@ async def fill_backorders(tx: Transaction, sku: str, warehouse_id: str, now: dat
     for waiting, units in fills:
         account_id, line = await store.hold_backordered(tx.session, waiting, units, warehouse_id)
         by_order.setdefault(waiting.order_id, (account_id, []))[1].append(line)
-        m.RESERVED.labels(top_level(line.category)).inc(units)
+        tx.on_commit(partial(m.RESERVED.labels(top_level(line.category)).inc, units))
     for order_id, (account_id, lines) in by_order.items():
         log.info("order %s: backorder of %s in %s filled", order_id, sku, warehouse_id)
         await tx.publish(
@@ -132,7 +136,7 @@ async def fill_backorders(tx: Transaction, sku: str, warehouse_id: str, now: dat
 async def give_back(tx: Transaction, order_id: str, now: datetime) -> int:
     """Release an order's stock, then let waiting backorders have it; returns units released."""
     freed = await store.release_stock(tx.session, order_id)
-    m.count_units(m.RELEASED, freed)
+    tx.on_commit(partial(m.count_units, m.RELEASED, freed))
     for sku, warehouse_id in sorted({(f.sku, f.warehouse_id) for f in freed}):
         await fill_backorders(tx, sku, warehouse_id, now)
     return sum(f.units for f in freed)
@@ -143,13 +147,36 @@ async def give_back(tx: Transaction, order_id: str, now: datetime) -> int:
 
 @service.handles(ORDERS_SUBMITTED)
 async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
-    """Check the lines and hold the stock, or reject; a re-submitted order_id changes nothing."""
+    """Check the lines and hold the stock, or reject; an order id is answered once."""
     order = event.order()
-    if await store.find_order(tx.session, order.order_id) is not None:
-        log.info("order %s was submitted before; its outcome stands", order.order_id)
+    print_ = fingerprint(order)
+    known = await store.find_order(tx.session, order.order_id)
+    if known is not None:
+        await submitted_again(tx, known, order, print_)
+        return
+    early = await store.take_early_cancellation(tx.session, order.order_id, order.account_id)
+    if early is not None:
+        row = await store.record_order(
+            tx.session,
+            order.order_id,
+            order.account_id,
+            order.channel.value,
+            OrderStates.CANCELLED,
+            print_,
+        )
+        reason = Reason(
+            code=ReasonCode.CANCELLED_BY_SHOP,
+            message=early.reason or "cancelled by shop before the order arrived",
+        )
+        await service.report(tx, order, OrderState.CANCELLED, reason=reason)
         return
     row = await store.record_order(
-        tx.session, order.order_id, order.account_id, order.channel.value, OrderStates.RESERVED
+        tx.session,
+        order.order_id,
+        order.account_id,
+        order.channel.value,
+        OrderStates.RESERVED,
+        print_,
     )
     await service.report(tx, order, OrderState.RECEIVED)
     try:
@@ -157,9 +184,12 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
         await store.hold_stock(tx.session, order.order_id, allocations, event.occurred_at)
     except (Rejected, store.StockTaken) as refused:
         row.state = OrderStates.REJECTED
+        if isinstance(refused, domain.OutOfStock):
+            stockout = m.STOCKOUTS.labels(top_level(refused.category), "rejected")
+            tx.on_commit(stockout.inc)
         await service.report(tx, order, OrderState.REJECTED, reason=rejection_reason(refused))
         return
-    count_allocations(allocations)
+    tx.on_commit(partial(count_allocations, allocations))
     lines = [
         ReservedLine(
             sku=a.sku,
@@ -175,6 +205,60 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
     await tx.publish(ORDERS_VALIDATED, OrderValidated.new(order=order, lines=lines))
 
 
+async def submitted_again(
+    tx: Transaction, known: store.OrderRow, order: Order, print_: str
+) -> None:
+    """A second `orders.submitted` under a known order id: a retry, a duplicate or a trespass."""
+    verdict = judge_resubmission(
+        owner=known.account_id,
+        known_fingerprint=known.fingerprint,
+        ended=known.state in store.ENDED_STATES,
+        account_id=order.account_id,
+        new_fingerprint=print_,
+    )
+    if verdict is Resubmission.RETRY:
+        log.info("order %s was submitted before; its outcome stands", order.order_id)
+    elif verdict is Resubmission.FOREIGN:
+        log.warning(
+            "order %s of account %s refused: the id is another account's",
+            order.order_id,
+            order.account_id,
+        )
+        raise Refused(verdict.value, f"order id {order.order_id} belongs to another account")
+    elif verdict is Resubmission.DUPLICATE_OF_LIVE:
+        raise Refused(
+            verdict.value,
+            f"order {order.order_id} is under way with other content; an order id is used "
+            "once: send a new order under a new order_id",
+        )
+    else:
+        reason = Reason(
+            code=ReasonCode.DUPLICATE_ORDER_ID,
+            message=f"order {order.order_id} was answered before ({known.state}) and an order id "
+            "is used once: submit the corrected order under a new order_id",
+        )
+        await service.report(tx, order, OrderState.REJECTED, reason=reason)
+
+
+async def refuse_order(tx: Transaction, refusal: Refusal) -> bool:
+    """An unreadable or unprocessable submission: reject its order id, unless it is taken.
+
+    A known id is someone's order under way or answered: a broken message naming
+    it must not change what its shop is told.
+    """
+    if await store.find_order(tx.session, refusal.order_id) is not None:
+        log.warning("dead letter names known order %s: it is not rejected", refusal.order_id)
+        return False
+    channel = refusal.channel.value if refusal.channel else None
+    await store.record_order(
+        tx.session, refusal.order_id, refusal.account_id, channel, OrderStates.REJECTED
+    )
+    return True
+
+
+service.order_refused = refuse_order
+
+
 async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocation]:
     skus = {line.sku for line in order.lines}
     items = await store.catalog_items(tx.session, skus)
@@ -185,8 +269,6 @@ async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocat
 
 
 def rejection_reason(refused: Rejected | store.StockTaken) -> Reason:
-    if isinstance(refused, domain.OutOfStock):
-        m.STOCKOUTS.labels(top_level(refused.category), "rejected").inc()
     if isinstance(refused, Rejected):
         return refused.reason
     return Reason(code=ReasonCode.OUT_OF_STOCK, message=f"SKU {refused} was just sold out")
@@ -205,22 +287,25 @@ def count_allocations(allocations: list[domain.Allocation]) -> None:
 async def order_cancelled(event: OrderCancelled, tx: Transaction) -> None:
     """The shop withdraws the order: release its stock unless fulfillment has it already.
 
-    A cancellation that overtakes its submission is remembered, so the late
-    submission is ignored instead of reserving stock for a withdrawn order.
+    A cancellation that overtakes its submission is remembered for that account
+    only, so its late submission is cancelled on arrival, and no other account's
+    order of that id is touched. Another account's cancellation is refused.
     """
     row = await store.find_order(tx.session, event.order_id)
     reason = Reason(code=ReasonCode.CANCELLED_BY_SHOP, message=event.reason or "cancelled by shop")
     if row is None:
-        row = await store.record_order(
-            tx.session, event.order_id, event.account_id, None, OrderStates.CANCELLED
+        await store.remember_early_cancellation(
+            tx.session, event.order_id, event.account_id, event.reason
         )
-        await service.report(tx, KnownOrder.of(row), OrderState.CANCELLED, reason=reason)
+        log.info("cancel of %s kept until the order arrives", event.order_id)
         return
     if row.account_id != event.account_id:
         log.warning(
             "cancel of %s by account %s refused: not its order", row.order_id, event.account_id
         )
-        return
+        raise Refused(
+            Resubmission.FOREIGN.value, f"order id {event.order_id} belongs to another account"
+        )
     if row.state != OrderStates.RESERVED:
         log.info("cancel of %s ignored: order is %s", row.order_id, row.state)
         return
@@ -241,7 +326,7 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
     if status.status is OrderState.SHIPPED:
         for shipment in status.shipments or []:
             moved = await store.commit_shipment(tx.session, row.order_id, shipment)
-            m.count_units(m.COMMITTED, moved or [])
+            tx.on_commit(partial(m.count_units, m.COMMITTED, moved or []))
         return
     if row.state != OrderStates.RESERVED:
         return

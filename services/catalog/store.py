@@ -107,9 +107,21 @@ class OrderRow(Base):
 
     __tablename__ = "orders"
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The account the order id belongs to; None when its first message was unreadable."""
     channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """SHA-256 of the order's content, to tell a retry from a different order (order_identity)."""
+
+
+class EarlyCancellationRow(Base):
+    """A cancellation that arrived before its order: it applies only to that account's order."""
+
+    __tablename__ = "early_cancellations"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ReservationRow(Base):
@@ -147,6 +159,9 @@ class OrderStates:
     RELEASED = "released"
     FULFILLING = "fulfilling"
 
+
+ENDED_STATES = frozenset({OrderStates.REJECTED, OrderStates.CANCELLED, OrderStates.RELEASED})
+"""Orders that will not go on: their id is used, their stock given back."""
 
 OPEN_STATES = (OrderStates.RESERVED, OrderStates.FULFILLING)
 """Orders whose lines may still receive backordered stock."""
@@ -380,11 +395,39 @@ async def reservations_of(session: AsyncSession, order_id: str) -> list[Reservat
 
 
 async def record_order(
-    session: AsyncSession, order_id: str, account_id: str, channel: str | None, state: str
+    session: AsyncSession,
+    order_id: str,
+    account_id: str | None,
+    channel: str | None,
+    state: str,
+    fingerprint: str | None = None,
 ) -> OrderRow:
-    row = OrderRow(order_id=order_id, account_id=account_id, channel=channel, state=state)
+    row = OrderRow(
+        order_id=order_id,
+        account_id=account_id,
+        channel=channel,
+        state=state,
+        fingerprint=fingerprint,
+    )
     session.add(row)
     await session.flush()
+    return row
+
+
+async def remember_early_cancellation(
+    session: AsyncSession, order_id: str, account_id: str, reason: str | None
+) -> None:
+    if await session.get(EarlyCancellationRow, (order_id, account_id)) is None:
+        session.add(EarlyCancellationRow(order_id=order_id, account_id=account_id, reason=reason))
+        await session.flush()
+
+
+async def take_early_cancellation(
+    session: AsyncSession, order_id: str, account_id: str
+) -> EarlyCancellationRow | None:
+    row = await session.get(EarlyCancellationRow, (order_id, account_id))
+    if row is not None:
+        await session.delete(row)
     return row
 
 
@@ -534,4 +577,5 @@ async def hold_backordered(
         unit_weight_kg=row.unit_weight_kg,
         line_no=row.line_no,
     )
+    assert order.account_id is not None, "a backordered line belongs to an accepted order"
     return order.account_id, filled

@@ -33,6 +33,7 @@ from shared.contract import (
 )
 from shared.db import Transaction
 from shared.service import Service
+from shared.settings import load_settings
 from shared.topics import (
     BACKORDERS_FILLED,
     DISPATCHES,
@@ -43,7 +44,7 @@ from shared.topics import (
 
 log = logging.getLogger(__name__)
 
-service = Service("fulfillment", store.Base.metadata)
+service = Service("fulfillment", store.Base.metadata, load_settings())
 app = service.app
 
 STOPPED = {OrderState.CANCELLED: OrderStates.CANCELLED, OrderState.REJECTED: OrderStates.REJECTED}

@@ -79,9 +79,10 @@ class PriceBook:
         """Read a published price list; refuse one that would make a line's price a guess.
 
         Two tiers of one SKU at the same `min_quantity` (in one entry or in two
-        entries for the SKU) leave the price undecided, and a negative price is a
-        typo, not a discount: either raises `AmbiguousPriceList`, so the list goes
-        to the dead-letter topic and the previous version stays in force.
+        entries for the SKU) leave the price undecided: that raises
+        `AmbiguousPriceList`, so the list goes to the dead-letter topic and the
+        previous version stays in force. (A negative price never gets here: the
+        contract refuses it.)
         """
         tiers: dict[str, dict[int, Decimal]] = {}
         for entry in price_list.prices:
@@ -91,11 +92,6 @@ class PriceBook:
                     raise AmbiguousPriceList(
                         f"price list {price_list.price_list_id!r} prices SKU {entry.sku!r} twice "
                         f"from {tier.min_quantity} units"
-                    )
-                if tier.unit_price < 0:
-                    raise AmbiguousPriceList(
-                        f"price list {price_list.price_list_id!r} has a negative price "
-                        f"{tier.unit_price} for SKU {entry.sku!r}"
                     )
                 by_quantity[tier.min_quantity] = tier.unit_price
         return cls(

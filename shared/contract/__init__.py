@@ -1,6 +1,6 @@
 """The public event contract of Tradelane: pydantic models, one per topic.
 
-JSON Schemas in `schemas/` are generated from these models (`tradelane schemas`).
+JSON Schemas in `schemas/` are generated from these models (`make schemas`).
 """
 
 from shared.contract.approvals import (

@@ -206,6 +206,6 @@ class ApprovalNotice(Event):
     account_id: Id
     kind: NoticeKind
     step_id: Id | None = None
-    recipients: list[Id]
+    recipients: list[Id] = Field(max_length=1000)
     deadline: UtcTime
-    message: str
+    message: str = Field(max_length=2000)

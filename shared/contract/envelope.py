@@ -28,10 +28,14 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+TEXT_MAX_LENGTH = 4000
+"""No text field of the contract is longer; most have tighter bounds (docs/contract.md)."""
+
+
 class ContractModel(BaseModel):
     """Strict about unknown fields so a typo in a shop's payload is an error, not silence."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=TEXT_MAX_LENGTH)
 
 
 class Event(ContractModel):
@@ -43,7 +47,9 @@ class Event(ContractModel):
     )
     occurred_at: UtcTime = Field(description="RFC 3339 UTC, e.g. 2026-11-23T10:15:00Z")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, str_max_length=TEXT_MAX_LENGTH
+    )
 
     @classmethod
     def new(cls, **fields: Any) -> Self:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Currency
 
+ID_MAX_LENGTH = 64
 Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=ID_MAX_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    ),
 ]
+
+
+PromoCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
 class Channel(StrEnum):
@@ -41,7 +48,7 @@ class OrderLine(ContractModel):
 
 class Payment(ContractModel):
     method: PaymentMethod
-    terms: str | None = Field(
+    terms: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_-]{1,20}$")] | None = Field(
         default=None, description="Invoice terms such as PREPAY, NET30, NET60, NET90 (B2B)."
     )
 
@@ -74,13 +81,25 @@ class Order(ContractModel):
     cost_centre: Id | None = Field(
         default=None, description="The buyer's cost centre (B2B), for budgets and approvals."
     )
-    lines: list[OrderLine] = Field(min_length=1, max_length=500)
-    quote_id: Id | None = None
-    promo_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
-        default_factory=list
+    lines: list[OrderLine] = Field(
+        min_length=1, max_length=500, description="One line per SKU (a SKU may not repeat)."
     )
+    quote_id: Id | None = None
+    promo_codes: list[PromoCode] = Field(default_factory=list, max_length=10)
     payment: Payment
     delivery: Delivery
+
+    @model_validator(mode="after")
+    def _one_line_per_sku(self) -> Self:
+        first: dict[str, int] = {}
+        for number, line in enumerate(self.lines, start=1):
+            if line.sku in first:
+                raise ValueError(
+                    f"lines: SKU {line.sku} is on line {first[line.sku]} and line {number}; "
+                    "send one line per SKU with the whole quantity"
+                )
+            first[line.sku] = number
+        return self
 
 
 class OrderSubmitted(Order, Event):

@@ -20,9 +20,9 @@ class ReservedLine(ContractModel):
     """A line catalog accepted: where its stock is held and what fulfillment needs to ship it."""
 
     sku: Id
-    quantity: int = Field(gt=0, description="Units ordered on this line.")
+    quantity: int = Field(gt=0, le=1_000_000, description="Units ordered on this line.")
     warehouse_id: Id
-    category: str
+    category: str = Field(max_length=200)
     unit_weight_kg: Amount
     line_no: int | None = Field(
         default=None, ge=1, description="The line's position in the shop's order, from 1."
@@ -51,7 +51,9 @@ class ReservedLine(ContractModel):
 class PricedLine(ReservedLine):
     unit_price: Amount
     line_total: Amount
-    price_source: str = Field(description="e.g. 'list:list-EUR' or 'contract:acme-2026 tier>=100'")
+    price_source: str = Field(
+        max_length=200, description="e.g. 'list:list-EUR' or 'contract:acme-2026 tier>=100'"
+    )
 
 
 class Totals(ContractModel):

@@ -1,4 +1,4 @@
-"""Reference data on compacted topics, published by ERP/PIM/CRM (or `tradelane seed`).
+"""Reference data on compacted topics, published by ERP/PIM/CRM (or `python -m tools.seed`).
 
 Each message carries the full current state of one entity under its key, so a
 service that replays the topic from the start rebuilds its copy.
@@ -12,13 +12,14 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from shared.contract.envelope import ContractModel, Event
-from shared.contract.money import Amount, Currency
+from shared.contract.money import Amount, Currency, SignedDecimal
 from shared.contract.orders import Channel, Id
 
 MAX_UNITS = 1_000_000_000
 """Most units one stock figure may say: a typo beyond it is refused, not stored."""
 
 Terms = Annotated[str, StringConstraints(pattern=r"^(PREPAY|NET\d{1,3})$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class Specification(ContractModel):
@@ -29,7 +30,7 @@ class Specification(ContractModel):
     """
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
-    number: Amount | None = None
+    number: SignedDecimal | None = None
     unit: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     text: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     flag: bool | None = None
@@ -161,10 +162,10 @@ class Warehouse(Event):
 
     schema_: Literal["warehouses/v1"] = Field(alias="schema")
     warehouse_id: Id
-    name: str
+    name: Name
     kind: WarehouseKind
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-    postal_code: str
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
 
 
 class Role(StrEnum):
@@ -176,8 +177,8 @@ class Role(StrEnum):
 
 class Member(ContractModel):
     member_id: Id
-    name: str
-    roles: list[Role]
+    name: Name
+    roles: list[Role] = Field(max_length=len(Role))
 
 
 class Account(Event):
@@ -185,7 +186,7 @@ class Account(Event):
 
     schema_: Literal["accounts/v1"] = Field(alias="schema")
     account_id: Id
-    name: str
+    name: Name
     channel: Channel
     currency: Currency = "EUR"
     price_list_id: Id | None = Field(default=None, description="B2B contract price list.")
@@ -202,14 +203,16 @@ class Account(Event):
         description="Used only while the account has no approval policy: orders at or above "
         "this total need a manager and a finance approver (B2B).",
     )
-    members: list[Member] = Field(default_factory=list)
+    members: list[Member] = Field(default_factory=list, max_length=1000)
     assortment: list[Id] | None = Field(
         default=None,
+        max_length=20_000,
         description="SKUs this account may buy. With `assortment_categories` null too, the "
         "account may buy the whole catalog.",
     )
-    assortment_categories: list[str] | None = Field(
+    assortment_categories: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
         default=None,
+        max_length=1000,
         description="Category subtrees this account may buy from, e.g. 'fasteners' allows "
         "'fasteners/bolts'. A SKU is in the assortment if it is listed or its category is.",
     )

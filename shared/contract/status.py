@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount
@@ -32,6 +32,8 @@ class ReasonCode(StrEnum):
     """The closed list of reasons an order is rejected or cancelled (docs/contract.md)."""
 
     INVALID_EVENT = "invalid_event"
+    PROCESSING_FAILED = "processing_failed"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
     UNKNOWN_SKU = "unknown_sku"
     NOT_IN_ASSORTMENT = "not_in_assortment"
     QUANTITY_RULE = "quantity_rule"
@@ -50,7 +52,7 @@ class ReasonCode(StrEnum):
 
 class Reason(ContractModel):
     code: ReasonCode
-    message: str
+    message: str = Field(max_length=1000)
 
 
 class ShipmentMode(StrEnum):
@@ -58,26 +60,29 @@ class ShipmentMode(StrEnum):
     FREIGHT = "freight"
 
 
+Label = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+
+
 class ShipmentLine(ContractModel):
     sku: Id
-    quantity: int
+    quantity: int = Field(gt=0, le=1_000_000)
     line_no: int | None = Field(default=None, ge=1, description="The order line it ships.")
 
 
 class Shipment(ContractModel):
-    shipment_id: str
+    shipment_id: Label
     mode: ShipmentMode
     warehouse_id: Id
-    carrier: str
-    service_level: str
-    tracking_number: str
+    carrier: Label
+    service_level: Label
+    tracking_number: Label
     promised_date: date
     delivery_window: str | None = Field(
         default=None, description="Freight only: the agreed unloading window, e.g. '08:00-12:00'."
     )
-    pallets: int | None = None
+    pallets: int | None = Field(default=None, ge=0, le=100_000)
     weight_kg: Amount
-    lines: list[ShipmentLine]
+    lines: list[ShipmentLine] = Field(max_length=500)
 
 
 class MatchedRule(ContractModel):
@@ -143,7 +148,7 @@ class OrderStatusChanged(Event):
     account_id: Id | None = None
     channel: Channel | None = None
     status: OrderState
-    reported_by: str = Field(description="The service that made this transition.")
+    reported_by: str = Field(max_length=40, description="The service that made this transition.")
     reason: Reason | None = None
     lines: list[PricedLine] | None = None
     totals: Totals | None = None
@@ -160,4 +165,4 @@ class ShipmentDispatched(Event):
 
     schema_: Literal["fulfillment.dispatches/v1"] = Field(alias="schema")
     order_id: Id
-    shipment_id: str = Field(min_length=1, max_length=80)
+    shipment_id: Label

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     ApprovalDecision,
     ApprovalNotice,
@@ -34,9 +35,6 @@ from shared.contract import (
     PriceList,
     PriceTier,
 )
-from shared.fleet import SERVICES, Fleet
-from shared.publisher import EventPublisher
-from shared.seed import price_lists, publish_reference_data
 from shared.tokens import issue_token
 from shared.topics import (
     ALL_TOPICS,
@@ -48,6 +46,8 @@ from shared.topics import (
     TopicNames,
     create_topics,
 )
+from tools.fleet import SERVICES, Fleet
+from tools.seed import price_lists, publish_reference_data
 
 PARTITIONS = 2
 WAIT_SECONDS = 60.0

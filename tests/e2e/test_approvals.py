@@ -37,7 +37,6 @@ from shared.contract import (
     Role,
     StockLevel,
 )
-from shared.seed import b2b_order, b2c_order
 from shared.settings import DEV_TOKEN_SECRET
 from shared.tokens import AUDIENCE, issue_token
 from shared.topics import (
@@ -53,6 +52,7 @@ from shared.topics import (
     STOCK,
 )
 from tests.e2e.conftest import TOKEN_SECRET, Pipeline
+from tools.seed import b2b_order, b2c_order
 
 DRILL = "DRILL-18V"
 """129.00 EUR list price, 5000 in stock at dc-kassel: ten of them make a 1290.00 order."""

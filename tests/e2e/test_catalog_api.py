@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from shared.contract import Account, Channel, OrderState
-from shared.seed import b2c_order
 from shared.topics import ACCOUNTS, ORDERS_SUBMITTED
 from tests.e2e.conftest import Pipeline
+from tools.seed import b2c_order
 
 
 def test_a_product_shows_its_details_and_free_stock(pipeline: Pipeline) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     ApprovalMode,
     BackorderFilled,
@@ -27,9 +28,6 @@ from shared.contract import (
     ShipmentLine,
     Totals,
 )
-from shared.fleet import Fleet
-from shared.publisher import EventPublisher
-from shared.seed import b2b_order, warehouses
 from shared.topics import (
     BACKORDERS_FILLED,
     DISPATCHES,
@@ -39,6 +37,8 @@ from shared.topics import (
     create_topics,
 )
 from tests.e2e.conftest import PARTITIONS, Pipeline, TopicWatcher, free_port
+from tools.fleet import Fleet
+from tools.seed import b2b_order, warehouses
 
 CATEGORY = "fasteners/bolts"
 

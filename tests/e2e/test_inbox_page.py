@@ -21,9 +21,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from shared.contract import OrderState, OrderStatusChanged, ReasonCode
-from shared.seed import b2b_order
 from shared.topics import ORDERS_SUBMITTED
 from tests.e2e.conftest import Pipeline, approver_token
+from tools.seed import b2b_order
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [

@@ -30,9 +30,6 @@ from shared.contract import (
     StockAdjustment,
     StockLevel,
 )
-from shared.fleet import SERVICES, wait_for
-from shared.postgres import LocalPostgres
-from shared.seed import b2b_order, b2c_order
 from shared.topics import (
     ACCOUNTS,
     DISPATCHES,
@@ -42,6 +39,9 @@ from shared.topics import (
     STOCK_ADJUSTMENTS,
 )
 from tests.e2e.conftest import PARTITIONS, WAIT_SECONDS, Pipeline, running_pipeline
+from tests.support.postgres import LocalPostgres
+from tools.fleet import SERVICES, wait_for
+from tools.seed import b2b_order, b2c_order
 
 CATALOG_WORKERS = ("catalog", "catalog@2")
 

@@ -13,7 +13,6 @@ from shared.contract import (
     StockAdjustment,
     StockLevel,
 )
-from shared.seed import b2b_order, b2c_order
 from shared.topics import (
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
@@ -22,6 +21,7 @@ from shared.topics import (
     STOCK_ADJUSTMENTS,
 )
 from tests.e2e.conftest import Pipeline
+from tools.seed import b2b_order, b2c_order
 
 
 def test_b2c_order_is_shipped_as_parcel_from_a_nearby_warehouse(pipeline: Pipeline) -> None:

@@ -15,9 +15,9 @@ from kafka.structs import OffsetAndMetadata
 from services.catalog.store import Base as CatalogTables
 from shared.contract import OrderState, OrderStatusChanged
 from shared.db import ServiceDatabase
-from shared.seed import b2c_order
 from shared.topics import ORDERS_APPROVED, ORDERS_STATUS, ORDERS_SUBMITTED
 from tests.e2e.conftest import PARTITIONS, Pipeline
+from tools.seed import b2c_order
 
 
 def rewind_to_start(pipeline: Pipeline, service: str, spec: object) -> None:

@@ -22,7 +22,6 @@ from shared.contract import (
     StockAdjustment,
     StockLevel,
 )
-from shared.seed import b2c_order
 from shared.topics import (
     DISPATCHES,
     ORDERS_SUBMITTED,
@@ -32,6 +31,7 @@ from shared.topics import (
     TopicSpec,
 )
 from tests.e2e.conftest import Pipeline
+from tools.seed import b2c_order
 
 
 def test_every_service_serves_prometheus_metrics_in_base_units(pipeline: Pipeline) -> None:
@@ -107,7 +107,7 @@ def test_the_cli_publishes_a_valid_file_and_the_order_completes(
         "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "publish", str(path)],
+        [sys.executable, "-m", "cli", "publish", str(path)],
         env=env,
         capture_output=True,
         text=True,
@@ -132,7 +132,7 @@ def test_a_product_imported_from_csv_can_be_ordered(pipeline: Pipeline, tmp_path
         "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "catalog", "import", str(path)],
+        [sys.executable, "-m", "cli", "catalog", "import", str(path)],
         env=env,
         capture_output=True,
         text=True,
@@ -159,7 +159,7 @@ def run_cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
         "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
     }
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,

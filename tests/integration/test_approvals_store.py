@@ -14,8 +14,8 @@ from services.approvals.domain import ApprovalRequest, RequestState
 from services.approvals.policy import ApprovalPlan, LimitKey, PlannedStep, period_start
 from shared.contract import LimitScope, OrderPriced, Period, Role
 from shared.db import ServiceDatabase
-from shared.seed import b2b_order
 from shared.topics import TopicNames
+from tools.seed import b2b_order
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 MONTH = LimitKey(LimitScope.BUYER, "acme-buyer", Period.MONTHLY, "EUR")

@@ -33,8 +33,8 @@ from shared.contract import (
 )
 from shared.db import ServiceDatabase
 from shared.rejection import Rejected
-from shared.seed import b2b_order
 from shared.topics import TopicNames
+from tools.seed import b2b_order
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BACKENDS = ["sqlite", "postgresql"]

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.postgres import HOST, LocalPostgres, PostgresError
+from tests.support.postgres import HOST, LocalPostgres, PostgresError
 
 
 def alive(pid: int) -> bool:

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from shared.contract import OrderStatusChanged, OrderSubmitted, Totals
-from shared.schemas import drifted_schemas
-from shared.seed import b2b_order
 from shared.topics import ALL_TOPICS, STOCK, TopicNames
+from tools.schemas import drifted_schemas
+from tools.seed import b2b_order
 
 
 def test_committed_json_schemas_match_the_models() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.cli import main
+from cli.main import main
+from cli.product_import import ImportFileError, read_products
 from shared.contract import Channel, Product, Specification
-from shared.product_import import ImportFileError, read_products
 
 HEADER = (
     "sku,name,category,unit_weight_kg,unit_volume_m3,pack_size,unit_of_measure,channels,"
@@ -67,7 +67,8 @@ def test_every_bad_row_is_reported_with_its_number_and_field(tmp_path: Path) -> 
     products, errors = read_products(path)
     assert [p.sku for p in products] == ["OK-1"]
     assert [str(e) for e in errors] == [
-        "row 2: unit_weight_kg: Value error, '1.5.0' is not a decimal string such as \"12.50\"",
+        'row 2: unit_weight_kg: Value error, expected a decimal string such as "12.50" '
+        "(digits 0-9, at most 12 before and 6 after the point), got '1.5.0'",
         "row 3: pack_size: Input should be greater than or equal to 1",
         "row 4: active: expected true or false, got 'maybe'",
         "row 5: sku: OK-1 appears again (first in row 1)",

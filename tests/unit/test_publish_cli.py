@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import cli
-from shared.cli import NothingSent, build_parser, main, read_events
+from cli import publish
+from cli.main import build_parser, main
+from cli.publish import NothingSent, read_events
 from shared.contract import Event, ShipmentDispatched, StockAdjustment
-from shared.seed import b2b_order, b2c_order
 from shared.topics import ALL_TOPICS, DISPATCHES, ORDERS_SUBMITTED, STOCK_ADJUSTMENTS, TopicSpec
+from tools.seed import b2b_order, b2c_order
 
 
 def write_lines(tmp_path: Path, *lines: str) -> Path:
@@ -185,7 +186,7 @@ def test_an_unreachable_broker_is_named_and_fails_with_1(
     def unreachable(spec: TopicSpec, event: Event) -> str:
         raise NothingSent("nothing sent: Kafka at 127.0.0.1:1 (KAFKA_BOOTSTRAP_SERVERS) is down")
 
-    monkeypatch.setattr(cli, "publish_one", unreachable)
+    monkeypatch.setattr(publish, "publish_one", unreachable)
     assert main(["fulfillment", "dispatch", "web-1", "web-1-1"]) == 1
     assert main(adjust("+5", "--reason", "return")) == 1
     assert capsys.readouterr().err.splitlines() == [
@@ -205,5 +206,5 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[TopicSpec, Event]]:
         published.append((spec, event))
         return spec.name
 
-    monkeypatch.setattr(cli, "publish_one", record)
+    monkeypatch.setattr(publish, "publish_one", record)
     return published

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from shared.cli import main
+from cli.main import main
 from shared.settings import DEV_TOKEN_SECRET, ConfigError
 from shared.tokens import AUDIENCE, MAX_TTL, TokenError, approver_of, issue_token
 

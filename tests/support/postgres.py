@@ -3,7 +3,7 @@
 Why this exists: each service's database is chosen by ``DATABASE_URL``, SQLite by default,
 and the stores must behave the same on PostgreSQL. SQLite is forgiving where PostgreSQL is
 not (string lengths, time zones, types), so only a real server proves the stores portable.
-Like ``shared/broker.py`` for Kafka, no Docker is needed: Debian's ``postgresql`` package
+Like ``tools/local_kafka.py`` for Kafka, no Docker is needed: Debian's ``postgresql`` package
 ships ``initdb`` and ``postgres`` under ``/usr/lib/postgresql/<version>/bin``, and we run
 them directly as a subprocess.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from shared.broker import file_tail, free_port
+from tools.local_kafka import file_tail, free_port
 
 __all__ = [
     "HOST",

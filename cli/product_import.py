@@ -85,7 +85,7 @@ def _product(body: dict[str, Any] | str) -> Product:
     try:
         return Product.new(**body)
     except ValidationError as invalid:
-        from shared.service import describe_validation_error
+        from shared.consume import describe_validation_error
 
         raise ValueError(describe_validation_error(invalid)) from None
 

@@ -1,4 +1,4 @@
-"""`tradelane demo` (`make run`): the whole system on one screen, for a newcomer.
+"""`python -m tools.demo` (`make run`): the whole system on one screen, for a newcomer.
 
 It brings up what the order flow needs (Kafka, the topics, the reference data,
 the four services as real processes), then plays the three outside parties a
@@ -17,6 +17,7 @@ a shop or an approver integrating with Tradelane would see.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import json
@@ -30,7 +31,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from shared.broker import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
+from cli.publisher import EventPublisher
 from shared.contract import (
     ApprovalProgress,
     OrderState,
@@ -57,9 +58,6 @@ from shared.contract import (
     StockAdjustment,
 )
 from shared.contract.status import Shipment
-from shared.fleet import SERVICES, Fleet, FleetError
-from shared.publisher import EventPublisher
-from shared.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data
 from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
 from shared.tokens import issue_token
 from shared.topics import (
@@ -72,6 +70,9 @@ from shared.topics import (
     TopicNames,
     create_topics,
 )
+from tools.fleet import SERVICES, Fleet, FleetError
+from tools.local_kafka import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
+from tools.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data
 
 log = logging.getLogger(__name__)
 
@@ -951,3 +952,21 @@ def run_demo(orders: int = 0, interval: float = 1.5) -> int:
             console.print(f"[dim]service logs: {RUN_DIR}/<service>.log[/dim]")
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.demo [--orders N] [--interval SECONDS]`` (``make run``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.demo",
+        description="Run Kafka, the services and a demo shop (`make run`); Ctrl-C stops all.",
+    )
+    parser.add_argument(
+        "--orders", type=int, default=0, help="stop after N orders (0: until Ctrl-C)"
+    )
+    parser.add_argument("--interval", type=float, default=1.5, help="seconds between demo orders")
+    args = parser.parse_args(argv)
+    return run_demo(orders=args.orders, interval=args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

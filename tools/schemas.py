@@ -6,18 +6,28 @@ them in memory and fails on any drift, so the models and the docs never disagree
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from shared.contract import Event
 from shared.topics import ALL_TOPICS, DEAD_LETTER_MODEL
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
+def file_name(model: type[Event]) -> str:
+    """`orders.submitted/v1` -> `orders.submitted.v1.json`: the name says the major version."""
+    schema = model.model_fields["schema_"].annotation.__args__[0]  # type: ignore[union-attr]
+    return f"{str(schema).replace('/', '.')}.json"
+
+
 def generated_schemas() -> dict[str, str]:
     """File name → JSON text, one schema per topic plus the dead-letter envelope."""
-    models = {f"{spec.name}.v1.json": spec.model for spec in ALL_TOPICS}
-    models["dead_letter.v1.json"] = DEAD_LETTER_MODEL
+    models = {file_name(model): model for model in [spec.model for spec in ALL_TOPICS]}
+    models[file_name(DEAD_LETTER_MODEL)] = DEAD_LETTER_MODEL
     return {
         name: json.dumps(
             model.model_json_schema(by_alias=True, mode="validation"), indent=2, sort_keys=True
@@ -42,3 +52,23 @@ def drifted_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
     files = generated_schemas()
     on_disk = {p.name: p.read_text() for p in directory.glob("*.json")}
     return sorted(n for n in set(files) | set(on_disk) if files.get(n) != on_disk.get(n))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.schemas [--check]`` (``make schemas``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.schemas", description="write the JSON Schemas to schemas/"
+    )
+    parser.add_argument("--check", action="store_true", help="fail if schemas/ is out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        drifted = drifted_schemas()
+        for name in drifted:
+            print(f"{SCHEMA_DIR / name} differs from the models", file=sys.stderr)
+        return 1 if drifted else 0
+    print(f"wrote {len(write_schemas())} schema(s) to {SCHEMA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

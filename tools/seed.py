@@ -1,4 +1,4 @@
-"""The demo data set: what `tradelane seed` publishes and what the demo shop orders from.
+"""The demo data set: what `python -m tools.seed` publishes and what the demo shop orders from.
 
 Three warehouses (a central DC and two regional sites), a small hardware
 catalog, a B2C customer and two B2B accounts with members, roles, contract
@@ -8,10 +8,13 @@ reference-data topics exactly as an ERP/PIM/CRM would publish it.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cli.publisher import EventPublisher
 from shared.contract import (
     Account,
     AccountQuantityRule,
@@ -29,7 +32,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.publisher import EventPublisher
+from shared.settings import load_settings
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_POLICIES,
@@ -37,6 +40,7 @@ from shared.topics import (
     PRODUCTS,
     STOCK,
     WAREHOUSES,
+    TopicNames,
 )
 
 B2C_CUSTOMER = "cust-anna"
@@ -387,3 +391,20 @@ def b2b_order(
         payment={"method": "invoice", "terms": terms},
         delivery={"speed": "standard", "address": HAMBURG_SITE},
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.seed``: publish the demo reference data to the configured broker."""
+    argparse.ArgumentParser(
+        prog="python -m tools.seed",
+        description="Publish the demo reference data set to the broker of KAFKA_BOOTSTRAP_SERVERS.",
+    ).parse_args(argv)
+    settings = load_settings()
+    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
+        counts = publish_reference_data(out)
+    print("seeded " + ", ".join(f"{n} {topic}" for topic, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Pricing's handlers: the second step of an order's life, one function per incoming event.
+
+It prices every line catalog reserved — list prices for consumers, the
+account's contract price list and volume tiers for businesses — totals the order
+in Decimal, checks that the customer may pay the way the order says, and hands
+the priced order to approvals. A rejection goes out on `orders.status`; catalog
+hears it there and releases the stock. A priced order gets no status from here:
+approvals reports the order's next transition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from services.pricing import domain, store
+from services.pricing.store import OrderStates
+from shared import metrics
+from shared.consume import Handler
+from shared.contract import (
+    Account,
+    Order,
+    OrderPriced,
+    OrderState,
+    OrderValidated,
+    PriceList,
+    ReservedLine,
+)
+from shared.db import Transaction
+from shared.rejection import Rejected
+from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+PRICED = "priced"
+"""The outcome counted for an order that leaves pricing priced (no status is published)."""
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+async def account_changed(account: Account, tx: Transaction) -> None:
+    await store.save_account(tx.session, account)
+
+
+async def price_list_changed(price_list: PriceList, tx: Transaction) -> None:
+    """A list that leaves a price undecided raises, goes to the DLQ, and the old one stays."""
+    await store.save_price_list(tx.session, domain.PriceBook.of(price_list))
+
+
+# --- the order ---------------------------------------------------------------------------
+
+
+async def order_validated(event: OrderValidated, tx: Transaction) -> None:
+    """Price the order and pass it on, or reject it; an order priced before changes nothing."""
+    order = event.order
+    if await store.find_order(tx.session, order.order_id) is not None:
+        log.info("order %s was priced before; its outcome stands", order.order_id)
+        return
+    try:
+        priced = await price(tx, order, event.lines)
+    except Rejected as rejected:
+        await store.record_order(tx.session, order, OrderStates.REJECTED)
+        await tx.report(order, OrderState.REJECTED, reason=rejected.reason)
+        return
+    await store.record_order(tx.session, order, OrderStates.PRICED, priced.totals.total)
+    await tx.publish(
+        ORDERS_PRICED, OrderPriced.new(order=order, lines=priced.lines, totals=priced.totals)
+    )
+    tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)
+
+
+async def price(tx: Transaction, order: Order, lines: Sequence[ReservedLine]) -> domain.PricedOrder:
+    account = await store.account_terms(tx.session, order.account_id)
+    domain.check_payment_terms(order, account)
+    books = await store.price_books(
+        tx.session,
+        domain.price_lists_to_consult(order, account),
+        {line.sku for line in lines},
+    )
+    return domain.price_order(order, lines, account, books)
+
+
+HANDLERS: dict[TopicSpec, Handler[Any]] = {
+    ACCOUNTS: account_changed,
+    PRICE_LISTS: price_list_changed,
+    ORDERS_VALIDATED: order_validated,
+}

@@ -1,0 +1,316 @@
+"""The one way an event reaches a handler: guarded, exactly once in effect, never lost.
+
+Everything between a broker's message and a service's handler lives here,
+once, with no Faust and no Kafka in sight (the service wires a Faust agent to
+`EventConsumer.consume`; tests call it directly):
+
+- a message larger than its topic's limit is dead-lettered unread;
+- the raw bytes are validated strictly against the topic's model; a message
+  that is not valid goes to `<topic>.dlq` (and, for order topics, the order is
+  rejected with `invalid_event`) — nothing a message contains escapes this;
+- the event id goes into the inbox in the same transaction as the handler's
+  changes and outgoing events, so a redelivery changes nothing;
+- a handler that refuses the event (`Refused`) sends it to the DLQ untouched;
+  one that fails rejects the order `processing_failed` and holds nothing;
+- a database outage is retried (the partition waits), never dead-lettered;
+- a service never handles its own `orders.status` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shared import metrics
+from shared.contract import (
+    Channel,
+    DeadLetter,
+    Event,
+    Order,
+    OrderState,
+    OrderStatusChanged,
+    Reason,
+    ReasonCode,
+)
+from shared.contract.orders import ID_MAX_LENGTH
+from shared.db import ServiceDatabase, Transaction
+from shared.rejection import Refused
+from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[E, Transaction], Awaitable[None]]
+
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the broker handed it over."""
+
+    value: bytes | None
+    key: bytes | None
+    partition: int
+    offset: int
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: which field, what was wrong, e.g. `lines.0.quantity: …`."""
+    parts = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in problem["loc"]) or "(message)"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def readable_ids(raw: bytes) -> tuple[str | None, str | None]:
+    """Best effort: the order id and account id of a message that failed validation.
+
+    Whatever the message holds, this answers: JSON nested past the parser's
+    depth, broken UTF-8 or a number with a million digits is simply unreadable.
+    """
+    try:
+        body = json.loads(raw)
+    except Exception:  # RecursionError, ValueError, UnicodeDecodeError, …: no ids to read
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    if isinstance(body.get("order"), dict):
+        body = body["order"]
+    order_id, account_id = body.get("order_id"), body.get("account_id")
+    return (
+        order_id if _usable_id(order_id) else None,
+        account_id if _usable_id(account_id) else None,
+    )
+
+
+def _usable_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH
+
+
+def order_named_by(event: Event) -> Refusal | None:
+    """The order a valid order-topic event is about (`order_id` on it or on its `order`)."""
+    nested = getattr(event, "order", None)  # `OrderSubmitted.order` is a method, not an Order
+    order = nested if isinstance(nested, Order) else event
+    order_id = getattr(order, "order_id", None)
+    if not isinstance(order_id, str):
+        return None
+    channel = getattr(order, "channel", None)
+    return Refusal(
+        order_id,
+        getattr(order, "account_id", None),
+        channel if isinstance(channel, Channel) else None,
+        ReasonCode.PROCESSING_FAILED,
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The order a dead letter is about, and why it is rejected."""
+
+    order_id: str
+    account_id: str | None
+    channel: Channel | None
+    code: ReasonCode
+    message: str
+
+
+OrderRefused = Callable[[Transaction, Refusal], Awaitable[bool]]
+"""A service's say on rejecting an order: may the rejection be published? (It may record it.)"""
+
+
+async def publish_every_refusal(tx: Transaction, refusal: Refusal) -> bool:
+    return True
+
+
+class EventConsumer:
+    """Takes one delivery at a time to its handler, inside one transaction with the inbox."""
+
+    def __init__(
+        self,
+        name: str,
+        db: ServiceDatabase,
+        names: TopicNames,
+        order_refused: OrderRefused = publish_every_refusal,
+    ) -> None:
+        self.name = name
+        self.db = db
+        self.names = names
+        self.order_refused = order_refused
+
+    async def consume(self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery) -> None:
+        """Handle one message; nothing it contains may escape, every failure ends in the DLQ."""
+        labels = (self.name, spec.name)
+        metrics.EVENTS_CONSUMED.labels(*labels).inc()
+        started = time.perf_counter()
+        try:
+            await self._consume_guarded(spec, handler, delivery)
+        except Exception as error:  # a bug on the failure path itself: park the bare message
+            log.exception(
+                "%s: %s offset %s could not be handled", self.name, spec.name, delivery.offset
+            )
+            await self._last_resort(spec, delivery, f"unhandled: {type(error).__name__}")
+        metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    async def _last_resort(self, spec: TopicSpec, delivery: Delivery, problem: str) -> None:
+        try:
+            await self._retrying(lambda: self._dead_letter(spec, delivery, problem))
+        except Exception:  # the agent must go on; the log and the metric are all that is left
+            log.exception("%s: %s offset %s lost", self.name, spec.name, delivery.offset)
+            metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
+
+    async def _consume_guarded(
+        self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery
+    ) -> None:
+        if delivery.value is None and spec.compacted:
+            log.info("%s: tombstone for %s on %s ignored", self.name, delivery.key, spec.name)
+            return  # deleting reference data is not supported yet: rows stay as last sent
+        raw: bytes = delivery.value or b""
+        if len(raw) > spec.max_bytes:
+            problem = (
+                f"message of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit "
+                f"of {spec.name}"
+            )
+            await self._retrying(lambda: self._dead_letter(spec, delivery, problem))
+            return
+        try:
+            event = spec.parse(raw)
+        except Exception as invalid:  # ValidationError, or anything else the parser met
+            problem = (
+                describe_validation_error(invalid)
+                if isinstance(invalid, ValidationError)
+                else f"unreadable message: {type(invalid).__name__}"
+            )
+            refusal = self._invalid_refusal(spec, raw, problem)
+            await self._retrying(lambda: self._dead_letter(spec, delivery, problem, refusal))
+            return
+        if isinstance(event, OrderStatusChanged) and event.reported_by == self.name:
+            return  # a service's own report tells it nothing new
+        try:
+            applied = await self._retrying(lambda: self._apply(spec, handler, event))
+        except Refused as refused:
+            why, problem = refused.why, str(refused)
+            await self._retrying(
+                lambda: self._dead_letter(spec, delivery, problem, event_id=str(event.event_id))
+            )
+            metrics.REFUSED_EVENTS.labels(self.name, spec.name, why).inc()
+            return
+        except Exception as error:
+            await self._processing_failed(spec, delivery, event, error)
+            return
+        if not applied:
+            metrics.DUPLICATES_SKIPPED.labels(self.name, spec.name).inc()
+
+    def _invalid_refusal(self, spec: TopicSpec, raw: bytes, problem: str) -> Refusal | None:
+        if not spec.invalid_rejects_order:
+            return None
+        order_id, account_id = readable_ids(raw)
+        if order_id is None:
+            return None
+        return Refusal(order_id, account_id, None, ReasonCode.INVALID_EVENT, problem)
+
+    async def _processing_failed(
+        self, spec: TopicSpec, delivery: Delivery, event: Event, error: Exception
+    ) -> None:
+        """A valid event whose handling raised: dead-letter it, reject its order, hold nothing."""
+        log.exception("%s: handling %s %s failed", self.name, spec.name, event.event_id)
+        problem = f"processing failed: {type(error).__name__}: {error}"
+        order = order_named_by(event) if spec.invalid_rejects_order else None
+        refusal = order and replace(
+            order,
+            message=f"{self.name} could not process this order ({type(error).__name__}); "
+            f"the event is in {spec.name}.dlq for the operators",
+        )
+        await self._retrying(
+            lambda: self._dead_letter(spec, delivery, problem, refusal, str(event.event_id))
+        )
+        metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
+
+    async def _apply(self, spec: TopicSpec, handler: Handler[Any], event: Event) -> bool:
+        async with self.db.transaction() as tx:
+            if not await self.db.first_delivery(tx, event.event_id, spec.name):
+                return False
+            await handler(event, tx)
+        return True
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry while the database is unreachable: the partition waits, nothing is skipped."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await attempt()
+            except DBAPIError as error:
+                if not (isinstance(error, OperationalError) or error.connection_invalidated):
+                    raise
+                log.warning(
+                    "%s: database unavailable (%s); retrying in %.1fs", self.name, error, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def _dead_letter(
+        self,
+        spec: TopicSpec,
+        delivery: Delivery,
+        error: str,
+        refusal: Refusal | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Park the message on `<topic>.dlq` once per source offset; reject the order it names."""
+        raw: bytes = delivery.value or b""
+        # Not the event's own id: once the cause is fixed, replaying the event must not be
+        # mistaken for a duplicate.
+        inbox_key = (
+            f"dlq:{event_id}"
+            if event_id
+            else f"dlq:{spec.name}:{delivery.partition}:{delivery.offset}"
+        )
+        async with self.db.transaction() as tx:
+            if not await self.db.first_delivery(tx, inbox_key, f"{spec.name}.dlq"):
+                return
+            letter = DeadLetter.describing(
+                raw,
+                service=self.name,
+                source_topic=self.names.of(spec),
+                partition=delivery.partition,
+                offset=delivery.offset,
+                error=error,
+            )
+            await tx.publish_raw(self.names.dlq_of(spec), delivery.key, letter.to_bytes())
+            if refusal is not None and await self.order_refused(tx, refusal):
+                await self._reject(tx, refusal)
+            tx.on_commit(metrics.DEAD_LETTERS.labels(self.name, spec.name).inc)
+        log.warning(
+            "%s: %s offset %s -> dead letter: %s",
+            self.name,
+            spec.name,
+            delivery.offset,
+            error[:500],
+        )
+
+    async def _reject(self, tx: Transaction, refusal: Refusal) -> None:
+        try:
+            status = OrderStatusChanged.new(
+                order_id=refusal.order_id,
+                account_id=refusal.account_id,
+                channel=refusal.channel,
+                status=OrderState.REJECTED,
+                reported_by=self.name,
+                reason=Reason(code=refusal.code, message=refusal.message[:1000]),
+            )
+        except ValidationError:
+            return  # the id itself is unusable: the dead letter is all we can say
+        await tx.publish(ORDERS_STATUS, status)
+        channel = refusal.channel.value if refusal.channel else "unknown"
+        tx.on_commit(metrics.ORDERS.labels(self.name, channel, OrderState.REJECTED.value).inc)

@@ -1,0 +1,1 @@
+"""Helpers the test suite runs on (a throwaway PostgreSQL server)."""
