@@ -1,11 +1,14 @@
-"""Approvals' rules: who may sign which step of a request, when it is decided, when time runs out.
+"""Approvals' rules: which orders pass at once, who may sign which step of a request, when it is
+decided, when time runs out, and what an order ending elsewhere undoes.
 
 A consumer decides alone; a business account names several decision makers.
-`policy.plan_approval` turns the account's policy into steps; an
-`ApprovalRequest` then collects signatures under one rule set, whether the
-decision arrives on the topic or over HTTP, and `tick` moves its clock on
-(reminder, escalation, expiry). Plain Python, no I/O: the store loads and
-saves requests, the app publishes what they decided.
+`gate_order` lets an order through or opens a request for it: `policy.plan_approval`
+turns the account's policy into steps, and an `ApprovalRequest` then collects
+signatures under one rule set, whether the decision arrives on the topic or
+over HTTP, and `tick` moves its clock on (reminder, escalation, expiry). `Gate`
+is where an order stands at the gate and `ending_at` what another service
+ending it undoes. Plain Python, no I/O: the store loads and saves, the handlers
+publish what these decided.
 
 Separation of duties, as enforced here:
 
@@ -21,23 +24,38 @@ Separation of duties, as enforced here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
-from services.approvals.policy import ApprovalPlan, PlannedStep, RuleMatch
+from services.approvals.policy import (
+    ApprovalPlan,
+    LimitKey,
+    PlannedStep,
+    RuleMatch,
+    applicable_limits,
+    is_business_order,
+    order_facts,
+    plan_approval,
+)
 from shared.contract import (
+    Account,
     ApprovalDecisionKind,
+    ApprovalPolicy,
     ApprovalProgress,
     AuditEntry,
     MatchedRule,
+    OrderPriced,
+    OrderState,
     Reason,
     ReasonCode,
     Role,
     StepProgress,
     StepSignature,
 )
+from shared.rejection import Rejected
 
 
 class RequestState(StrEnum):
@@ -264,6 +282,16 @@ class ApprovalRequest:
         if step.satisfied:
             return "satisfied"
         return "open" if step.opened_at is not None else "waiting"
+
+    def describe_steps(self) -> str:
+        """The steps as the audit names them: `manager (1 x manager), finance (1 x finance,
+        after manager)`."""
+        return ", ".join(
+            f"{s.step_id} ({s.quorum} x {s.role.value}"
+            + (f", after {', '.join(sorted(s.after))}" if s.after else "")
+            + ")"
+            for s in self.steps
+        )
 
     def open_steps(self) -> list[StepState]:
         return [s for s in self.steps if s.opened_at is not None and not s.satisfied]
@@ -539,3 +567,126 @@ def expiry_reason(request: ApprovalRequest) -> Reason:
         message=f"approval not complete by {request.deadline.isoformat()}; "
         f"steps still waiting: {', '.join(waiting)}",
     )
+
+
+# --- the gate: which orders pass at once --------------------------------------------------------
+
+
+class Gate(StrEnum):
+    """Where an order stands at approvals' gate (the approvals order row).
+
+    An order is gated once, by its first `orders.priced` (`gate_order` decides which of
+    the first three); a second one changes nothing. An order another service
+    ends before it is priced here is remembered as `ENDED_ELSEWHERE`, so its
+    late `orders.priced` is never approved. An order keeps its gate when it ends
+    elsewhere later: `ENDINGS` says what that undoes.
+    """
+
+    APPROVED_AT_ONCE = "approved_at_once"
+    """A consumer's order, or a business order no rule of its account's policy applies to."""
+    APPROVAL_REQUESTED = "approval_requested"
+    """A request opened; from here the `ApprovalRequest` decides the order."""
+    REJECTED = "rejected"
+    """Refused at the gate: a business order of an account approvals does not know."""
+    ENDED_ELSEWHERE = "ended_elsewhere"
+    """Cancelled or rejected by another step before it was priced here: never approve it."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the gate makes of a priced order, and why."""
+
+    gate: Gate
+    why: str
+    request: ApprovalRequest | None = None
+    """The request to open (`APPROVAL_REQUESTED`)."""
+    reason: Reason | None = None
+    """Why the order is rejected (`REJECTED`)."""
+
+
+def gate_order(
+    priced: OrderPriced,
+    account: Account | None,
+    rules: ApprovalPolicy | None,
+    spent: Mapping[LimitKey, Decimal],
+    now: datetime,
+) -> GateDecision:
+    """Whether a priced order passes at once, waits for approvers, or is rejected here.
+
+    A consumer's order passes. A business order passes when its account has no
+    policy in force (`rules`: its own, else its threshold's fallback, see
+    `policy.policy_in_force`) or no rule of it applies; otherwise a request
+    opens at `now` with the steps the matching rules ask for and a snapshot of
+    the account's members. `spent` is the approved spend so far under each
+    limit the rules name. A business order of an account approvals has never
+    heard of is rejected: nobody could approve it.
+    """
+    order = priced.order
+    try:
+        business = is_business_order(order, account)
+    except Rejected as rejected:
+        return GateDecision(Gate.REJECTED, rejected.reason.message, reason=rejected.reason)
+    if not business or account is None:
+        return GateDecision(Gate.APPROVED_AT_ONCE, "consumer order: the buyer decides alone")
+    if rules is None:
+        return GateDecision(
+            Gate.APPROVED_AT_ONCE, f"account {account.account_id} has no approval policy"
+        )
+    facts = order_facts(
+        order,
+        priced.lines,
+        priced.totals,
+        account,
+        credit_limit_override=priced.credit_limit_override,
+        spent=spent,
+    )
+    plan = plan_approval(rules, facts, applicable_limits(rules, order.buyer_id, order.cost_centre))
+    if not plan.needs_approval:
+        return GateDecision(Gate.APPROVED_AT_ONCE, plan.summary())
+    request = ApprovalRequest.open(
+        order_id=order.order_id,
+        account_id=account.account_id,
+        buyer_id=order.buyer_id,
+        plan=plan,
+        members={member.member_id: frozenset(member.roles) for member in account.members},
+        now=now,
+    )
+    return GateDecision(
+        Gate.APPROVAL_REQUESTED,
+        f"policy v{plan.policy_version}: {plan.summary()}; steps: {request.describe_steps()}",
+        request=request,
+    )
+
+
+# --- orders that end elsewhere ------------------------------------------------------------------
+
+
+ENDED = frozenset({OrderState.CANCELLED, OrderState.REJECTED})
+"""Reports of another service that end an order for approvals too."""
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What another service ending an order undoes here."""
+
+    remember: Gate | None = None
+    """The gate to record for an order approvals has not gated yet."""
+    give_back_spend: bool = False
+    """Its total no longer counts against spending limits."""
+    withdraw_request: bool = False
+    """Its request, if still open, stops collecting decisions."""
+
+
+ENDINGS: Mapping[Gate | None, Ending] = {
+    None: Ending(remember=Gate.ENDED_ELSEWHERE),
+    Gate.APPROVED_AT_ONCE: Ending(give_back_spend=True),
+    Gate.APPROVAL_REQUESTED: Ending(give_back_spend=True, withdraw_request=True),
+    Gate.REJECTED: Ending(),
+    Gate.ENDED_ELSEWHERE: Ending(),
+}
+"""By the order's gate (None: not gated yet). Its gate itself never changes."""
+
+
+def ending_at(gate: Gate | None, report: OrderState) -> Ending | None:
+    """What another service's `report` on an order at `gate` undoes; None if it ends nothing."""
+    return ENDINGS[gate] if report in ENDED else None

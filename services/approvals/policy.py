@@ -399,6 +399,14 @@ def _reaches(before: Mapping[Role, set[Role]], earlier: Role, later: Role) -> bo
 # --- accounts without a policy ----------------------------------------------------------------
 
 
+def policy_in_force(account: Account | None, own: ApprovalPolicy | None) -> ApprovalPolicy | None:
+    """The rules an account's orders are gated by: its `own` policy, else the fallback its
+    `approval_threshold` gives, else none (nor for an account approvals does not know)."""
+    if account is None:
+        return None
+    return own or fallback_policy(account)
+
+
 def fallback_policy(account: Account) -> ApprovalPolicy | None:
     """An account with only an `approval_threshold`: a manager and finance approve above it.
 
