@@ -12,7 +12,7 @@ NO_ROLE = "none"
 
 PENDING = Gauge(
     "tradelane_approval_requests_pending",
-    "Approval requests open now (read from the database by the timer loop).",
+    "Approval requests open now (read from the database on every scrape).",
 )
 DECISIONS = Counter(
     "tradelane_approval_decisions_total",

@@ -26,6 +26,7 @@ from services.approvals.domain import (
     ApprovalRequest,
     DecisionOutcome,
     DelegationWindow,
+    Gate,
     RequestState,
     TimerEvent,
 )
@@ -163,15 +164,8 @@ class OrderRow(Base):
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     gate: Mapped[str] = mapped_column(String(30))
+    """Where it stands at the gate: a `domain.Gate`."""
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Gates:
-    APPROVED_AT_ONCE = "approved_at_once"
-    APPROVAL_REQUESTED = "approval_requested"
-    REJECTED = "rejected"
-    ENDED_ELSEWHERE = "ended_elsewhere"
-    """Cancelled or rejected by another step before it was priced here: never approve it."""
 
 
 class ApprovalRequestRow(Base):
@@ -188,12 +182,14 @@ class ApprovalRequestRow(Base):
     """The `orders.priced` event as received, to build `orders.approved` days later."""
 
 
-async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
-    return await session.get(OrderRow, order_id)
+async def gate_of(session: AsyncSession, order_id: str) -> Gate | None:
+    """Where the order stands at the gate; None for an order approvals has not heard of."""
+    row = await session.get(OrderRow, order_id)
+    return None if row is None else Gate(row.gate)
 
 
 async def record_order(
-    session: AsyncSession, order_id: str, account_id: str | None, gate: str
+    session: AsyncSession, order_id: str, account_id: str | None, gate: Gate
 ) -> None:
     session.add(
         OrderRow(order_id=order_id, account_id=account_id, gate=gate, recorded_at=datetime.now(UTC))

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from services.approvals import store
-from services.approvals.domain import ApprovalRequest, RequestState
+from services.approvals.domain import ApprovalRequest, Gate, RequestState
 from services.approvals.policy import ApprovalPlan, LimitKey, PlannedStep, period_start
 from shared.contract import LimitScope, OrderPriced, Period, Role
 from shared.db import ServiceDatabase
@@ -64,7 +64,7 @@ def a_request(order_id: str, expires_after: timedelta) -> ApprovalRequest:
 async def test_a_request_comes_back_exactly_as_it_was_saved(database: ServiceDatabase) -> None:
     request = a_request("o-1", timedelta(days=2))
     async with database.transaction() as tx:
-        await store.record_order(tx.session, "o-1", "acme-gmbh", store.Gates.APPROVAL_REQUESTED)
+        await store.record_order(tx.session, "o-1", "acme-gmbh", Gate.APPROVAL_REQUESTED)
         await store.add_request(tx.session, request, priced("o-1", "10.00"))
     async with database.sessions() as session:
         assert await store.find_request(session, "o-1") == request
@@ -79,7 +79,7 @@ async def test_only_open_requests_past_their_next_moment_are_due(
     async with database.transaction() as tx:
         for request in (soon, later, closed):
             oid = request.order_id
-            await store.record_order(tx.session, oid, "acme-gmbh", store.Gates.APPROVAL_REQUESTED)
+            await store.record_order(tx.session, oid, "acme-gmbh", Gate.APPROVAL_REQUESTED)
             await store.add_request(tx.session, request, priced(oid, "10.00"))
     async with database.sessions() as session:
         assert await store.due_requests(session, NOW + timedelta(minutes=59)) == []
