@@ -57,9 +57,8 @@ async def warehouse_changed(warehouse: Warehouse, tx: Transaction) -> None:
         known = await store.progress_of(tx.session, approved.order.order_id)
         if known.step(Trigger.WAREHOUSE_KNOWN) is Step.PLAN:
             log.info("order %s: warehouse %s arrived", approved.order.order_id, arrived)
-            await plan_shipments(
-                tx, approved, max(approved.occurred_at, warehouse.occurred_at).date()
-            )
+            today = max(approved.occurred_at, warehouse.occurred_at).date()
+            await plan_shipments(tx, approved, today)
     for fill in await store.fills_waiting_for(tx.session, arrived):
         known = await store.progress_of(tx.session, fill.order_id)
         if known.step(Trigger.WAREHOUSE_KNOWN) is Step.PLAN:

@@ -155,7 +155,7 @@ async def remember_order(
     state: State,
     decided_by: str,
 ) -> OrderRow:
-    """Insert or update the order's row; the latest verdict wins."""
+    """Insert or update the order's row with the state the handler moved it to."""
     row = await session.get(OrderRow, order_id)
     if row is None:
         row = OrderRow(order_id=order_id, account_id=account_id, channel=channel)
