@@ -34,6 +34,7 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
+from shared.rejection import Refused
 from shared.topics import (
     BACKORDERS_FILLED,
     DISPATCHES,
@@ -171,13 +172,18 @@ async def plan_fill(
 async def shipment_dispatched(dispatch: ShipmentDispatched, tx: Transaction) -> None:
     """Report the order `shipped` with the shipment that left, once per shipment.
 
-    A dispatch that does not match our plan raises, so the message is parked on
-    the dead-letter topic with the reason instead of being guessed around.
+    A dispatch that does not match our plan is refused: the message is parked on
+    the dead-letter topic with the reason instead of being guessed around, and
+    counted in `tradelane_refused_events_total{reason="dispatch_mismatch"}`.
     """
     planned = await store.find_shipment(tx.session, dispatch.shipment_id)
-    if planned is None:
-        raise domain.UnknownShipment(dispatch.shipment_id, dispatch.order_id)
-    if not planned.dispatch(dispatch.order_id, dispatch.occurred_at):
+    try:
+        if planned is None:
+            raise domain.UnknownShipment(dispatch.shipment_id, dispatch.order_id)
+        first_time = planned.dispatch(dispatch.order_id, dispatch.occurred_at)
+    except domain.DispatchRefused as mismatch:  # the WMS and the plan disagree: not a defect
+        raise Refused("dispatch_mismatch", str(mismatch)) from None
+    if not first_time:
         log.info("shipment %s was already dispatched; confirmation ignored", dispatch.shipment_id)
         return
     await store.save_dispatch(tx.session, planned)
