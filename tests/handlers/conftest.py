@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import MetaData
+
+from shared.consume import Handler
 from shared.contract import (
+    ApprovalMode,
+    DeadLetter,
+    OrderApproved,
     OrderPriced,
+    OrderState,
     OrderSubmitted,
     OrderValidated,
     PricedLine,
+    ReasonCode,
     ReservedLine,
     Totals,
 )
-from tools.seed import DEMO_PRODUCTS, products
+from shared.topics import TopicSpec
+from tests.support.bench import ServiceBench
+from tools.seed import ACME, DEMO_PRODUCTS, products
 
 WEIGHTS = {p.sku: p.unit_weight_kg for p in products()}
 CATEGORIES = {p.sku: p.category for p in products()}
 LIST_PRICES = {p.sku: Decimal(p.list_price) for p in DEMO_PRODUCTS}
+
+
+@asynccontextmanager
+async def on_sqlite(
+    directory: Path, name: str, metadata: MetaData, handlers: Mapping[TopicSpec, Handler[Any]]
+) -> AsyncIterator[ServiceBench]:
+    """A service's handlers on a fresh SQLite file in `directory`, disposed of afterwards."""
+    url = f"sqlite+aiosqlite:///{directory / f'{name}.db'}"
+    bench = await ServiceBench(name, metadata, handlers, url).start()
+    try:
+        yield bench
+    finally:
+        await bench.dispose()
 
 
 def reserved(
@@ -46,7 +74,11 @@ def validated(order: OrderSubmitted, warehouse_id: str = "wh-central") -> OrderV
 
 
 def priced(
-    order: OrderSubmitted, warehouse_id: str = "dc-kassel", *, credit_limit_override: bool = False
+    order: OrderSubmitted,
+    warehouse_id: str = "dc-kassel",
+    backordered: Mapping[str, int] | None = None,
+    *,
+    credit_limit_override: bool = False,
 ) -> OrderPriced:
     """What pricing hands on for `order`: held in `warehouse_id`, every line at its list price
     (e.g. 400 x BOLT-M8-100 at 12.90 make 5160.00 EUR)."""
@@ -57,7 +89,7 @@ def priced(
             line_total=LIST_PRICES.get(line.sku, Decimal("1.00")) * line.quantity,
             price_source=f"list:list-{order.currency}",
         )
-        for line in reserved(order, warehouse_id)
+        for line in reserved(order, warehouse_id, backordered)
     ]
     total = sum((line.line_total for line in lines), Decimal(0))
     return OrderPriced.new(
@@ -66,3 +98,39 @@ def priced(
         totals=Totals(currency=order.currency, subtotal=total, total=total),
         credit_limit_override=credit_limit_override,
     )
+
+
+def approved(
+    order: OrderSubmitted,
+    warehouse_id: str = "dc-kassel",
+    backordered: Mapping[str, int] | None = None,
+    occurred_at: datetime | None = None,
+) -> OrderApproved:
+    """What approvals hands on for `order`: held in `warehouse_id`, at list prices, approved at
+    once (at `occurred_at`, or now)."""
+    at_list_prices = priced(order, warehouse_id, backordered)
+    envelope: dict[str, Any] = {} if occurred_at is None else {"occurred_at": occurred_at}
+    return OrderApproved.new(
+        order=at_list_prices.order,
+        lines=at_list_prices.lines,
+        totals=at_list_prices.totals,
+        approval_mode=ApprovalMode.AUTOMATIC,
+        **envelope,
+    )
+
+
+async def deliver_invalid(
+    bench: ServiceBench, spec: TopicSpec, order_id: str, account_id: str = ACME
+) -> DeadLetter:
+    """Deliver a message of an order topic that names an order but is no valid event.
+
+    Checks the service rejected that order `invalid_event` (once, for its
+    account) and returns the message's one dead letter.
+    """
+    body = {"order": {"order_id": order_id, "account_id": account_id}}
+    await bench.deliver(spec, json.dumps(body).encode())
+    [rejected] = await bench.statuses(order_id)
+    assert rejected.status is OrderState.REJECTED and rejected.account_id == account_id
+    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
+    [letter] = await bench.dead_letters(spec)
+    return letter
