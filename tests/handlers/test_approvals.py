@@ -53,7 +53,7 @@ from shared.topics import (
     ORDERS_PRICED,
     ORDERS_STATUS,
 )
-from tests.handlers.conftest import priced
+from tests.handlers.conftest import deliver_invalid, on_sqlite, priced
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, GLOBEX, accounts, approval_policies, b2b_order, b2c_order
 
@@ -69,15 +69,12 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 async def approvals(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    bench = await ServiceBench(
-        NAME, store.Base.metadata, HANDLERS, f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}"
-    ).start()
-    for account in accounts():
-        await bench.deliver(ACCOUNTS, account)
-    for policy in approval_policies():
-        await bench.deliver(APPROVAL_POLICIES, policy)
-    yield bench
-    await bench.dispose()
+    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
+        for account in accounts():
+            await bench.deliver(ACCOUNTS, account)
+        for policy in approval_policies():
+            await bench.deliver(APPROVAL_POLICIES, policy)
+        yield bench
 
 
 async def order(bench: ServiceBench, submitted: OrderSubmitted) -> str:
@@ -212,11 +209,9 @@ async def test_a_replayed_orders_priced_changes_nothing(approvals: ServiceBench)
 async def test_an_invalid_priced_order_is_dead_lettered_and_rejected(
     approvals: ServiceBench,
 ) -> None:
-    await approvals.deliver(ORDERS_PRICED, b'{"order": {"order_id": "b-6", "account_id": "x"}}')
-    [letter] = await approvals.dead_letters(ORDERS_PRICED)
+    letter = await deliver_invalid(approvals, ORDERS_PRICED, "b-6")
     assert "schema" in letter.error
-    [rejected] = await approvals.statuses("b-6")
-    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
+    assert await approvals.published(ORDERS_APPROVED) == []
 
 
 # --- decisions -----------------------------------------------------------------------------------
