@@ -70,10 +70,8 @@ DAY = timedelta(days=1)
 @pytest.fixture
 async def approvals(tmp_path: Path) -> AsyncIterator[ServiceBench]:
     async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        for account in accounts():
-            await bench.deliver(ACCOUNTS, account)
-        for policy in approval_policies():
-            await bench.deliver(APPROVAL_POLICIES, policy)
+        await bench.deliver_all(ACCOUNTS, accounts())
+        await bench.deliver_all(APPROVAL_POLICIES, approval_policies())
         yield bench
 
 

@@ -42,8 +42,7 @@ PLANNED, SHIPPED = OrderState.FULFILLMENT_PLANNED, OrderState.SHIPPED
 @pytest.fixture
 async def fulfillment(tmp_path: Path) -> AsyncIterator[ServiceBench]:
     async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        for warehouse in warehouses():
-            await bench.deliver(WAREHOUSES, warehouse)
+        await bench.deliver_all(WAREHOUSES, warehouses())
         yield bench
 
 

@@ -22,10 +22,8 @@ from tools.seed import accounts, b2b_order, b2c_order, price_lists
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
     async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        for account in accounts():
-            await bench.deliver(ACCOUNTS, account)
-        for price_list in price_lists():
-            await bench.deliver(PRICE_LISTS, price_list)
+        await bench.deliver_all(ACCOUNTS, accounts())
+        await bench.deliver_all(PRICE_LISTS, price_lists())
         yield bench
 
 

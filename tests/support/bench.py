@@ -10,7 +10,7 @@ tested this way, in-process, in milliseconds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, select
@@ -54,6 +54,11 @@ class ServiceBench:
         value = event if isinstance(event, bytes) else event.to_bytes()
         delivery = Delivery(value, key, 0, next(self._offsets))
         await self.consumer.consume(spec, self.handlers[spec], delivery)
+
+    async def deliver_all(self, spec: TopicSpec, events: Iterable[Event]) -> None:
+        """Deliver each of `events` in turn, e.g. a data set's reference data."""
+        for event in events:
+            await self.deliver(spec, event)
 
     async def published(self, spec: TopicSpec, model: type[E] | None = None) -> list[E]:
         """Every event the service wrote to `spec`'s topic, in order (sent or not)."""
