@@ -17,7 +17,7 @@ from functools import partial
 
 from services.catalog import domain, store
 from services.catalog import metrics as m
-from services.catalog.store import OrderStates
+from services.catalog.domain import Stage as OrderStates
 from shared.categories import top_level
 from shared.consume import Refusal
 from shared.contract import (
@@ -212,7 +212,7 @@ async def submitted_again(
     verdict = judge_resubmission(
         owner=known.account_id,
         known_fingerprint=known.fingerprint,
-        ended=known.state in store.ENDED_STATES,
+        ended=known.state in domain.ENDED_STAGES,
         account_id=order.account_id,
         new_fingerprint=print_,
     )
