@@ -28,14 +28,18 @@ member_id = contract_id("acme-manager")
 
 
 def positive_hours(text: str) -> timedelta:
-    """argparse type: `--ttl 8` or `--ttl 0.5` hours, at most a year."""
+    """argparse type: `--ttl 8` or `--ttl 0.5` hours, at most a token's longest life (24)."""
+    from shared.tokens import MAX_TTL
+
+    most = MAX_TTL.total_seconds() / 3600
     try:
         hours = float(text)
     except ValueError:
         hours = float("nan")
-    if not 0 < hours <= 24 * 366:
+    if not 0 < hours <= most:
         raise argparse.ArgumentTypeError(
-            f"expected a number of hours greater than 0 (at most 8784), e.g. 8 or 0.5; got {text!r}"
+            f"expected a number of hours greater than 0 (at most {most:g}), e.g. 8 or 0.5; "
+            f"got {text!r}"
         )
     return timedelta(hours=hours)
 
@@ -58,7 +62,7 @@ def cmd_approvals_token(args: argparse.Namespace) -> int:
     from shared.tokens import DEFAULT_TTL, issue_token
 
     settings = load_settings()
-    print(issue_token(settings.approval_token_secret, args.approver_id, args.ttl or DEFAULT_TTL))
+    print(issue_token(settings.token_secret(), args.approver_id, args.ttl or DEFAULT_TTL))
     return 0
 
 
@@ -130,7 +134,7 @@ def add_approvals_commands(commands: argparse._SubParsersAction[argparse.Argumen
         type=positive_hours,
         default=None,
         metavar="HOURS",
-        help="how long the token is valid, in hours (default: 8)",
+        help="how long the token is valid, in hours (default: 8, at most 24)",
     )
     token.set_defaults(run=cmd_approvals_token)
     delegate = actions.add_parser(

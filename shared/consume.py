@@ -34,6 +34,7 @@ from shared.contract import (
     Channel,
     DeadLetter,
     Event,
+    Order,
     OrderState,
     OrderStatusChanged,
     Reason,
@@ -42,7 +43,7 @@ from shared.contract import (
 from shared.contract.orders import ID_MAX_LENGTH
 from shared.db import ServiceDatabase, Transaction
 from shared.rejection import Refused
-from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec
+from shared.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def _usable_id(value: object) -> bool:
 
 def order_named_by(event: Event) -> Refusal | None:
     """The order a valid order-topic event is about (`order_id` on it or on its `order`)."""
-    order = getattr(event, "order", event)
+    nested = getattr(event, "order", None)  # `OrderSubmitted.order` is a method, not an Order
+    order = nested if isinstance(nested, Order) else event
     order_id = getattr(order, "order_id", None)
     if not isinstance(order_id, str):
         return None
@@ -298,17 +300,8 @@ class EventConsumer:
         )
 
     async def _reject(self, tx: Transaction, refusal: Refusal) -> None:
+        reason = Reason(code=refusal.code, message=refusal.message[:1000])
         try:
-            status = OrderStatusChanged.new(
-                order_id=refusal.order_id,
-                account_id=refusal.account_id,
-                channel=refusal.channel,
-                status=OrderState.REJECTED,
-                reported_by=self.name,
-                reason=Reason(code=refusal.code, message=refusal.message[:1000]),
-            )
+            await tx.report(refusal, OrderState.REJECTED, reason=reason)
         except ValidationError:
             return  # the id itself is unusable: the dead letter is all we can say
-        await tx.publish(ORDERS_STATUS, status)
-        channel = refusal.channel.value if refusal.channel else "unknown"
-        tx.on_commit(metrics.ORDERS.labels(self.name, channel, OrderState.REJECTED.value).inc)

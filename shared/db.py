@@ -345,6 +345,13 @@ class ServiceDatabase:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def received(self, session: AsyncSession, event_id: uuid.UUID | str) -> bool:
+        """Whether an event with this id is in the inbox already: a new one with it is dropped."""
+        found = await session.scalar(
+            select(self.inbox.c.event_id).where(self.inbox.c.event_id == str(event_id))
+        )
+        return found is not None
+
     def _oldest_unsent(self, limit: int) -> Select[Any]:
         outbox = self.outbox.c
         return (

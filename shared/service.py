@@ -79,7 +79,13 @@ class Service:
             web_port=settings.web_port_for(self.name),
             web_bind=settings.web_bind,
             web_host=settings.web_bind,
+            # Faust's own views (cluster topology, tables, statistics, graph, performance)
+            # are not ours to expose: only /metrics, /health and each service's API are.
+            web_router_enabled=False,
             web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
             producer_acks=-1,
             broker_commit_every=100,
             broker_commit_interval=1.0,

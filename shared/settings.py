@@ -6,11 +6,14 @@ the variable's name in the message: ops should never debug a half-started pod.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_WEB_PORTS = {"catalog": 6061, "pricing": 6062, "approvals": 6063, "fulfillment": 6064}
@@ -21,7 +24,10 @@ class ConfigError(SystemExit):
 
 
 DEV_TOKEN_SECRET = "dev-only-secret-change-me-in-production"
-"""Lets `make run` work out of the box; approvals warns at start-up while it is in use."""
+"""Lets `make run` work out of the box: accepted only on a loopback web server or in dev mode."""
+
+
+MIN_TOKEN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -35,7 +41,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", validation_alias="TRADELANE_TOPIC_PREFIX")
     topic_partitions: int = Field(4, ge=1, le=256, validation_alias="TRADELANE_TOPIC_PARTITIONS")
     data_dir: Path = Field(Path("var"), validation_alias="TRADELANE_DATA_DIR")
-    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias="DATABASE_URL",
+        description="May carry a password: kept secret, read it through `database_url_for`.",
+    )
     web_port: int | None = Field(None, ge=1, le=65535, validation_alias="WEB_PORT")
     web_bind: str = Field("127.0.0.1", validation_alias="WEB_BIND")
     log_level: str = Field(
@@ -54,11 +64,15 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
     )
-    approval_token_secret: str = Field(
-        DEV_TOKEN_SECRET,
-        min_length=32,
+    approval_token_secret: SecretStr = Field(
+        SecretStr(DEV_TOKEN_SECRET),
         validation_alias="APPROVALS_TOKEN_SECRET",
         description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",
+    )
+    dev_mode: bool = Field(
+        False,
+        validation_alias="TRADELANE_DEV_MODE",
+        description="A development machine: allows the development token secret on any address.",
     )
     approval_timer_seconds: float = Field(
         1.0,
@@ -85,13 +99,23 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _async_driver(cls, value: str | None) -> str | None:
+    def _async_driver(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.match(
-            r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", value
+            r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", value.get_secret_value()
         ):
             raise ValueError(
                 "expected an async SQLAlchemy URL: sqlite+aiosqlite:///path.db or "
                 "postgresql+asyncpg://user:pass@host/db"
+            )
+        return value
+
+    @field_validator("approval_token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_TOKEN_SECRET_LENGTH:
+            raise ValueError(
+                f"expected at least {MIN_TOKEN_SECRET_LENGTH} characters "
+                "(HS256 wants a key of 32 bytes or more)"
             )
         return value
 
@@ -107,10 +131,36 @@ class Settings(BaseSettings):
         return timedelta(days=self.inbox_retention_days)
 
     def database_url_for(self, service: str) -> str:
-        """The service's own database: DATABASE_URL, or a SQLite file per service in data_dir."""
-        if self.database_url:
-            return self.database_url
+        """The service's own database: DATABASE_URL, or a SQLite file per service in data_dir.
+
+        The URL as it is, password included: for the engine, never for a message
+        (`without_password` renders one to show).
+        """
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
+    @property
+    def uses_dev_token_secret(self) -> bool:
+        return self.approval_token_secret.get_secret_value() == DEV_TOKEN_SECRET
+
+    def token_secret(self) -> str:
+        """The key approver tokens are signed and checked with (approvals and its CLI only).
+
+        The built-in development value is refused unless the web server listens on
+        loopback only or TRADELANE_DEV_MODE says this is a development machine:
+        anyone can read it in the source and sign tokens for any approver.
+        """
+        if self.uses_dev_token_secret and not (self.dev_mode or is_loopback(self.web_bind)):
+            raise ConfigError(
+                "bad configuration: APPROVALS_TOKEN_SECRET is not set, and its built-in "
+                f"development value signs tokens anyone can forge; WEB_BIND={self.web_bind!r} "
+                "is reachable from other machines. Set APPROVALS_TOKEN_SECRET to a secret of "
+                f"at least {MIN_TOKEN_SECRET_LENGTH} characters (the same for the approvals "
+                "service and `tradelane approvals token`), or, on a development machine only, "
+                "TRADELANE_DEV_MODE=true"
+            )
+        return self.approval_token_secret.get_secret_value()
 
     def web_port_for(self, service: str) -> int:
         return self.web_port or SERVICE_WEB_PORTS[service]
@@ -119,21 +169,81 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}tradelane-{service}"
 
 
+def is_loopback(bind: str) -> bool:
+    """Whether a web server bound to `bind` is reachable from this machine only."""
+    host = bind.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+HIDDEN = "**********"
+"""What a secret setting's value is shown as (pydantic's `SecretStr` shows the same)."""
+
+
+def without_password(url: str) -> str:
+    """A database URL fit for a message: `scheme://user:***@host/db`.
+
+    A `password=` in the query is starred too. Something that is not a
+    `scheme://…` URL but has an `@` in it may hold a password in a place we
+    cannot tell: it is hidden whole.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    userinfo, at, host = parts.netloc.rpartition("@")  # a password may contain '@' itself
+    if not at and "@" in url:
+        return HIDDEN
+    user, colon, _ = userinfo.partition(":")
+    return urlunsplit(
+        parts._replace(
+            netloc=f"{user}:***@{host}" if colon else parts.netloc,
+            query=re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query),
+        )
+    )
+
+
+def _variables(field: str) -> list[str]:
+    """The environment variables a field is read from, the documented one first."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [alias] if isinstance(alias, str) else [field]
+
+
+def _shown(field: str | None, value: Any) -> str:
+    """A bad setting's value for the error message, with secrets left out.
+
+    A secret is shown as stars, a database URL without its password, and the
+    value of anything we cannot place is not shown at all.
+    """
+    if field == "database_url":
+        return repr(without_password(value)) if isinstance(value, str) else repr(HIDDEN)
+    if field is None or "SecretStr" in str(Settings.model_fields[field].annotation):
+        return repr(HIDDEN)
+    return repr(value)
+
+
 def load_settings() -> Settings:
-    """Read the environment or exit with the offending variable's name and what was expected."""
+    """Read the environment or exit with the offending variable's name and what was expected.
+
+    Never with a secret's value: `APPROVALS_TOKEN_SECRET` is shown as stars and
+    `DATABASE_URL` without its password.
+    """
     try:
         return Settings()
     except ValidationError as exc:
+        field_of = {
+            name: field for field in Settings.model_fields for name in [field, *_variables(field)]
+        }
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            alias = (
-                Settings.model_fields[field].validation_alias
-                if field in Settings.model_fields
-                else None
-            )
-            name = alias if isinstance(alias, str) else field
-            if isinstance(alias, AliasChoices):
-                name = str(alias.choices[0])
-            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+            where = str(error["loc"][0]) if error["loc"] else "?"
+            field = field_of.get(where)
+            name = _variables(field)[0] if field else where
+            problems.append(f"{name}={_shown(field, error.get('input'))}: {error['msg']}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None

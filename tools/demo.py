@@ -443,7 +443,7 @@ def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
         f"  curl -s -X POST {approvals}/<order_id>/decisions \\\n",
         f"       {auth} \\\n",
         f"       -H 'Content-Type: application/json' -d '{body}'\n",
-        f"  curl -s {approvals}/<order_id>     # steps, who may sign, who did, the audit\n",
+        f"  curl -s {auth} {approvals}/<order_id>     # steps, who may sign, who did, the audit\n",
         "  policies, steps, delegation, timers: docs/approvals.md\n",
     )
     kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
@@ -786,7 +786,7 @@ def start_fleet(
         topic_prefix=settings.topic_prefix,
         partitions=settings.topic_partitions,
         # the secret the demo's approvers sign their tokens with, whether set or the default
-        extra_env={"APPROVALS_TOKEN_SECRET": settings.approval_token_secret},
+        extra_env={"APPROVALS_TOKEN_SECRET": settings.token_secret()},
     )
     stack.callback(stop_step, console, "services", fleet.stop)
     with console.status("starting catalog, pricing, approvals, fulfillment ..."):
@@ -895,7 +895,7 @@ def run_system(console: Console, stack: contextlib.ExitStack, orders: int, inter
 
     board, stopping = Board(), threading.Event()
     approvers = Approvers(
-        fleet.running["approvals"].url(""), settings.approval_token_secret, board, stopping
+        fleet.running["approvals"].url(""), settings.token_secret(), board, stopping
     )
     stack.callback(approvers.close)
     stack.callback(stopping.set)  # runs before close(): approvers stop thinking at once

@@ -37,7 +37,7 @@ from shared.contract import (
 from shared.db import Transaction
 from shared.rejection import Rejected
 from shared.service import Service
-from shared.settings import DEV_TOKEN_SECRET, load_settings
+from shared.settings import load_settings
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_DECISIONS,
@@ -51,13 +51,18 @@ from shared.topics import (
 
 log = logging.getLogger(__name__)
 
-service = Service("approvals", store.Base.metadata, load_settings())
+settings = load_settings()
+settings.token_secret()  # the development secret on an open port stops us here, before anything
+if settings.uses_dev_token_secret:
+    log.warning(
+        "APPROVALS_TOKEN_SECRET is the development default (allowed: %s); set your own to deploy",
+        "TRADELANE_DEV_MODE=true" if settings.dev_mode else f"WEB_BIND={settings.web_bind}",
+    )
+
+service = Service("approvals", store.Base.metadata, settings)
 app = service.app
 
 ORDER_ENDED = frozenset({OrderState.CANCELLED, OrderState.REJECTED})
-
-if service.settings.approval_token_secret == DEV_TOKEN_SECRET:
-    log.warning("APPROVALS_TOKEN_SECRET is the development default: set your own in production")
 
 
 def now_utc() -> datetime:

@@ -1,4 +1,4 @@
-"""What an approver and support see: the inbox, one request in full, and the decision check.
+"""What approvers see: their inbox, one request in full, and the decision check.
 
 Read models over the store, shared by the JSON API and the web page so both
 show the same thing and refuse the same decisions.
@@ -13,19 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.approvals import store
-from services.approvals.domain import ApprovalRequest, DecisionOutcome, Outcome
+from services.approvals.domain import ApprovalRequest, DecisionOutcome
 from shared.contract import ApprovalDecisionKind, OrderPriced
-
-HTTP_STATUS_OF_REFUSAL = {
-    Outcome.REFUSED_CLOSED: 409,
-    Outcome.REFUSED_NOT_OPEN_YET: 409,
-    Outcome.REFUSED_STEP_SATISFIED: 409,
-    Outcome.ALREADY_COUNTED: 409,
-    Outcome.REFUSED_BUYER: 403,
-    Outcome.REFUSED_NOT_MEMBER: 403,
-    Outcome.REFUSED_NOT_ELIGIBLE: 403,
-    Outcome.REFUSED_SIGNED_OTHER_STEP: 403,
-}
 
 
 @dataclass(frozen=True)
@@ -102,32 +91,68 @@ async def decided_by(session: AsyncSession, approver_id: str) -> list[dict[str, 
     return found
 
 
-async def check_decision(
-    session: AsyncSession, order_id: str, approver_id: str, decision_is_reject: bool, now: datetime
-) -> tuple[int, str, DecisionOutcome | None]:
-    """What the topic consumer would say, asked before the decision goes on the topic.
+@dataclass(frozen=True)
+class Verdict:
+    """What the topic consumer would make of a decision, asked before it goes on the topic."""
 
-    (HTTP status, message, refusal): 202 means the decision is accepted for the
-    consumer, which applies it under the same rule (a request closed in between
-    still refuses it there). The trial decision below changes a copy read for
-    this check only; nothing is saved.
+    found: bool
+    """False: there is no request, or none the approver may know of (not a member of its
+    account): to them the two look the same."""
+    refused: DecisionOutcome | None = None
+    """Why the decision would not count; None when it would."""
+
+    @property
+    def accepted(self) -> bool:
+        return self.found and self.refused is None
+
+
+NOT_FOUND = Verdict(found=False)
+
+
+async def visible_request(
+    session: AsyncSession, order_id: str, member_id: str
+) -> ApprovalRequest | None:
+    """The order's request if `member_id` is a member of its account today, else None.
+
+    A non-member learns nothing, not even that the request exists: the same
+    None as for an order without one.
     """
     request = await store.find_request(session, order_id)
     if request is None:
-        return 404, f"no approval request for order {order_id}", None
+        return None
+    account = await store.account_now(session, request.account_id)
+    return request if member_id in account.members else None
+
+
+async def check_decision(
+    session: AsyncSession, order_id: str, approver_id: str, decision_is_reject: bool, now: datetime
+) -> Verdict:
+    """What the topic consumer would say, asked before the decision goes on the topic.
+
+    An accepted verdict means the decision is accepted for the consumer, which
+    applies it under the same rule (a request closed in between still refuses it
+    there). The trial decision below changes a copy read for this check only;
+    nothing is saved.
+    """
+    request = await visible_request(session, order_id, approver_id)
+    if request is None:
+        return NOT_FOUND
     account = await store.account_now(session, request.account_id)
     refused = request.refusal(approver_id, now, account)
     if refused is None and not decision_is_reject:
         trial = request.decide(approver_id, ApprovalDecisionKind.APPROVE, now, account)
         refused = trial if not trial.counted else None
-    if refused is not None:
-        return HTTP_STATUS_OF_REFUSAL.get(refused.kind, 409), refused.why, refused
-    return 202, "accepted", None
+    return Verdict(found=True, refused=refused)
 
 
-async def request_detail(session: AsyncSession, order_id: str, now: datetime) -> dict[str, Any]:
-    """The request as approvers and support see it: rules, steps, signatures and the audit."""
-    request = await store.find_request(session, order_id)
+async def request_detail(
+    session: AsyncSession, order_id: str, member_id: str, now: datetime
+) -> dict[str, Any]:
+    """The request as members of its account see it: rules, steps, signatures and the audit.
+
+    `LookupError` if there is none, or `member_id` is not a member of its account.
+    """
+    request = await visible_request(session, order_id, member_id)
     if request is None:
         raise LookupError(order_id)
     priced = await store.priced_order(session, order_id)

@@ -9,11 +9,15 @@ survive a restart: they live here, not in memory.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from pydantic import TypeAdapter
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -279,6 +283,61 @@ async def count_open(session: AsyncSession) -> int:
         .where(ApprovalRequestRow.state == RequestState.OPEN.value)
     )
     return int(found or 0)
+
+
+# --- decision ids ------------------------------------------------------------------------------
+
+
+class DecisionIdRow(Base):
+    """The decisions taken over HTTP, by the `decision_id` the approver's client chose.
+
+    The id becomes the decision event's `event_id`, so the inbox drops a second
+    event with it: kept here, an id names one decision on one order, and a reuse
+    can be told from a retry before anything is sent.
+    """
+
+    __tablename__ = "decision_ids"
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    approver_id: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClaimedDecision(NamedTuple):
+    """What a decision id was first used for."""
+
+    order_id: str
+    approver_id: str
+    decision: str
+    comment: str | None
+
+
+async def decision_with_id(session: AsyncSession, decision_id: uuid.UUID) -> ClaimedDecision | None:
+    row = await session.get(DecisionIdRow, str(decision_id))
+    if row is None:
+        return None
+    return ClaimedDecision(row.order_id, row.approver_id, row.decision, row.comment)
+
+
+async def claim_decision_id(
+    session: AsyncSession, decision_id: uuid.UUID, decision: ClaimedDecision
+) -> ClaimedDecision | None:
+    """Record `decision` under `decision_id`; None if the id was free, else what holds it.
+
+    Two requests claiming one id at once: the second waits for the first to
+    commit and then finds its decision.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(DecisionIdRow)
+        .values(decision_id=str(decision_id), at=datetime.now(UTC), **decision._asdict())
+        .on_conflict_do_nothing(index_elements=["decision_id"])
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return await decision_with_id(session, decision_id)
 
 
 # --- the audit ---------------------------------------------------------------------------------

@@ -7,9 +7,16 @@ the API refuse the same decisions, and a decision from either takes effect the
 same way: on the `approvals.decisions` topic.
 
 The session is the approver token itself, kept in an HttpOnly, SameSite=Strict
-cookie scoped to `/inbox`: nothing is stored server side, the token's expiry
-ends the session, and SameSite=Strict keeps other sites from posting decisions
-in the approver's name.
+cookie scoped to `/inbox` (and `Secure` when the page is served over TLS):
+nothing is stored server side, and the token's expiry ends the session.
+
+Every form (sign in, sign out, decide) is refused with 403 unless it comes from
+the page itself, checked twice over: the browser's `Origin` (or, without one,
+`Referer`) must be this server's own host, and a signed-in approver's forms
+carry a token derived from their session (an HMAC of it under the token
+secret) that another site cannot read or compute. SameSite=Strict would keep
+the cookie off most cross-site requests anyway; these checks do not depend on
+the browser honouring it.
 
 The `render_*` functions are pure (data in, HTML out) so they can be read and
 tested without a server; the views only authenticate, load and answer.
@@ -17,23 +24,29 @@ tested without a server; the views only authenticate, load and answer.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import html
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from services.approvals import api, inbox, store
+from services.approvals import api, inbox
 from shared.consume import describe_validation_error
 from shared.service import Service
 from shared.tokens import TokenError, approver_of
 
 COOKIE = "tradelane_approver"
 INBOX = "/inbox"
+FORM_TOKEN = "csrf_token"
+"""The hidden field that carries the session's form token in every form of a signed-in page."""
 DECISION_WORDS = {"approve": "approval", "reject": "rejection"}
 
 PAGE_HEADERS = {
@@ -139,13 +152,25 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: set
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def layout(body: str, *, approver_id: str | None = None) -> str:
+@dataclass(frozen=True)
+class Session:
+    """Who is signed in, and the token their forms must carry back."""
+
+    approver_id: str
+    form_token: str
+
+
+def form_token_field(session: Session) -> str:
+    return f'<input type="hidden" name="{FORM_TOKEN}" value="{esc(session.form_token)}">'
+
+
+def layout(body: str, *, session: Session | None = None) -> str:
     """Every page: the title, the style, and who is signed in with a way to sign out."""
     who = ""
-    if approver_id is not None:
+    if session is not None:
         who = (
-            f"<span>Signed in as <strong>{esc(approver_id)}</strong>"
-            f'<form method="post" action="{INBOX}/sign-out">'
+            f"<span>Signed in as <strong>{esc(session.approver_id)}</strong>"
+            f'<form method="post" action="{INBOX}/sign-out">{form_token_field(session)}'
             '<button type="submit">Sign out</button></form></span>'
         )
     return (
@@ -182,13 +207,13 @@ def render_flash(sent: str | None, decision: str | None) -> str:
     )
 
 
-def render_inbox(approver_id: str, items: Sequence[Mapping[str, Any]], flash: str = "") -> str:
+def render_inbox(session: Session, items: Sequence[Mapping[str, Any]], flash: str = "") -> str:
     """What waits for this approver (`InboxItem.summary` dicts), oldest first."""
-    heading = f"<h1>Inbox of {esc(approver_id)}</h1>{flash}"
+    heading = f"<h1>Inbox of {esc(session.approver_id)}</h1>{flash}"
     if not items:
         return layout(
             f'{heading}<p class="note">Nothing is waiting for your decision.</p>',
-            approver_id=approver_id,
+            session=session,
         )
     rows = [
         [
@@ -210,7 +235,7 @@ def render_inbox(approver_id: str, items: Sequence[Mapping[str, Any]], flash: st
         heading
         + f"<p>{waiting} for your signature.</p>"
         + table([*headers, "Your steps", "Acting for"], rows, numeric={4, 5}),
-        approver_id=approver_id,
+        session=session,
     )
 
 
@@ -275,7 +300,7 @@ def render_history(history: Sequence[Mapping[str, Any]]) -> str:
     return table(["At", *(label for label, _ in HISTORY_FIELDS)], rows, numeric=set())
 
 
-def render_request(approver_id: str, detail: Mapping[str, Any], decision_id: uuid.UUID) -> str:
+def render_request(session: Session, detail: Mapping[str, Any], decision_id: uuid.UUID) -> str:
     """One request in full (`inbox.request_detail`), with the decision form while it is open.
 
     `decision_id` goes into the form as the idempotency key, so submitting the
@@ -307,14 +332,14 @@ def render_request(approver_id: str, detail: Mapping[str, Any], decision_id: uui
         f"<h2>Order lines</h2>{render_lines(order)}"
         f"<h2>Rules matched</h2>{rules}"
         f"<h2>Steps</h2>{render_steps(detail.get('steps', []))}"
-        f"{render_decision_form(approver_id, detail, decision_id)}"
+        f"{render_decision_form(session, detail, decision_id)}"
         f"<h2>History</h2>{render_history(detail.get('history', []))}"
     )
-    return layout(body, approver_id=approver_id)
+    return layout(body, session=session)
 
 
 def render_decision_form(
-    approver_id: str, detail: Mapping[str, Any], decision_id: uuid.UUID
+    session: Session, detail: Mapping[str, Any], decision_id: uuid.UUID
 ) -> str:
     """Approve or reject, with a comment; only while the request is open."""
     if detail["state"] != "open":
@@ -322,6 +347,7 @@ def render_decision_form(
             f'<p class="note">This request is {esc(detail["state"])}: '
             "it takes no more decisions.</p>"
         )
+    approver_id = session.approver_id
     mine = [s["step_id"] for s in detail.get("steps", []) if approver_id in s["eligible"]]
     who = (
         f"Your signature counts for: {esc(', '.join(mine))}."
@@ -336,6 +362,7 @@ def render_decision_form(
         '<label for="comment">Comment</label>'
         '<textarea id="comment" name="comment" maxlength="1000" rows="3"></textarea>'
         f'<input type="hidden" name="decision_id" value="{esc(decision_id)}">'
+        f"{form_token_field(session)}"
         '<button class="approve" type="submit" name="decision" value="approve">Approve</button>'
         '<button class="reject" type="submit" name="decision" value="reject">Reject</button>'
         "</form>"
@@ -343,7 +370,7 @@ def render_decision_form(
 
 
 def render_message(
-    heading: str, message: str, *, approver_id: str | None = None, order_id: str | None = None
+    heading: str, message: str, *, session: Session | None = None, order_id: str | None = None
 ) -> str:
     """A refusal or an error, with the way back."""
     back = f'<a href="{INBOX}">Back to the inbox</a>'
@@ -351,27 +378,121 @@ def render_message(
         back = f'<a href="{esc(request_path(order_id))}">Back to order {esc(order_id)}</a> · {back}'
     return layout(
         f'<h1>{esc(heading)}</h1><p class="error" role="alert">{esc(message)}</p><p>{back}</p>',
-        approver_id=approver_id,
+        session=session,
     )
 
 
-# --- the session ----------------------------------------------------------------------------
+# --- the session and its defences: pure rules -----------------------------------------------------
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def session_cookie(token: str) -> str:
-    return f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path={INBOX}"
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port filled in; None for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:
+        return None
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
 
 
-def cleared_cookie() -> str:
-    return f"{COOKIE}=; HttpOnly; SameSite=Strict; Path={INBOX}; Max-Age=0"
+def same_origin(origin: str | None, referer: str | None, host: str | None, *, tls: bool) -> bool:
+    """Whether a form was sent from a page of this server (`host` is the request's Host).
+
+    The browser's `Origin` decides; only without one, its `Referer` (our pages
+    send it to themselves: `Referrer-Policy: same-origin`). Neither, or `null`
+    (a sandboxed frame, a privacy redirect), is refused: nothing vouches for the
+    form. Scheme is compared only one way: a page served over TLS takes no form
+    from plain http, but an https origin is accepted on a plain request, since a
+    proxy in front may end TLS without saying so.
+    """
+    source = origin if origin is not None else referer
+    if not source or not host:
+        return False
+    sent_from = _origin_of(source)
+    if sent_from is None or (tls and sent_from[0] != "https"):
+        return False
+    # our own origin in the scheme the browser used (which only fills in a default port)
+    return sent_from == _origin_of(f"{sent_from[0]}://{host}")
 
 
-def signed_in(service: Service, request: Request) -> str:
+def form_token(secret: str, session_token: str) -> str:
+    """The token a session's forms carry: an HMAC of the session under the token secret.
+
+    Another site can neither read it from our pages nor compute it, and it ends
+    with the session. Labelled, so it is never mistaken for any other MAC of the
+    same secret.
+    """
+    digest = hmac.new(
+        secret.encode(), b"tradelane-inbox-form\x00" + session_token.encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def form_token_ok(secret: str, session_token: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(
+        form_token(secret, session_token).encode(), str(given).encode()
+    )
+
+
+def served_over_tls(scheme: str, forwarded_proto: str | None) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a proxy that says so
+    (`X-Forwarded-Proto`, first hop first)."""
+    if scheme.lower() == "https":
+        return True
+    first = (forwarded_proto or "").split(",", 1)[0].strip().lower()
+    return first == "https"
+
+
+def session_cookie(token: str, *, secure: bool) -> str:
+    """HttpOnly: no script reads it. SameSite=Strict: the browser leaves it off every request
+    another site starts, even a link followed from a mail. Secure over TLS: never sent in clear."""
+    return f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path={INBOX}" + (
+        "; Secure" if secure else ""
+    )
+
+
+def cleared_cookie(*, secure: bool) -> str:
+    return f"{COOKIE}=; HttpOnly; SameSite=Strict; Path={INBOX}; Max-Age=0" + (
+        "; Secure" if secure else ""
+    )
+
+
+# --- the session: from the request ------------------------------------------------------------
+
+
+def over_tls(request: Request) -> bool:
+    return served_over_tls(request.url.scheme, request.headers.get("X-Forwarded-Proto"))
+
+
+def from_this_page(request: Request) -> bool:
+    """The Origin check of every form: sent by a page of this server, not another site."""
+    return same_origin(
+        request.headers.get("Origin"),
+        request.headers.get("Referer"),
+        request.headers.get("Host"),
+        tls=over_tls(request),
+    )
+
+
+def signed_in(service: Service, request: Request) -> Session:
     """The approver whose token is in the session cookie; `TokenError` if none or a bad one."""
     token = request.cookies.get(COOKIE)
     if not token:
         raise TokenError("you are not signed in")
-    return approver_of(service.settings.approval_token_secret, str(token))
+    secret = service.settings.token_secret()
+    return Session(approver_of(secret, str(token)), form_token(secret, str(token)))
+
+
+def form_token_matches(service: Service, request: Request, form: Mapping[str, str]) -> bool:
+    """Whether the form carries the token of the session it is sent in."""
+    token = request.cookies.get(COOKIE)
+    return bool(token) and form_token_ok(
+        service.settings.token_secret(), str(token), form.get(FORM_TOKEN)
+    )
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -398,6 +519,18 @@ def register(service: Service) -> None:
             headers["Set-Cookie"] = cookie
         return view.bytes(b"", status=303, headers=headers)
 
+    def cross_site(view: View) -> Response:
+        """403 for a form that did not come from the page itself: nothing is done."""
+        return page(
+            view,
+            render_message(
+                "Refused",
+                "This form was not sent from the approvals inbox page itself, so nothing was "
+                "done. Open the inbox and try again from there.",
+            ),
+            status=403,
+        )
+
     # The fixed paths first, so `/inbox/sign-in` is never taken for an order id.
     @app.page(f"{INBOX}/sign-in")
     class InboxSignIn(View):
@@ -405,18 +538,29 @@ def register(service: Service) -> None:
             return redirect(self, INBOX)
 
         async def post(self, request: Request) -> Response:
-            """A valid token becomes the session cookie; a bad one is shown why, with the form."""
+            """A valid token becomes the session cookie; a bad one is shown why, with the form.
+
+            Only from the page itself: another site must not sign a browser in as
+            someone else (whose inbox the victim would then fill in)."""
+            if not from_this_page(request):
+                return cross_site(self)
             token = (await form_of(request)).get("token", "")
             try:
-                approver_of(service.settings.approval_token_secret, token)
+                approver_of(service.settings.token_secret(), token)
             except TokenError as error:
                 return page(self, render_sign_in(str(error)), status=401)
-            return redirect(self, INBOX, cookie=session_cookie(token))
+            return redirect(self, INBOX, cookie=session_cookie(token, secure=over_tls(request)))
 
     @app.page(f"{INBOX}/sign-out")
     class InboxSignOut(View):
         async def post(self, request: Request) -> Response:
-            return redirect(self, INBOX, cookie=cleared_cookie())
+            if not from_this_page(request):
+                return cross_site(self)
+            if not request.cookies.get(COOKIE):
+                return redirect(self, INBOX)
+            if not form_token_matches(service, request, await form_of(request)):
+                return cross_site(self)
+            return redirect(self, INBOX, cookie=cleared_cookie(secure=over_tls(request)))
 
     @app.page(INBOX)
     class InboxPage(View):
@@ -425,32 +569,31 @@ def register(service: Service) -> None:
             if not request.cookies.get(COOKIE):
                 return page(self, render_sign_in())
             try:
-                approver_id = signed_in(service, request)
+                session = signed_in(service, request)
             except TokenError as error:
-                return page(self, render_sign_in(str(error)), status=401, cookie=cleared_cookie())
+                cleared = cleared_cookie(secure=over_tls(request))
+                return page(self, render_sign_in(str(error)), status=401, cookie=cleared)
             now = datetime.now(UTC)
-            async with service.db.sessions() as session:
-                items = await inbox.pending_for(session, approver_id, now)
+            async with service.db.sessions() as db:
+                items = await inbox.pending_for(db, session.approver_id, now)
             flash = render_flash(request.query.get("sent"), request.query.get("decision"))
             summaries = [item.summary(now) for item in items]
-            return page(self, render_inbox(approver_id, summaries, flash))
+            return page(self, render_inbox(session, summaries, flash))
 
     @app.page(INBOX + "/{order_id}")
     class InboxRequest(View):
         async def get(self, request: Request, order_id: str) -> Response:
             """The request in full, for members of its account; others get the 404 strangers get."""
             try:
-                approver_id = signed_in(service, request)
+                session = signed_in(service, request)
             except TokenError:
                 return redirect(self, INBOX)
-            async with service.db.sessions() as session:
+            async with service.db.sessions() as db:
                 try:
-                    detail = await inbox.request_detail(session, order_id, datetime.now(UTC))
+                    detail = await inbox.request_detail(
+                        db, order_id, session.approver_id, datetime.now(UTC)
+                    )
                 except LookupError:
-                    detail = None
-                if detail is not None and detail["account_id"] not in await store.accounts_of(
-                    session, approver_id
-                ):
                     detail = None
             if detail is None:
                 return page(
@@ -458,16 +601,20 @@ def register(service: Service) -> None:
                     render_message(
                         "Not found",
                         f"There is no approval request for order {order_id} in your accounts.",
-                        approver_id=approver_id,
+                        session=session,
                     ),
                     status=404,
                 )
-            return page(self, render_request(approver_id, detail, uuid.uuid4()))
+            return page(self, render_request(session, detail, uuid.uuid4()))
 
         async def post(self, request: Request, order_id: str) -> Response:
-            """Decide in the signed-in approver's name; queued → back to the inbox with a flash."""
+            """Decide in the signed-in approver's name; queued → back to the inbox with a flash.
+
+            Only a form from the page itself, carrying the session's form token."""
+            if not from_this_page(request):
+                return cross_site(self)
             try:
-                approver_id = signed_in(service, request)
+                session = signed_in(service, request)
             except TokenError as error:
                 return page(
                     self,
@@ -475,7 +622,9 @@ def register(service: Service) -> None:
                     status=401,
                 )
             form = await form_of(request)
-            fields = {"approver_id": approver_id} | {
+            if not form_token_matches(service, request, form):
+                return cross_site(self)
+            fields = {"approver_id": session.approver_id} | {
                 name: form[name]
                 for name in ("decision", "comment", "decision_id")
                 if form.get(name)
@@ -488,7 +637,7 @@ def register(service: Service) -> None:
                     render_message(
                         "The decision is not valid",
                         describe_validation_error(invalid),
-                        approver_id=approver_id,
+                        session=session,
                         order_id=order_id,
                     ),
                     status=400,
@@ -502,7 +651,7 @@ def register(service: Service) -> None:
                 render_message(
                     "Your decision was not taken",
                     str(answer.get("error", "refused")),
-                    approver_id=approver_id,
+                    session=session,
                     order_id=order_id if status != 404 else None,
                 ),
                 status=status,

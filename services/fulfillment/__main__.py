@@ -1,3 +1,4 @@
-from services.fulfillment.app import service
+from services.fulfillment.app import create_service
+from shared.settings import load_settings
 
-service.run()
+create_service(load_settings()).run()

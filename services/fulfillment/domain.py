@@ -12,6 +12,10 @@ shipment, between **bulk** freight (pallets, a scheduled delivery window) and
 Only what is on the shelf ships: the in-stock part of each approved line first,
 and each backorder fill later as a shipment of its own, numbered after the
 order's earlier ones. The WMS then confirms each shipment leaving the dock once.
+
+What fulfillment does with each event depends on where the order stands with it
+(`Progress`): planned, waiting for a warehouse, or stopped by another service's
+verdict (`STOPPED`); the whole state machine is the table `STEPS`.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
 from types import MappingProxyType
 
 from shared.contract import (
     Channel,
     DeliverySpeed,
     Order,
+    OrderState,
     ReservedLine,
     Shipment,
     ShipmentLine,
@@ -342,6 +348,97 @@ def tracking_number(shipment_id: str) -> str:
     """
     digest = hashlib.sha256(f"shipment:{shipment_id}".encode()).hexdigest()
     return "TL" + digest[:12].upper()
+
+
+# --- where an order stands with fulfillment --------------------------------------------------
+
+
+class State(StrEnum):
+    """Where an order stands with fulfillment; an order it has not heard of has no state (None)."""
+
+    PLANNED = "planned"
+    """Its shipments are planned (maybe none yet, all on backorder); fills add more."""
+    WAITING_FOR_WAREHOUSE = "waiting_for_warehouse"
+    """Approved, but its stock sits in a warehouse not known here yet: planned when it arrives."""
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+STOPPED: Mapping[OrderState, State] = MappingProxyType(
+    {OrderState.CANCELLED: State.CANCELLED, OrderState.REJECTED: State.REJECTED}
+)
+"""Verdicts of other services that mean an order must not ship, and the state each leaves."""
+STOPPED_STATES = frozenset(STOPPED.values())
+
+
+def stopped_by(verdict: OrderState) -> State | None:
+    """The state another service's verdict puts an order in, if the order must not ship."""
+    return STOPPED.get(verdict)
+
+
+class Trigger(StrEnum):
+    """What can happen to an order while fulfillment has it."""
+
+    APPROVAL = "approval"
+    """`orders.approved`: the order may ship."""
+    WAREHOUSE_KNOWN = "warehouse_known"
+    """`warehouses`: the site a waiting order, or a planned order's held fill, needs arrived."""
+    FILL = "fill"
+    """`orders.backorder_filled`: catalog holds arriving stock for the order's backorders."""
+    STOP = "stop"
+    """`orders.status`: another service cancelled or rejected the order (`STOPPED`)."""
+
+
+class Step(StrEnum):
+    """What fulfillment does about a trigger."""
+
+    PLAN = "plan"
+    """Route what is on the shelf and report it: the order is then PLANNED, or
+    WAITING_FOR_WAREHOUSE while a warehouse it needs is not known here."""
+    KEEP = "keep"
+    """Hold the fill until the order is planned: it ships with the first plan."""
+    STOP = "stop"
+    """Record the verdict: nothing more is planned (shipments already planned stay planned)."""
+    NOTHING = "nothing"
+    """A replay, or an order that was stopped: nothing changes."""
+
+
+STEPS: Mapping[tuple[State | None, Trigger], Step] = MappingProxyType(
+    {
+        (None, Trigger.APPROVAL): Step.PLAN,
+        (None, Trigger.FILL): Step.KEEP,
+        (None, Trigger.STOP): Step.STOP,
+        (State.WAITING_FOR_WAREHOUSE, Trigger.WAREHOUSE_KNOWN): Step.PLAN,
+        (State.WAITING_FOR_WAREHOUSE, Trigger.FILL): Step.KEEP,
+        (State.WAITING_FOR_WAREHOUSE, Trigger.STOP): Step.STOP,
+        (State.PLANNED, Trigger.FILL): Step.PLAN,
+        (State.PLANNED, Trigger.WAREHOUSE_KNOWN): Step.PLAN,
+        (State.PLANNED, Trigger.STOP): Step.STOP,
+    }
+)
+"""Fulfillment's state machine: every (state, trigger) not listed changes nothing.
+
+An approval plans an order only the first time fulfillment hears of it, so a
+replay plans nothing twice; a fill of a planned order is planned as a further
+shipment; a stopped order takes nothing more, and its first verdict stands.
+Dispatches are not in it: they go by shipment (`PlannedShipment.dispatch`), and
+a shipment that left is reported whatever the order's state.
+"""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one order stands with fulfillment, and which service put it there."""
+
+    state: State | None = None
+    decided_by: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.state in STOPPED_STATES
+
+    def step(self, trigger: Trigger) -> Step:
+        return STEPS.get((self.state, trigger), Step.NOTHING)
 
 
 # --- dispatch ---------------------------------------------------------------------------------

@@ -22,10 +22,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.fulfillment.domain import PlannedShipment, Site
+from services.fulfillment.domain import PlannedShipment, Progress, Site, State
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
+    OrderStatusChanged,
     Shipment,
     ShipmentLine,
     ShipmentMode,
@@ -112,13 +113,6 @@ class PendingFillRow(Base):
     fill_event: Mapped[str] = mapped_column(Text)
 
 
-class OrderStates:
-    PLANNED = "planned"
-    WAITING_FOR_WAREHOUSE = "waiting_for_warehouse"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-
 # --- reference data ---------------------------------------------------------------------
 
 
@@ -147,8 +141,10 @@ async def sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str, Sit
 # --- orders ------------------------------------------------------------------------------
 
 
-async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
-    return await session.get(OrderRow, order_id)
+async def progress_of(session: AsyncSession, order_id: str) -> Progress:
+    """Where the order stands here; no state if fulfillment has not heard of it."""
+    row = await session.get(OrderRow, order_id)
+    return Progress() if row is None else Progress(State(row.state), row.decided_by)
 
 
 async def remember_order(
@@ -156,15 +152,15 @@ async def remember_order(
     order_id: str,
     account_id: str | None,
     channel: str | None,
-    state: str,
+    state: State,
     decided_by: str,
 ) -> OrderRow:
-    """Insert or update the order's row; the latest verdict wins."""
+    """Insert or update the order's row with the state the handler moved it to."""
     row = await session.get(OrderRow, order_id)
     if row is None:
         row = OrderRow(order_id=order_id, account_id=account_id, channel=channel)
         session.add(row)
-    row.state = state
+    row.state = state.value
     row.decided_by = decided_by
     await session.flush()
     return row
@@ -180,13 +176,22 @@ async def record_plan(
         order.order_id,
         order.account_id,
         order.channel.value,
-        OrderStates.PLANNED,
+        State.PLANNED,
         decided_by,
     )
     row.approved_event = approved.model_dump_json(by_alias=True)
     await stop_waiting(session, order.order_id)
     await drop_pending_fills(session, order.order_id)
     await add_shipments(session, order.order_id, shipments)
+
+
+async def record_stop(session: AsyncSession, verdict: OrderStatusChanged, state: State) -> None:
+    """Another service stopped the order: it waits for nothing more, and held fills go."""
+    order_id = verdict.order_id
+    await stop_waiting(session, order_id)
+    await drop_pending_fills(session, order_id)
+    channel = verdict.channel.value if verdict.channel else None
+    await remember_order(session, order_id, verdict.account_id, channel, state, verdict.reported_by)
 
 
 async def approval_of(session: AsyncSession, order_id: str) -> OrderApproved | None:
@@ -331,7 +336,7 @@ async def wait_for_warehouse(
         order.order_id,
         order.account_id,
         order.channel.value,
-        OrderStates.WAITING_FOR_WAREHOUSE,
+        State.WAITING_FOR_WAREHOUSE,
         decided_by,
     )
     await session.merge(

@@ -218,9 +218,12 @@ class Pipeline:
             as_approver=approver_id,
         )
 
-    def approval(self, order_id: str) -> dict[str, Any]:
-        """`GET /approvals/{order_id}`: the request with its steps and audit trail."""
-        status, body = self.http("approvals", "GET", f"/approvals/{order_id}")
+    def approval(self, order_id: str, as_member: str) -> dict[str, Any]:
+        """`GET /approvals/{order_id}`: the request with its steps and audit trail, as read by
+        `as_member`, a member of the order's account (nobody else may read it)."""
+        status, body = self.http(
+            "approvals", "GET", f"/approvals/{order_id}", as_approver=as_member
+        )
         assert status == 200, body
         return dict(body)
 

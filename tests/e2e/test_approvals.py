@@ -8,15 +8,21 @@ approver (decisions on the topic or over the token-checked API) and ops
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from shared.contract import (
     Account,
+    ApprovalDecision,
     ApprovalPolicy,
     Channel,
     Delegation,
@@ -31,9 +37,11 @@ from shared.contract import (
     Role,
     StockLevel,
 )
-from shared.tokens import issue_token
+from shared.settings import DEV_TOKEN_SECRET
+from shared.tokens import AUDIENCE, issue_token
 from shared.topics import (
     ACCOUNTS,
+    APPROVAL_DECISIONS,
     APPROVAL_POLICIES,
     DELEGATIONS,
     ORDERS_CANCELLED,
@@ -43,7 +51,7 @@ from shared.topics import (
     PRODUCTS,
     STOCK,
 )
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import TOKEN_SECRET, Pipeline
 from tools.seed import b2b_order, b2c_order
 
 DRILL = "DRILL-18V"
@@ -159,7 +167,7 @@ def test_sequential_manager_then_finance_with_audit_on_api_and_status(pipeline: 
         ("decision", acme.id("boss"), "manager", "counted"),
         ("decision", acme.id("cfo"), "finance", "approved"),
     ]
-    trail = pipeline.approval(order_id)
+    trail = pipeline.approval(order_id, acme.id("buyer"))
     assert trail["state"] == "approved"
     assert "rule big-orders v1" in trail["history"][0]["why"]
     decided = trail["history"][1]
@@ -204,7 +212,7 @@ def test_two_of_three_managers_approve_and_a_repeat_does_not_count(pipeline: Pip
     pipeline.watch.wait_until(
         "ann's repeat in the audit",
         lambda: (
-            [h["outcome"] for h in pipeline.approval(order_id)["history"]][1:]
+            [h["outcome"] for h in pipeline.approval(order_id, acme.id("ann"))["history"]][1:]
             == ["counted", "already_counted"]
         ),
     )
@@ -362,7 +370,103 @@ def test_a_member_removed_from_the_account_can_no_longer_decide(pipeline: Pipeli
 
     acme.publish_account(without=("old",))
     status, body = pipeline.decide_over_http(order_id, acme.id("old"))
-    assert (status, body["outcome"]) == (403, "refused_not_member"), body
+    assert status == 404, body  # to a non-member the request does not exist
+    assert body == {"error": f"no approval request for order {order_id}"}
+    assert (
+        pipeline.http("approvals", "GET", f"/approvals/{order_id}", as_approver=acme.id("old"))[0]
+        == 404
+    )
+
+
+def test_a_request_is_shown_only_to_members_of_its_account(pipeline: Pipeline) -> None:
+    """Anyone else gets the 404 of an order that does not exist: no account, buyer or total."""
+    acme = Business(pipeline, "private", {"boss": [Role.MANAGER]})
+    other = Business(pipeline, "other", {"boss": [Role.MANAGER]})
+    acme.publish_policy(rules=[rule("any", [step("manager")])])
+    order_id = acme.order("private")
+    awaiting(pipeline, order_id)
+    path = f"/approvals/{order_id}"
+
+    status, body = pipeline.http("approvals", "GET", path)
+    assert status == 401 and "Authorization" in body["error"]
+    status, body = pipeline.http("approvals", "GET", path, as_approver=acme.id("buyer"))
+    assert status == 200 and body["account_id"] == acme.account_id
+    assert pipeline.http("approvals", "GET", path, as_approver=acme.id("boss"))[0] == 200
+
+    unknown = pipeline.order_id("nothing")
+    status, missing = pipeline.http(
+        "approvals", "GET", f"/approvals/{unknown}", as_approver=acme.id("boss")
+    )
+    assert (status, missing) == (404, {"error": f"no approval request for order {unknown}"})
+    for stranger in (other.id("boss"), "acme-manager", "nobody-at-all"):
+        status, body = pipeline.http("approvals", "GET", path, as_approver=stranger)
+        assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+
+    # Deciding is the same: a stranger cannot tell an open request from a missing one...
+    status, body = pipeline.decide_over_http(order_id, other.id("boss"))
+    assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+    pipeline.decide(order_id, acme.id("boss"))
+    pipeline.watch.wait_for_status(order_id, OrderState.APPROVED)
+    # ...or from a closed one (a member hears why: it is closed)
+    status, body = pipeline.decide_over_http(order_id, other.id("boss"))
+    assert (status, body) == (404, {"error": f"no approval request for order {order_id}"})
+    status, body = pipeline.decide_over_http(order_id, acme.id("buyer"))
+    assert (status, body["outcome"]) == (409, "refused_closed")
+
+
+def test_a_decision_id_names_one_decision_on_one_order(pipeline: Pipeline) -> None:
+    """A retry is answered like the first attempt and applied once; reusing the id for
+    another order, or for another decision, is refused (it used to vanish as a duplicate)."""
+    acme = Business(pipeline, "idem", {"boss": [Role.MANAGER], "cfo": [Role.FINANCE]})
+    acme.publish_policy(rules=[rule("chain", [step("manager"), step("finance")])])
+    first, second = acme.order("idem-1"), acme.order("idem-2")
+    awaiting(pipeline, first)
+    awaiting(pipeline, second)
+    decision_id = str(uuid.uuid4())
+    body = {
+        "approver_id": acme.id("boss"),
+        "decision": "approve",
+        "comment": "ok",
+        "decision_id": decision_id,
+    }
+
+    def post(order_id: str, sent: dict[str, Any]) -> tuple[int, Any]:
+        path = f"/approvals/{order_id}/decisions"
+        return pipeline.http("approvals", "POST", path, sent, as_approver=acme.id("boss"))
+
+    assert post(first, body) == (202, {"event_id": decision_id})
+    assert post(first, body) == (202, {"event_id": decision_id})  # a retry before it is applied
+    pipeline.wait_for_progress(
+        first, "manager signed", lambda p: step_state(p, "manager") == "satisfied"
+    )
+    assert post(first, body) == (202, {"event_id": decision_id})  # and after
+
+    status, answer = post(second, body)
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+    assert decision_id in answer["error"] and first not in answer["error"]
+    status, answer = post(first, body | {"decision": "reject", "comment": "changed my mind"})
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+
+    fresh = str(uuid.uuid4())
+    assert post(second, body | {"decision_id": fresh}) == (202, {"event_id": fresh})
+    pipeline.wait_for_progress(
+        second, "manager signed", lambda p: step_state(p, "manager") == "satisfied"
+    )
+    # an id that came over the topic as a decision's event_id is taken as well
+    on_topic = ApprovalDecision.new(order_id=second, approver_id=acme.id("cfo"), decision="approve")
+    pipeline.publisher.publish(APPROVAL_DECISIONS, on_topic)
+    pipeline.publisher.flush()
+    pipeline.watch.wait_for_status(second, OrderState.APPROVED)
+    status, answer = post(first, body | {"decision_id": str(on_topic.event_id)})
+    assert (status, answer["outcome"]) == (409, "decision_id_reused"), answer
+
+    decisions = [
+        (h["approver_id"], h["outcome"])
+        for h in pipeline.approval(first, acme.id("boss"))["history"]
+        if h["kind"] == "decision"
+    ]
+    assert decisions == [(acme.id("boss"), "counted")]
+    assert "rejected" not in pipeline.watch.history(first)
 
 
 def test_a_delegate_decides_for_an_approver_out_of_office(pipeline: Pipeline) -> None:
@@ -452,6 +556,15 @@ def test_the_api_wants_the_approvers_own_token(pipeline: Pipeline) -> None:
         "approvals", "GET", inbox, headers={"Authorization": f"Bearer {forged}"}
     )
     assert status == 401 and "Signature verification failed" in answer["error"]
+    issued = datetime.now(UTC)
+    a_month = {"iat": issued, "exp": issued + timedelta(days=30)}
+    lasting = jwt.encode(
+        {"sub": acme.id("boss"), "aud": AUDIENCE, **a_month}, TOKEN_SECRET, algorithm="HS256"
+    )
+    status, answer = pipeline.http(
+        "approvals", "GET", inbox, headers={"Authorization": f"Bearer {lasting}"}
+    )
+    assert status == 401 and "at most 24 hours" in answer["error"]
     assert pipeline.http("approvals", "POST", decisions, body)[0] == 401
     assert pipeline.http("approvals", "GET", inbox, as_approver=acme.id("buyer"))[0] == 403
     status, answer = pipeline.http(
@@ -507,7 +620,8 @@ def test_a_buyer_over_the_daily_limit_needs_the_manager(pipeline: Pipeline) -> N
     )
     pipeline.watch.wait_for_status(second, OrderState.CANCELLED)
     pipeline.watch.wait_until(
-        "the request withdrawn", lambda: pipeline.approval(second)["state"] == "withdrawn"
+        "the request withdrawn",
+        lambda: pipeline.approval(second, acme.id("boss"))["state"] == "withdrawn",
     )
 
 
@@ -557,3 +671,32 @@ def test_approval_metrics_are_exposed(pipeline: Pipeline) -> None:
     ):
         assert name in text
     assert 'tradelane_approval_decisions_total{outcome="approved",role="manager"}' in text
+
+
+def test_approvals_will_not_start_with_the_development_secret_on_an_open_port(
+    tmp_path: Path,
+) -> None:
+    """Refused before it touches Kafka or its database: the broker here does not even exist."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"APPROVALS_TOKEN_SECRET", "TRADELANE_DEV_MODE", "DATABASE_URL"}
+    }
+    env |= {
+        "WEB_BIND": "0.0.0.0",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "TRADELANE_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.approvals"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "bad configuration: APPROVALS_TOKEN_SECRET" in output, output
+    assert DEV_TOKEN_SECRET not in output
+    assert not (tmp_path / "approvals.db").exists()

@@ -8,10 +8,14 @@ by Playwright, stands in for the approver's browser; CI installs it (.ci/run).
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -206,3 +210,182 @@ def test_a_bad_token_gets_the_sign_in_form_again_with_401(
     page.goto(inbox_url(pipeline, "/some-order"))  # no session: back to signing in
     page.wait_for_url(inbox_url(pipeline))
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+# --- cross-site requests: what a browser on another site could send ---------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    text: str
+
+    @property
+    def cookie(self) -> str | None:
+        return self.headers.get("Set-Cookie")
+
+
+@dataclass
+class RawClient:
+    """HTTP to the inbox page with exactly the headers a test gives: no browser adds an
+    Origin, follows a redirect or keeps a cookie here unless the test says so."""
+
+    pipeline: Pipeline
+    cookie: str | None = None
+    sent: list[str] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        """The page's own origin, as a browser on the page would send it."""
+        url = urlsplit(inbox_url(self.pipeline))
+        return f"{url.scheme}://{url.netloc}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        url = urlsplit(inbox_url(self.pipeline, path))
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        sent = dict(headers or {})
+        if self.cookie is not None:
+            sent["Cookie"] = self.cookie
+        body = None
+        if form is not None:
+            body = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, url.path, body=body, headers=sent)
+            response = connection.getresponse()
+            return Answer(response.status, response.headers, response.read().decode())
+        finally:
+            connection.close()
+
+    def sign_in(self, approver_id: str) -> None:
+        answer = self.request(
+            "POST",
+            "/sign-in",
+            {"token": token_for(self.pipeline, approver_id)},
+            {"Origin": self.origin},
+        )
+        assert answer.status == 303 and answer.cookie, answer
+        self.cookie = answer.cookie.split(";", 1)[0]
+
+    def form_token(self, path: str = "") -> str:
+        """The hidden form token of a page the signed-in approver is shown."""
+        page = self.request("GET", path)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found, page.text
+        return found.group(1)
+
+
+def history_of(pipeline: Pipeline, order_id: str) -> list[tuple[str | None, str | None]]:
+    status, body = pipeline.http(
+        "approvals", "GET", f"/approvals/{order_id}", as_approver="acme-buyer"
+    )
+    assert status == 200, body
+    return [(h["approver_id"], h["comment"]) for h in body["history"] if h["kind"] == "decision"]
+
+
+def test_a_cross_site_post_is_refused_and_changes_nothing(pipeline: Pipeline) -> None:
+    order_id = submit_large_order(pipeline)
+    manager = RawClient(pipeline)
+    manager.sign_in("acme-manager")
+    token = manager.form_token(f"/{order_id}")
+
+    def decide(comment: str, headers: Mapping[str, str], **form: str) -> Answer:
+        fields = {"decision": "approve", "comment": comment, "decision_id": str(uuid.uuid4())}
+        return manager.request("POST", f"/{order_id}", fields | form, headers)
+
+    evil = "https://evil.example"
+    refused = [
+        decide("forged: other origin", {"Origin": evil}, csrf_token=token),
+        decide("forged: null origin", {"Origin": "null"}, csrf_token=token),
+        decide("forged: other referer", {"Referer": f"{evil}/page"}, csrf_token=token),
+        decide("forged: no origin at all", {}, csrf_token=token),
+        decide("forged: no form token", {"Origin": manager.origin}),
+        decide("forged: wrong form token", {"Origin": manager.origin}, csrf_token="x" + token),
+    ]
+    assert [answer.status for answer in refused] == [403] * len(refused)
+    assert all(answer.cookie is None for answer in refused)
+
+    accepted = decide(
+        "the real one", {"Referer": inbox_url(pipeline, f"/{order_id}")}, csrf_token=token
+    )
+    assert accepted.status == 303, accepted.text
+    pipeline.watch.wait_until(
+        f"the manager's signature on {order_id} to count",
+        lambda: any(step_satisfied(s, "manager") for s in pipeline.watch.statuses[order_id]),
+    )
+    # decisions on one order are applied in the order they were sent: a forged one would be first
+    assert history_of(pipeline, order_id) == [("acme-manager", "the real one")]
+
+
+def test_cross_site_sign_in_and_sign_out_are_refused(pipeline: Pipeline) -> None:
+    client = RawClient(pipeline)
+    forged = client.request(
+        "POST",
+        "/sign-in",
+        {"token": token_for(pipeline, "acme-manager")},
+        {"Origin": "https://evil.example"},
+    )
+    assert forged.status == 403 and forged.cookie is None
+
+    client.sign_in("acme-manager")
+    token = client.form_token()
+    for headers, form in (
+        ({"Origin": "https://evil.example"}, {"csrf_token": token}),
+        ({"Origin": client.origin}, {}),
+    ):
+        answer = client.request("POST", "/sign-out", form, headers)
+        assert answer.status == 403 and answer.cookie is None
+    assert client.request("GET", "").status == 200  # still signed in
+    signed_out = client.request(
+        "POST", "/sign-out", {"csrf_token": token}, {"Origin": client.origin}
+    )
+    assert signed_out.status == 303 and signed_out.cookie and "Max-Age=0" in signed_out.cookie
+
+
+def test_the_session_cookie_is_secure_over_tls(pipeline: Pipeline) -> None:
+    client = RawClient(pipeline)
+    form = {"token": token_for(pipeline, "acme-manager")}
+    plain = client.request("POST", "/sign-in", form, {"Origin": client.origin})
+    host = urlsplit(client.origin).netloc
+    behind_tls = client.request(
+        "POST",
+        "/sign-in",
+        form,
+        {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"},
+    )
+    for answer in (plain, behind_tls):
+        assert answer.status == 303 and answer.cookie
+        attributes = [a.strip() for a in answer.cookie.split(";")]
+        assert "HttpOnly" in attributes and "SameSite=Strict" in attributes
+    assert "Secure" not in [a.strip() for a in (plain.cookie or "").split(";")]
+    assert "Secure" in [a.strip() for a in (behind_tls.cookie or "").split(";")]
+    # and an https page accepts no form from plain http, even of its own host
+    downgraded = client.request(
+        "POST", "/sign-in", form, {"Origin": f"http://{host}", "X-Forwarded-Proto": "https"}
+    )
+    assert downgraded.status == 403
+
+
+def test_a_stranger_deciding_on_the_page_gets_not_found(pipeline: Pipeline) -> None:
+    order_id = submit_large_order(pipeline)
+    stranger = RawClient(pipeline)
+    stranger.sign_in("globex-boss")
+    answer = stranger.request(
+        "POST",
+        f"/{order_id}",
+        {
+            "decision": "approve",
+            "decision_id": str(uuid.uuid4()),
+            "csrf_token": stranger.form_token(),
+        },
+        {"Origin": stranger.origin},
+    )
+    assert answer.status == 404
+    assert "acme" not in answer.text

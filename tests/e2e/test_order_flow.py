@@ -79,11 +79,11 @@ def test_a_second_approval_by_the_same_approver_does_not_count(pipeline: Pipelin
     pipeline.watch.wait_until(
         "both manager decisions in the audit trail",
         lambda: (
-            [h["outcome"] for h in pipeline.approval(order.order_id)["history"]][1:]
+            [h["outcome"] for h in pipeline.approval(order.order_id, "acme-buyer")["history"]][1:]
             == ["counted", "already_counted"]
         ),
     )
-    assert pipeline.approval(order.order_id)["approved_by"] == ["acme-manager"]
+    assert pipeline.approval(order.order_id, "acme-buyer")["approved_by"] == ["acme-manager"]
     assert "approved" not in pipeline.watch.history(order.order_id)
 
     pipeline.decide(order.order_id, "acme-finance")

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +64,35 @@ def test_health_reports_ok_and_the_topics_consumed(pipeline: Pipeline) -> None:
     status, body = pipeline.http("catalog", "GET", "/health")
     assert status == 200 and body["ok"] is True
     assert pipeline.names.of(ORDERS_SUBMITTED) in body["consumes"]
+
+
+FAUST_BUILT_IN_VIEWS = (
+    "/router/",  # which worker owns which table key: the cluster's topology
+    "/router/topics",
+    "/table/",
+    "/graph/",
+    "/assignment/",  # the stats blueprint's partition assignment
+    "/performance/",
+)
+
+
+def status_of(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_faust_built_in_web_views_are_off_and_ours_still_answer(pipeline: Pipeline) -> None:
+    for name, service in pipeline.fleet.running.items():
+        for path in FAUST_BUILT_IN_VIEWS:
+            status, body = status_of(service.url(path))
+            assert status == 404, f"{name} serves Faust's {path}: {body[:200]!r}"
+        # `/` is Faust's fixed production index (it has no setting), never the statistics page
+        assert status_of(service.url("/")) == (200, b'{"status":"OK"}')
+        assert status_of(service.url("/health"))[0] == 200, name
+        assert status_of(service.url("/metrics"))[0] == 200, name
 
 
 def test_the_cli_publishes_a_valid_file_and_the_order_completes(

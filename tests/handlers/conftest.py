@@ -2,42 +2,132 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import MetaData
+
+from shared.consume import Handler, OrderRefused, publish_every_refusal
 from shared.contract import (
+    ApprovalMode,
+    DeadLetter,
     Event,
+    OrderApproved,
     OrderState,
     OrderStatusChanged,
     OrderSubmitted,
     OrderValidated,
+    PricedLine,
+    ReasonCode,
     ReservedLine,
+    Totals,
 )
-from tools.seed import products
-
-E = TypeVar("E", bound=Event)
+from shared.topics import TopicSpec
+from tests.support.bench import ServiceBench
+from tools.seed import ACME, DEMO_PRODUCTS, products
 
 WEIGHTS = {p.sku: p.unit_weight_kg for p in products()}
 CATEGORIES = {p.sku: p.category for p in products()}
+LIST_PRICES = {p.sku: Decimal(p.list_price) for p in DEMO_PRODUCTS}
+
+E = TypeVar("E", bound=Event)
+
+
+@asynccontextmanager
+async def on_sqlite(
+    directory: Path,
+    name: str,
+    metadata: MetaData,
+    handlers: Mapping[TopicSpec, Handler[Any]],
+    order_refused: OrderRefused = publish_every_refusal,
+) -> AsyncIterator[ServiceBench]:
+    """A service's handlers on a fresh SQLite file in `directory`, disposed of afterwards.
+
+    `order_refused` is the service's say on rejecting a dead-lettered order, as
+    it gives it to `service.refuse_orders_with`.
+    """
+    url = f"sqlite+aiosqlite:///{directory / f'{name}.db'}"
+    bench = await ServiceBench(name, metadata, handlers, url, order_refused).start()
+    try:
+        yield bench
+    finally:
+        await bench.dispose()
+
+
+def reserved(
+    order: OrderSubmitted,
+    warehouse_id: str = "wh-central",
+    backordered: Mapping[str, int] | None = None,
+) -> list[ReservedLine]:
+    """Catalog's lines for `order`: every line held in `warehouse_id`, `backordered` by SKU."""
+    return [
+        ReservedLine(
+            sku=line.sku,
+            quantity=line.quantity,
+            warehouse_id=warehouse_id,
+            category=CATEGORIES.get(line.sku, "misc"),
+            unit_weight_kg=WEIGHTS.get(line.sku, Decimal("1")),
+            line_no=number,
+            backordered=(backordered or {}).get(line.sku, 0),
+        )
+        for number, line in enumerate(order.lines, start=1)
+    ]
 
 
 def validated(order: OrderSubmitted, warehouse_id: str = "wh-central") -> OrderValidated:
     """What catalog hands on for `order`: every line held in `warehouse_id`."""
-    return OrderValidated.new(
+    return OrderValidated.new(order=order.order(), lines=reserved(order, warehouse_id))
+
+
+def approved(
+    order: OrderSubmitted,
+    warehouse_id: str = "dc-kassel",
+    backordered: Mapping[str, int] | None = None,
+    occurred_at: datetime | None = None,
+) -> OrderApproved:
+    """What approvals hands on for `order`: held in `warehouse_id`, at list prices, approved at
+    once (at `occurred_at`, or now)."""
+    lines = [
+        PricedLine(
+            **line.model_dump(),
+            unit_price=LIST_PRICES.get(line.sku, Decimal("1.00")),
+            line_total=LIST_PRICES.get(line.sku, Decimal("1.00")) * line.quantity,
+            price_source=f"list:list-{order.currency}",
+        )
+        for line in reserved(order, warehouse_id, backordered)
+    ]
+    total = sum((line.line_total for line in lines), Decimal(0))
+    envelope: dict[str, Any] = {} if occurred_at is None else {"occurred_at": occurred_at}
+    return OrderApproved.new(
         order=order.order(),
-        lines=[
-            ReservedLine(
-                sku=line.sku,
-                quantity=line.quantity,
-                warehouse_id=warehouse_id,
-                category=CATEGORIES.get(line.sku, "misc"),
-                unit_weight_kg=WEIGHTS.get(line.sku, Decimal("1")),
-                line_no=number,
-            )
-            for number, line in enumerate(order.lines, start=1)
-        ],
+        lines=lines,
+        totals=Totals(currency=order.currency, subtotal=total, total=total),
+        approval_mode=ApprovalMode.AUTOMATIC,
+        **envelope,
     )
+
+
+async def deliver_invalid(
+    bench: ServiceBench, spec: TopicSpec, order_id: str, account_id: str = ACME
+) -> DeadLetter:
+    """Deliver a message of an order topic that names an order but is no valid event.
+
+    Checks the service rejected that order `invalid_event` (once, for its
+    account) and returns the message's one dead letter.
+    """
+    body = {"order": {"order_id": order_id, "account_id": account_id}}
+    await bench.deliver(spec, json.dumps(body).encode())
+    [rejected] = await bench.statuses(order_id)
+    assert rejected.status is OrderState.REJECTED and rejected.account_id == account_id
+    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
+    [letter] = await bench.dead_letters(spec)
+    return letter
 
 
 def resent(event: E, **changes: Any) -> E:

@@ -47,7 +47,7 @@ from shared.topics import (
     STOCK_ADJUSTMENTS,
     WAREHOUSES,
 )
-from tests.handlers.conftest import resent, status_from
+from tests.handlers.conftest import deliver_invalid, on_sqlite, resent, status_from
 from tests.support.bench import ServiceBench
 from tools.seed import (
     ACME,
@@ -66,24 +66,17 @@ DC = "dc-kassel"
 
 @pytest.fixture
 async def catalog(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    bench = await ServiceBench(
-        NAME,
-        store.Base.metadata,
-        HANDLERS,
-        f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
-        order_refused=refuse_order,
-    ).start()
-    async with bench.db.transaction() as tx:  # one commit: the tests below deliver one by one
-        for warehouse in warehouses():
-            await HANDLERS[WAREHOUSES](warehouse, tx)
-        for product in products():
-            await HANDLERS[PRODUCTS](product, tx)
-        for level in stock_levels():
-            await HANDLERS[STOCK](level, tx)
-        for account in accounts():
-            await HANDLERS[ACCOUNTS](account, tx)
-    yield bench
-    await bench.dispose()
+    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS, refuse_order) as bench:
+        async with bench.db.transaction() as tx:  # one commit: the tests deliver one by one
+            for warehouse in warehouses():
+                await HANDLERS[WAREHOUSES](warehouse, tx)
+            for product in products():
+                await HANDLERS[PRODUCTS](product, tx)
+            for level in stock_levels():
+                await HANDLERS[STOCK](level, tx)
+            for account in accounts():
+                await HANDLERS[ACCOUNTS](account, tx)
+        yield bench
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -403,11 +396,7 @@ async def test_an_early_cancellation_by_another_account_leaves_my_order_alone(
 async def test_a_corrected_resubmission_of_an_order_rejected_invalid_is_rejected_as_a_duplicate(
     catalog: ServiceBench,
 ) -> None:
-    await catalog.deliver(
-        ORDERS_SUBMITTED, b'{"order_id": "b-1", "account_id": "acme-gmbh", "lines": "40 bolts"}'
-    )
-    [letter] = await catalog.dead_letters(ORDERS_SUBMITTED)
-    assert "lines" in letter.error
+    await deliver_invalid(catalog, ORDERS_SUBMITTED, "b-1")
     await catalog.deliver(ORDERS_SUBMITTED, b2b_order("b-1", [("BOLT-M8-100", 40)]))
     invalid, duplicate = await catalog.statuses("b-1")
     assert (invalid.account_id, reason_of(invalid).code) == (ACME, ReasonCode.INVALID_EVENT)

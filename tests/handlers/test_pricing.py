@@ -14,22 +14,19 @@ from services.pricing.app import NAME
 from services.pricing.handlers import HANDLERS
 from shared.contract import OrderPriced, PriceEntry, PriceList, PriceTier, ReasonCode
 from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS
-from tests.handlers.conftest import validated
+from tests.handlers.conftest import deliver_invalid, on_sqlite, validated
 from tests.support.bench import ServiceBench
-from tools.seed import ACME, accounts, b2b_order, b2c_order, price_lists
+from tools.seed import accounts, b2b_order, b2c_order, price_lists
 
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    bench = await ServiceBench(
-        NAME, store.Base.metadata, HANDLERS, f"sqlite+aiosqlite:///{tmp_path / 'pricing.db'}"
-    ).start()
-    for account in accounts():
-        await bench.deliver(ACCOUNTS, account)
-    for price_list in price_lists():
-        await bench.deliver(PRICE_LISTS, price_list)
-    yield bench
-    await bench.dispose()
+    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
+        for account in accounts():
+            await bench.deliver(ACCOUNTS, account)
+        for price_list in price_lists():
+            await bench.deliver(PRICE_LISTS, price_list)
+        yield bench
 
 
 async def test_a_consumer_order_is_priced_from_the_list(pricing: ServiceBench) -> None:
@@ -93,11 +90,5 @@ async def test_an_ambiguous_price_list_is_dead_lettered_and_the_old_one_stays(
 async def test_an_invalid_validated_order_is_dead_lettered_and_rejected(
     pricing: ServiceBench,
 ) -> None:
-    await pricing.deliver(
-        ORDERS_VALIDATED, b'{"order": {"order_id": "b-6", "account_id": "acme-gmbh"}}'
-    )
-    [letter] = await pricing.dead_letters(ORDERS_VALIDATED)
+    letter = await deliver_invalid(pricing, ORDERS_VALIDATED, "b-6")
     assert "schema" in letter.error
-    [rejected] = await pricing.statuses("b-6")
-    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
-    assert rejected.account_id == ACME

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -122,3 +123,18 @@ async def test_recording_the_same_order_twice_counts_it_once(database: ServiceDa
     async with database.sessions() as session:
         spent = await store.spent_since(session, "acme-gmbh", MONTH, NOW - timedelta(days=1))
     assert spent == Decimal("100.00")
+
+
+async def test_a_decision_id_is_claimed_once_and_then_names_its_decision(
+    database: ServiceDatabase,
+) -> None:
+    decision_id = uuid.UUID("3f2b8c1e-5d4a-4b6f-9e8d-7c6b5a4f3e21")
+    first = store.ClaimedDecision("o-1", "acme-manager", "approve", "ok")
+    async with database.transaction() as tx:
+        assert await store.claim_decision_id(tx.session, decision_id, first) is None
+    again = store.ClaimedDecision("o-2", "acme-manager", "reject", None)
+    async with database.transaction() as tx:
+        assert await store.claim_decision_id(tx.session, decision_id, again) == first
+    async with database.sessions() as session:
+        assert await store.decision_with_id(session, decision_id) == first
+        assert await store.decision_with_id(session, uuid.uuid4()) is None

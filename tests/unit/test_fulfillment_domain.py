@@ -12,13 +12,18 @@ from services.fulfillment.domain import (
     SHIPPING,
     NotThisOrdersShipment,
     PlannedShipment,
+    Progress,
     Site,
+    State,
+    Step,
+    Trigger,
     UnknownWarehouse,
     add_business_days,
     filled,
     pallets_for,
     ready_to_ship,
     route_shipment,
+    stopped_by,
     tracking_number,
 )
 from shared.contract import (
@@ -28,6 +33,7 @@ from shared.contract import (
     DeliverySpeed,
     Order,
     OrderLine,
+    OrderState,
     Payment,
     PaymentMethod,
     PricedLine,
@@ -473,6 +479,96 @@ def test_a_dispatch_naming_another_order_is_refused_with_both_orders_named() -> 
     assert "web-000123-1" in str(refused.value)
     assert "web-000999" in str(refused.value)
     assert not planned.dispatched
+
+
+# --- stop rules: verdicts of other services ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verdict", "stops_as"),
+    [
+        (OrderState.CANCELLED, State.CANCELLED),
+        (OrderState.REJECTED, State.REJECTED),
+        (OrderState.RECEIVED, None),
+        (OrderState.AWAITING_APPROVAL, None),
+        (OrderState.APPROVED, None),
+        (OrderState.FULFILLMENT_PLANNED, None),
+        (OrderState.SHIPPED, None),
+        (OrderState.DELIVERED, None),
+    ],
+)
+def test_only_a_cancellation_or_rejection_stops_an_order(
+    verdict: OrderState, stops_as: State | None
+) -> None:
+    assert stopped_by(verdict) is stops_as
+
+
+def test_a_stopped_order_is_one_cancelled_or_rejected() -> None:
+    assert [state for state in State if Progress(state).stopped] == [
+        State.CANCELLED,
+        State.REJECTED,
+    ]
+    assert not Progress().stopped
+
+
+# --- the state machine: what each trigger does to an order where it stands ---------------------
+
+
+STOPPED = (State.CANCELLED, State.REJECTED)
+
+
+@pytest.mark.parametrize(
+    ("state", "step"),
+    [
+        (None, Step.PLAN),
+        (State.WAITING_FOR_WAREHOUSE, Step.NOTHING),  # a replay: it waits already
+        (State.PLANNED, Step.NOTHING),  # a replay plans nothing twice
+        *((stopped, Step.NOTHING) for stopped in STOPPED),
+    ],
+)
+def test_an_approval_plans_an_order_only_the_first_time(state: State | None, step: Step) -> None:
+    assert Progress(state).step(Trigger.APPROVAL) is step
+
+
+@pytest.mark.parametrize(
+    ("state", "step"),
+    [
+        (None, Step.KEEP),  # the approval has not come yet: the fill ships with the plan
+        (State.WAITING_FOR_WAREHOUSE, Step.KEEP),
+        (State.PLANNED, Step.PLAN),  # a further shipment
+        *((stopped, Step.NOTHING) for stopped in STOPPED),
+    ],
+)
+def test_a_fill_ships_with_the_plan_or_after_it_but_never_for_a_stopped_order(
+    state: State | None, step: Step
+) -> None:
+    assert Progress(state).step(Trigger.FILL) is step
+
+
+@pytest.mark.parametrize(
+    ("state", "step"),
+    [
+        (None, Step.NOTHING),
+        (State.WAITING_FOR_WAREHOUSE, Step.PLAN),  # the waiting approval is planned
+        (State.PLANNED, Step.PLAN),  # its fills held for that warehouse are planned
+        *((stopped, Step.NOTHING) for stopped in STOPPED),
+    ],
+)
+def test_a_warehouse_arriving_plans_what_waited_for_it(state: State | None, step: Step) -> None:
+    assert Progress(state).step(Trigger.WAREHOUSE_KNOWN) is step
+
+
+@pytest.mark.parametrize(
+    ("state", "step"),
+    [
+        (None, Step.STOP),  # stopped before the approval came: it will not be planned
+        (State.WAITING_FOR_WAREHOUSE, Step.STOP),
+        (State.PLANNED, Step.STOP),  # recorded; the shipments stay planned
+        *((stopped, Step.NOTHING) for stopped in STOPPED),  # the first verdict stands
+    ],
+)
+def test_a_verdict_stops_an_order_once(state: State | None, step: Step) -> None:
+    assert Progress(state).step(Trigger.STOP) is step
 
 
 # --- edges ----------------------------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""The consume path every handler sits behind, on SQLite with stand-in handlers.
+
+What any message can do to a service — be too large, nested, loosely typed,
+refused, or make its handler fail — and what the service does about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import MetaData
+
+from shared.contract import OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
+from shared.db import Transaction
+from shared.rejection import Refused
+from shared.topics import ORDERS_STATUS, ORDERS_SUBMITTED
+from tests.support.bench import ServiceBench
+from tools.seed import b2b_order
+
+handled: list[str] = []
+
+
+async def accept(event: OrderSubmitted, tx: Transaction) -> None:
+    handled.append(event.order_id)
+    await tx.report(event, OrderState.RECEIVED)
+
+
+async def fail(event: OrderSubmitted, tx: Transaction) -> None:
+    await tx.report(event, OrderState.RECEIVED)  # rolled back with the failure
+    raise ZeroDivisionError("a defect")
+
+
+async def refuse(event: OrderSubmitted, tx: Transaction) -> None:
+    raise Refused("foreign_order", f"order id {event.order_id} belongs to another account")
+
+
+async def note_status(event: OrderStatusChanged, tx: Transaction) -> None:
+    handled.append(f"status:{event.reported_by}")
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[ServiceBench]:
+    handled.clear()
+    bench = await ServiceBench(
+        "toy",
+        MetaData(),
+        {ORDERS_SUBMITTED: accept, ORDERS_STATUS: note_status},
+        f"sqlite+aiosqlite:///{tmp_path / 'toy.db'}",
+    ).start()
+    yield bench
+    await bench.dispose()
+
+
+def failures() -> float:
+    labels = {"service": "toy", "topic": "orders.submitted"}
+    return REGISTRY.get_sample_value("tradelane_processing_failures_total", labels) or 0.0
+
+
+async def test_a_handler_that_fails_dead_letters_the_event_and_rejects_its_order(
+    bench: ServiceBench,
+) -> None:
+    bench.handlers = {ORDERS_SUBMITTED: fail}
+    before = failures()
+    await bench.deliver(ORDERS_SUBMITTED, b2b_order("o-1", [("BOLT-M8-100", 1)]))
+    [letter] = await bench.dead_letters(ORDERS_SUBMITTED)
+    assert letter.error == "processing failed: ZeroDivisionError: a defect"
+    [status] = await bench.statuses("o-1")
+    assert status.status is OrderState.REJECTED and status.reason is not None
+    assert status.reason.code is ReasonCode.PROCESSING_FAILED
+    assert failures() == before + 1
+
+
+async def test_a_refused_event_is_dead_lettered_without_a_status(bench: ServiceBench) -> None:
+    bench.handlers = {ORDERS_SUBMITTED: refuse}
+    await bench.deliver(ORDERS_SUBMITTED, b2b_order("o-2", [("BOLT-M8-100", 1)]))
+    [letter] = await bench.dead_letters(ORDERS_SUBMITTED)
+    assert letter.error.startswith("foreign_order: ")
+    assert await bench.statuses("o-2") == []
+
+
+async def test_a_message_over_the_topic_limit_is_dead_lettered_unread(bench: ServiceBench) -> None:
+    huge = b'{"order_id": "o-3", "x": "' + b"x" * 300_000 + b'"}'
+    await bench.deliver(ORDERS_SUBMITTED, huge)
+    [letter] = await bench.dead_letters(ORDERS_SUBMITTED)
+    assert "262144-byte limit" in letter.error and letter.truncated
+    assert await bench.statuses("o-3") == []  # not parsed, so no order is named
+    await bench.deliver(ORDERS_SUBMITTED, b2b_order("o-4", [("BOLT-M8-100", 1)]))
+    assert handled == ["o-4"]
+
+
+async def test_deeply_nested_json_is_dead_lettered_and_the_next_event_handled(
+    bench: ServiceBench,
+) -> None:
+    await bench.deliver(ORDERS_SUBMITTED, b"[" * 100_000)
+    await bench.deliver(ORDERS_SUBMITTED, b'{"order_id": "o-5", "a":' * 20_000)
+    await bench.deliver(ORDERS_SUBMITTED, b2b_order("o-6", [("BOLT-M8-100", 1)]))
+    assert len(await bench.dead_letters(ORDERS_SUBMITTED)) == 2
+    assert handled == ["o-6"]
+
+
+async def test_a_quantity_sent_as_a_string_is_invalid_and_rejects_the_order(
+    bench: ServiceBench,
+) -> None:
+    body = (
+        b2b_order("o-7", [("BOLT-M8-100", 1)])
+        .to_bytes()
+        .replace(b'"quantity":1', b'"quantity":"1"')
+    )
+    await bench.deliver(ORDERS_SUBMITTED, body)
+    [letter] = await bench.dead_letters(ORDERS_SUBMITTED)
+    assert "lines.0.quantity" in letter.error
+    [status] = await bench.statuses("o-7")
+    assert status.reason is not None and status.reason.code is ReasonCode.INVALID_EVENT
+    assert handled == []
+
+
+async def test_a_service_does_not_handle_its_own_status_reports(bench: ServiceBench) -> None:
+    own = OrderStatusChanged.new(order_id="o-8", status=OrderState.RECEIVED, reported_by="toy")
+    other = OrderStatusChanged.new(
+        order_id="o-8", status=OrderState.REJECTED, reported_by="pricing"
+    )
+    await bench.deliver(ORDERS_STATUS, own)
+    await bench.deliver(ORDERS_STATUS, other)
+    assert handled == ["status:pricing"]
