@@ -18,6 +18,7 @@ from shared.contract import (
     ApprovalMode,
     DeadLetter,
     Event,
+    Order,
     OrderApproved,
     OrderState,
     OrderStatusChanged,
@@ -136,7 +137,7 @@ def resent(event: E, **changes: Any) -> E:
 
 
 def status_from(
-    service: str, order: OrderSubmitted, state: OrderState, **details: Any
+    service: str, order: Order, state: OrderState, **details: Any
 ) -> OrderStatusChanged:
     """What `service` reports on `orders.status` about `order`: a reason, shipments, …"""
     return OrderStatusChanged.new(
