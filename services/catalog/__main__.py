@@ -1,3 +1,4 @@
-from services.catalog.app import service
+from services.catalog.app import create_service
+from shared.settings import load_settings
 
-service.run()
+create_service(load_settings()).run()

@@ -1,4 +1,5 @@
-"""Catalog's rules: may this account buy these lines, how many, and which warehouse holds each.
+"""Catalog's rules: may this account buy these lines, how many, and which warehouse holds each;
+where an order stands and what each later event does to it and to its stock.
 
 Pure functions over plain data. The store loads the data, these decide, the
 store applies the decision under a guard so two orders never take the same unit.
@@ -9,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from enum import Enum, StrEnum
 
 from shared.categories import within
-from shared.contract import Channel, Order, QuantityRule, ReasonCode, WarehouseKind
+from shared.contract import (
+    Channel,
+    Order,
+    OrderState,
+    QuantityRule,
+    ReasonCode,
+    StockAdjustment,
+    WarehouseKind,
+)
 from shared.rejection import Rejected
 
 
@@ -272,3 +282,168 @@ def fill_backorders(
         fills.append((line, taken))
         available -= taken
     return fills
+
+
+# --- where an order stands -----------------------------------------------------------------------
+
+
+class Stage(StrEnum):
+    """Where an order stands for catalog, and so what may still happen to its stock.
+
+    A new order starts `RESERVED`, or `CANCELLED` when its own shop's
+    cancellation came first; an order id whose first message was unreadable is
+    `REJECTED` from the start. `TRANSITIONS` says where each stage goes.
+    """
+
+    RESERVED = "reserved"
+    """Accepted: its lines hold their stock or wait for it."""
+    FULFILLING = "fulfilling"
+    """Fulfillment planned it: the goods are being picked, a late cancel or reject keeps them."""
+    REJECTED = "rejected"
+    """Refused at submission (lines, stock, or an unreadable message): it never held stock."""
+    CANCELLED = "cancelled"
+    """Withdrawn by its shop while reserved (or before it arrived); its stock went back."""
+    RELEASED = "released"
+    """Rejected or cancelled by a later step while reserved; its stock went back."""
+
+    @property
+    def ended(self) -> bool:
+        """It will not go on: its id is used, its stock given back."""
+        return self in ENDED_STAGES
+
+    @property
+    def open(self) -> bool:
+        """Its lines may still receive backordered stock."""
+        return self in OPEN_STAGES
+
+
+ENDED_STAGES = frozenset({Stage.REJECTED, Stage.CANCELLED, Stage.RELEASED})
+OPEN_STAGES = (Stage.RESERVED, Stage.FULFILLING)
+
+
+class Cause(StrEnum):
+    """What happens to a known order."""
+
+    REFUSED = "refused"
+    """Its lines or its stock failed the checks at submission."""
+    SHOP_CANCELLED = "shop_cancelled"
+    """Its own shop withdrew it (`orders.cancelled`)."""
+    ENDED_LATER = "ended_later"
+    """A later step reported it rejected or cancelled (a veto, an expired approval, …)."""
+    FULFILLMENT_PLANNED = "fulfillment_planned"
+    """Fulfillment planned its shipments."""
+    SHIPPED = "shipped"
+    """A shipment of it left the warehouse."""
+
+
+class StockMove(Enum):
+    """What a transition does to the units an order holds."""
+
+    KEEP = "keep"
+    RELEASE = "release"
+    """Held units go back on the shelf, backordered ones stop waiting."""
+    COMMIT = "commit"
+    """The shipped units leave on hand, once per shipment."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    to: Stage
+    stock: StockMove = StockMove.KEEP
+
+
+TRANSITIONS: Mapping[tuple[Stage, Cause], Transition] = {
+    (Stage.RESERVED, Cause.REFUSED): Transition(Stage.REJECTED),
+    (Stage.RESERVED, Cause.SHOP_CANCELLED): Transition(Stage.CANCELLED, StockMove.RELEASE),
+    (Stage.RESERVED, Cause.ENDED_LATER): Transition(Stage.RELEASED, StockMove.RELEASE),
+    (Stage.RESERVED, Cause.FULFILLMENT_PLANNED): Transition(Stage.FULFILLING),
+    # Goods that left are gone whatever catalog thought of the order: the stage stays.
+    **{(stage, Cause.SHIPPED): Transition(stage, StockMove.COMMIT) for stage in Stage},
+}
+"""Every transition there is; any other (stage, cause) changes nothing."""
+
+
+def transition(stage: str, cause: Cause) -> Transition | None:
+    """What `cause` does to an order at `stage`; None when it changes nothing."""
+    return TRANSITIONS.get((Stage(stage), cause))
+
+
+def cause_of(report: OrderState) -> Cause | None:
+    """What another service's `orders.status` report means for catalog; None: nothing."""
+    if report in (OrderState.REJECTED, OrderState.CANCELLED):
+        return Cause.ENDED_LATER
+    if report is OrderState.FULFILLMENT_PLANNED:
+        return Cause.FULFILLMENT_PLANNED
+    if report is OrderState.SHIPPED:
+        return Cause.SHIPPED
+    return None
+
+
+# --- where each unit of an order line is ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineUnits:
+    """One reserved order line's ledger: `quantity = held + backordered + committed + released`.
+
+    `held` units are on the shelf and counted in their stock row's `reserved`;
+    `backordered` ones wait for stock in the line's warehouse; `committed` ones
+    left with a shipment; `released` ones were given back when the order ended.
+    """
+
+    held: int
+    backordered: int = 0
+    committed: int = 0
+    released: int = 0
+
+    @classmethod
+    def allocated(cls, allocation: Allocation) -> LineUnits:
+        return cls(held=allocation.in_stock, backordered=allocation.backordered)
+
+    @property
+    def quantity(self) -> int:
+        return self.held + self.backordered + self.committed + self.released
+
+    @property
+    def waiting(self) -> bool:
+        """Still waiting for stock: first come, first served among the waiting lines."""
+        return self.backordered > 0
+
+    def release(self) -> LineUnits:
+        """The order ended: held units go back to the shelf, backordered ones stop waiting."""
+        return replace(
+            self,
+            held=0,
+            backordered=0,
+            released=self.released + self.held + self.backordered,
+        )
+
+    def ship(self, units: int) -> LineUnits:
+        """A shipment left with `units` of the line: they are committed, never more than held."""
+        taken = min(units, self.held)
+        return replace(self, held=self.held - taken, committed=self.committed + taken)
+
+    def fill(self, units: int) -> LineUnits:
+        """Stock arrived for the line: `units` of its backorder are held now."""
+        if not 0 < units <= self.backordered:
+            raise ValueError(f"{units} units can't fill a backorder of {self.backordered}")
+        return replace(self, held=self.held + units, backordered=self.backordered - units)
+
+
+# --- on hand --------------------------------------------------------------------------------------
+
+
+class NegativeStock(Exception):
+    """An adjustment that would leave fewer than zero units on hand: the WMS and we disagree."""
+
+
+def adjusted_on_hand(on_hand: int, adjustment: StockAdjustment) -> int:
+    """On hand after a WMS movement; refused if it would go below zero."""
+    after = on_hand + adjustment.delta
+    if after < 0:
+        raise NegativeStock(
+            f"delta: {adjustment.delta} would take on hand of {adjustment.sku} in "
+            f"{adjustment.warehouse_id} from {on_hand} to {after}; "
+            "send the absolute level on catalog.stock instead"
+        )
+    return after

@@ -4,7 +4,8 @@ Stock moves only through guarded UPDATEs on the `stock` row, and planning an
 order locks the rows it reads (`SELECT … FOR UPDATE` on PostgreSQL; SQLite
 serialises writers with `BEGIN IMMEDIATE`), so two catalog workers never
 promise the same unit. Every unit is accounted for on its reservation line:
-`quantity = held + backordered + committed + released`.
+`quantity = held + backordered + committed + released` (`domain.LineUnits` says
+how units move between those; this module writes down what it says).
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.catalog.domain import (
+    OPEN_STAGES,
     Allocation,
     Assortment,
     BuyerTerms,
     CatalogItem,
+    LineUnits,
+    Stage,
     StockAt,
     WaitingLine,
+    adjusted_on_hand,
 )
 from shared.contract import (
     Account,
@@ -111,6 +116,7 @@ class OrderRow(Base):
     """The account the order id belongs to; None when its first message was unreadable."""
     channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
+    """A `domain.Stage`."""
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """SHA-256 of the order's content, to tell a retry from a different order (order_identity)."""
 
@@ -152,27 +158,8 @@ class CommittedShipmentRow(Base):
     order_id: Mapped[str] = mapped_column(String(64))
 
 
-class OrderStates:
-    RESERVED = "reserved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    RELEASED = "released"
-    FULFILLING = "fulfilling"
-
-
-ENDED_STATES = frozenset({OrderStates.REJECTED, OrderStates.CANCELLED, OrderStates.RELEASED})
-"""Orders that will not go on: their id is used, their stock given back."""
-
-OPEN_STATES = (OrderStates.RESERVED, OrderStates.FULFILLING)
-"""Orders whose lines may still receive backordered stock."""
-
-
 class StockTaken(Exception):
     """Another order took the stock between planning and holding it (a bug if it ever shows)."""
-
-
-class NegativeStock(Exception):
-    """An adjustment that would leave fewer than zero units on hand: the WMS and we disagree."""
 
 
 @dataclass(frozen=True)
@@ -256,28 +243,22 @@ async def save_stock_level(session: AsyncSession, level: StockLevel) -> None:
 
 
 async def adjust_stock(session: AsyncSession, adjustment: StockAdjustment) -> int:
-    """Add `delta` to on hand; returns the new level. Refuses to go below zero."""
+    """Add `delta` to on hand; returns the new level. Raises `NegativeStock` below zero."""
     row = await locked_stock_row(session, adjustment.sku, adjustment.warehouse_id)
-    on_hand = row.on_hand if row is not None else 0
-    if on_hand + adjustment.delta < 0:
-        raise NegativeStock(
-            f"delta: {adjustment.delta} would take on hand of {adjustment.sku} in "
-            f"{adjustment.warehouse_id} from {on_hand} to {on_hand + adjustment.delta}; "
-            "send the absolute level on catalog.stock instead"
-        )
+    on_hand = adjusted_on_hand(row.on_hand if row is not None else 0, adjustment)
     if row is None:
         session.add(
             StockRow(
                 sku=adjustment.sku,
                 warehouse_id=adjustment.warehouse_id,
-                on_hand=adjustment.delta,
+                on_hand=on_hand,
                 reserved=0,
             )
         )
         await session.flush()
     else:
-        row.on_hand = on_hand + adjustment.delta
-    return on_hand + adjustment.delta
+        row.on_hand = on_hand
+    return on_hand
 
 
 # --- reads for the rules -------------------------------------------------------------------
@@ -399,7 +380,7 @@ async def record_order(
     order_id: str,
     account_id: str | None,
     channel: str | None,
-    state: str,
+    state: Stage,
     fingerprint: str | None = None,
 ) -> OrderRow:
     row = OrderRow(
@@ -452,10 +433,9 @@ async def hold_stock(
     """Hold every allocation's in-stock units and queue its backordered ones, or none of it."""
     async with session.begin_nested():
         for allocation in allocations:
-            if allocation.in_stock:
-                await take_units(
-                    session, allocation.sku, allocation.warehouse_id, allocation.in_stock
-                )
+            units = LineUnits.allocated(allocation)
+            if units.held:
+                await take_units(session, allocation.sku, allocation.warehouse_id, units.held)
             session.add(
                 ReservationRow(
                     order_id=order_id,
@@ -464,14 +444,26 @@ async def hold_stock(
                     warehouse_id=allocation.warehouse_id,
                     category=allocation.category,
                     unit_weight_kg=allocation.unit_weight_kg,
-                    quantity=allocation.quantity,
-                    held=allocation.in_stock,
-                    backordered=allocation.backordered,
-                    committed=0,
-                    released=0,
-                    waiting_since=now if allocation.backordered else None,
+                    quantity=units.quantity,
+                    held=units.held,
+                    backordered=units.backordered,
+                    committed=units.committed,
+                    released=units.released,
+                    waiting_since=now if units.waiting else None,
                 )
             )
+
+
+def units_of(line: ReservationRow) -> LineUnits:
+    return LineUnits(line.held, line.backordered, line.committed, line.released)
+
+
+def keep_units(line: ReservationRow, units: LineUnits) -> None:
+    """Write a line's ledger back; a line no longer waiting leaves the backorder queue."""
+    line.held, line.backordered = units.held, units.backordered
+    line.committed, line.released = units.committed, units.released
+    if not units.waiting:
+        line.waiting_since = None
 
 
 def in_lock_order(lines: list[ReservationRow]) -> list[ReservationRow]:
@@ -483,16 +475,15 @@ async def release_stock(session: AsyncSession, order_id: str) -> list[UnitsMoved
     """Give back every unit held for the order and stop its backorders; returns what was freed."""
     freed = []
     for line in in_lock_order(await reservations_of(session, order_id)):
-        if line.held:
+        before = units_of(line)
+        if before.held:
             await session.execute(
                 update(StockRow)
                 .where(StockRow.sku == line.sku, StockRow.warehouse_id == line.warehouse_id)
-                .values(reserved=StockRow.reserved - line.held)
+                .values(reserved=StockRow.reserved - before.held)
             )
-            freed.append(UnitsMoved(line.sku, line.warehouse_id, line.category, line.held))
-        line.released += line.held + line.backordered
-        line.held = line.backordered = 0
-        line.waiting_since = None
+            freed.append(UnitsMoved(line.sku, line.warehouse_id, line.category, before.held))
+        keep_units(line, before.release())
     return freed
 
 
@@ -517,7 +508,9 @@ async def commit_shipment(
                 f"shipment {shipment.shipment_id}: line {shipped.line_no} ({shipped.sku} from "
                 f"{shipment.warehouse_id}) matches no reservation of order {order_id}"
             )
-        units = min(shipped.quantity, line.held)
+        before = units_of(line)
+        after = before.ship(shipped.quantity)
+        units = after.committed - before.committed
         await session.execute(
             update(StockRow)
             .where(StockRow.sku == line.sku, StockRow.warehouse_id == line.warehouse_id)
@@ -526,8 +519,7 @@ async def commit_shipment(
                 on_hand=case((StockRow.on_hand >= units, StockRow.on_hand - units), else_=0),
             )
         )
-        line.held -= units
-        line.committed += units
+        keep_units(line, after)
         moved.append(UnitsMoved(line.sku, line.warehouse_id, line.category, units))
     return moved
 
@@ -544,7 +536,7 @@ async def waiting_lines(session: AsyncSession, sku: str, warehouse_id: str) -> l
             ReservationRow.sku == sku,
             ReservationRow.warehouse_id == warehouse_id,
             ReservationRow.waiting_since.is_not(None),
-            OrderRow.state.in_(OPEN_STATES),
+            OrderRow.state.in_(OPEN_STAGES),
         )
         .order_by(ReservationRow.waiting_since, ReservationRow.order_id, ReservationRow.line_no)
     )
@@ -565,10 +557,7 @@ async def hold_backordered(
     order = await session.get(OrderRow, line.order_id)
     assert row is not None and order is not None, "waiting lines come from these tables"
     await take_units(session, row.sku, warehouse_id, units)
-    row.held += units
-    row.backordered -= units
-    if row.backordered == 0:
-        row.waiting_since = None
+    keep_units(row, units_of(row).fill(units))
     filled = ReservedLine(
         sku=row.sku,
         quantity=units,

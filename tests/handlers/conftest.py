@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData
 
-from shared.consume import Handler
+from shared.consume import Handler, OrderRefused, publish_every_refusal
 from shared.contract import (
     ApprovalMode,
     DeadLetter,
+    Event,
+    Order,
     OrderApproved,
     OrderPriced,
     OrderState,
+    OrderStatusChanged,
     OrderSubmitted,
     OrderValidated,
     PricedLine,
@@ -34,14 +38,24 @@ WEIGHTS = {p.sku: p.unit_weight_kg for p in products()}
 CATEGORIES = {p.sku: p.category for p in products()}
 LIST_PRICES = {p.sku: Decimal(p.list_price) for p in DEMO_PRODUCTS}
 
+E = TypeVar("E", bound=Event)
+
 
 @asynccontextmanager
 async def on_sqlite(
-    directory: Path, name: str, metadata: MetaData, handlers: Mapping[TopicSpec, Handler[Any]]
+    directory: Path,
+    name: str,
+    metadata: MetaData,
+    handlers: Mapping[TopicSpec, Handler[Any]],
+    order_refused: OrderRefused = publish_every_refusal,
 ) -> AsyncIterator[ServiceBench]:
-    """A service's handlers on a fresh SQLite file in `directory`, disposed of afterwards."""
+    """A service's handlers on a fresh SQLite file in `directory`, disposed of afterwards.
+
+    `order_refused` is the service's say on rejecting a dead-lettered order, as
+    it gives it to `service.refuse_orders_with`.
+    """
     url = f"sqlite+aiosqlite:///{directory / f'{name}.db'}"
-    bench = await ServiceBench(name, metadata, handlers, url).start()
+    bench = await ServiceBench(name, metadata, handlers, url, order_refused).start()
     try:
         yield bench
     finally:
@@ -134,3 +148,22 @@ async def deliver_invalid(
     assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
     [letter] = await bench.dead_letters(spec)
     return letter
+
+
+def resent(event: E, **changes: Any) -> E:
+    """`event` sent again under a new event id (a retry, not a redelivery), with `changes`."""
+    return event.model_copy(update={"event_id": uuid.uuid4(), **changes})
+
+
+def status_from(
+    service: str, order: Order, state: OrderState, **details: Any
+) -> OrderStatusChanged:
+    """What `service` reports on `orders.status` about `order`: a reason, shipments, …"""
+    return OrderStatusChanged.new(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        channel=order.channel,
+        status=state,
+        reported_by=service,
+        **details,
+    )

@@ -31,7 +31,7 @@ from shared.contract import (
     WarehouseKind,
 )
 from shared.topics import BACKORDERS_FILLED, DISPATCHES, ORDERS_APPROVED, ORDERS_STATUS, WAREHOUSES
-from tests.handlers.conftest import WEIGHTS, approved, deliver_invalid, on_sqlite
+from tests.handlers.conftest import WEIGHTS, approved, deliver_invalid, on_sqlite, status_from
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, b2b_order, b2c_order, warehouses
 
@@ -90,15 +90,8 @@ def verdict(event: OrderApproved, status: OrderState, by: str) -> OrderStatusCha
         OrderState.REJECTED: ReasonCode.APPROVAL_REJECTED,
     }
     code = codes.get(status)
-    order = event.order
-    return OrderStatusChanged.new(
-        order_id=order.order_id,
-        account_id=order.account_id,
-        channel=order.channel,
-        status=status,
-        reported_by=by,
-        reason=None if code is None else Reason(code=code, message=f"{status.value} by {by}"),
-    )
+    reason = None if code is None else Reason(code=code, message=f"{status.value} by {by}")
+    return status_from(by, event.order, status, reason=reason)
 
 
 def dispatch(order_id: str, shipment_id: str) -> ShipmentDispatched:

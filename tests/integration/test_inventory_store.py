@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from services.catalog import domain, store
-from services.catalog.store import OrderStates, ReservationRow, StockRow
+from services.catalog.domain import Stage
+from services.catalog.store import ReservationRow, StockRow
 from shared.contract import (
     Product,
     Shipment,
@@ -90,7 +91,7 @@ async def place_order(
     order = b2b_order(order_id, [(sku, quantity)]).order()
     async with db.transaction() as tx:
         row = await store.record_order(
-            tx.session, order_id, order.account_id, "b2b", OrderStates.RESERVED
+            tx.session, order_id, order.account_id, "b2b", Stage.RESERVED
         )
         try:
             items = await store.catalog_items(tx.session, {sku})
@@ -98,7 +99,7 @@ async def place_order(
             allocations = domain.reserve_stock(order, items, stock, backorders)
             await store.hold_stock(tx.session, order_id, allocations, NOW)
         except (Rejected, store.StockTaken) as refused:
-            row.state = OrderStates.REJECTED
+            row.state = Stage.REJECTED
             return str(refused)
     return allocations
 
@@ -130,7 +131,7 @@ async def release(db: ServiceDatabase, order_id: str) -> int:
     async with db.transaction() as tx:
         order = await store.find_order(tx.session, order_id)
         assert order is not None
-        order.state = OrderStates.RELEASED
+        order.state = Stage.RELEASED
         freed = await store.release_stock(tx.session, order_id)
         for movement in freed:
             await fill_waiting(tx.session, movement.sku, movement.warehouse_id)
@@ -218,7 +219,7 @@ async def test_an_adjustment_below_zero_is_refused_with_the_levels(
     database: ServiceDatabase,
 ) -> None:
     await stock_a_product(database, "BOLT", {"dc": 3})
-    with pytest.raises(store.NegativeStock, match="from 3 to -2"):
+    with pytest.raises(domain.NegativeStock, match="from 3 to -2"):
         await stock_arrives(database, "BOLT", "dc", -5)
     assert await stock_row(database, "BOLT", "dc") == (3, 0)
 
@@ -261,7 +262,7 @@ async def place_in_session(
     session: store.AsyncSession, order_id: str, quantity: int, waiting_since: datetime
 ) -> None:
     order = b2b_order(order_id, [("BOLT", quantity)]).order()
-    await store.record_order(session, order_id, order.account_id, "b2b", OrderStates.RESERVED)
+    await store.record_order(session, order_id, order.account_id, "b2b", Stage.RESERVED)
     items = await store.catalog_items(session, {"BOLT"})
     allocations = domain.reserve_stock(
         order, items, await store.free_stock(session, {"BOLT"}), True
@@ -376,11 +377,7 @@ async def holds_lines(db: ServiceDatabase, order_id: str) -> bool:
     async with db.sessions() as session:
         order = await store.find_order(session, order_id)
         lines = await store.reservations_of(session, order_id)
-    return (
-        order is not None
-        and order.state == OrderStates.RESERVED
-        and any(line.held for line in lines)
-    )
+    return order is not None and order.state == Stage.RESERVED and any(line.held for line in lines)
 
 
 async def check_every_unit(db: ServiceDatabase, sku: str, ledger: Ledger) -> None:

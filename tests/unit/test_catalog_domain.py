@@ -1,4 +1,5 @@
-"""Catalog's rules, without a database: which lines are accepted and where stock is held."""
+"""Catalog's rules, without a database: which lines are accepted, where stock is held, where an
+order stands and where each unit of its lines is."""
 
 from __future__ import annotations
 
@@ -12,27 +13,41 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.catalog.domain import (
+    ENDED_STAGES,
+    OPEN_STAGES,
+    TRANSITIONS,
     Allocation,
     Assortment,
     BuyerTerms,
     CatalogItem,
+    Cause,
+    LineUnits,
+    NegativeStock,
     OutOfStock,
     QuantityLimits,
+    Stage,
     StockAt,
+    StockMove,
+    Transition,
     WaitingLine,
+    adjusted_on_hand,
+    cause_of,
     check_lines,
     fill_backorders,
     may_backorder,
     quantity_limits,
     reserve_stock,
+    transition,
 )
 from shared.contract import (
     AccountQuantityRule,
     Channel,
     Order,
+    OrderState,
     QuantityRule,
     Reason,
     ReasonCode,
+    StockAdjustment,
     WarehouseKind,
 )
 from shared.rejection import Rejected
@@ -518,3 +533,153 @@ def test_without_backorders_an_order_is_held_in_full_or_out_of_stock(
     assert all(a.backordered == 0 for a in allocations)
     assert_within_free_stock(allocations, stock)
     assert [(a.sku, a.quantity) for a in allocations] == lines
+
+
+# --- where an order stands ---------------------------------------------------------------------
+
+
+def test_every_stage_is_either_open_or_ended() -> None:
+    assert set(OPEN_STAGES) | ENDED_STAGES == set(Stage)
+    assert not set(OPEN_STAGES) & ENDED_STAGES
+    assert [s for s in Stage if s.open] == [Stage.RESERVED, Stage.FULFILLING]
+    assert Stage("released").ended and not Stage("reserved").ended
+
+
+def test_a_submission_the_checks_refuse_is_rejected_and_held_nothing() -> None:
+    assert transition("reserved", Cause.REFUSED) == Transition(Stage.REJECTED, StockMove.KEEP)
+
+
+def test_a_reserved_order_cancelled_by_its_shop_gives_its_stock_back() -> None:
+    assert transition(Stage.RESERVED, Cause.SHOP_CANCELLED) == Transition(
+        Stage.CANCELLED, StockMove.RELEASE
+    )
+
+
+@pytest.mark.parametrize("report", [OrderState.REJECTED, OrderState.CANCELLED])
+def test_a_later_rejection_or_cancellation_releases_a_reserved_order(report: OrderState) -> None:
+    cause = cause_of(report)
+    assert cause is Cause.ENDED_LATER
+    assert transition(Stage.RESERVED, cause) == Transition(Stage.RELEASED, StockMove.RELEASE)
+
+
+def test_a_fulfillment_plan_keeps_the_stock() -> None:
+    cause = cause_of(OrderState.FULFILLMENT_PLANNED)
+    assert cause is Cause.FULFILLMENT_PLANNED
+    assert transition(Stage.RESERVED, cause) == Transition(Stage.FULFILLING, StockMove.KEEP)
+
+
+@pytest.mark.parametrize("cause", [Cause.SHOP_CANCELLED, Cause.ENDED_LATER, Cause.REFUSED])
+def test_once_fulfillment_has_the_order_a_cancel_or_reject_changes_nothing(cause: Cause) -> None:
+    assert transition(Stage.FULFILLING, cause) is None
+
+
+@pytest.mark.parametrize("stage", sorted(ENDED_STAGES))
+@pytest.mark.parametrize("cause", [c for c in Cause if c is not Cause.SHIPPED])
+def test_an_ended_order_goes_nowhere(stage: Stage, cause: Cause) -> None:
+    assert transition(stage, cause) is None
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+def test_a_shipment_commits_its_units_whatever_the_stage_and_keeps_the_stage(
+    stage: Stage,
+) -> None:
+    assert cause_of(OrderState.SHIPPED) is Cause.SHIPPED
+    assert transition(stage, Cause.SHIPPED) == Transition(stage, StockMove.COMMIT)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        OrderState.RECEIVED,
+        OrderState.AWAITING_APPROVAL,
+        OrderState.APPROVED,
+        OrderState.DELIVERED,
+    ],
+)
+def test_other_reports_mean_nothing_to_catalog(report: OrderState) -> None:
+    assert cause_of(report) is None
+
+
+def test_only_a_reserved_order_or_a_shipment_moves_stock() -> None:
+    moving = {key for key, move in TRANSITIONS.items() if move.stock is not StockMove.KEEP}
+    assert {key for key in moving if key[1] is not Cause.SHIPPED} == {
+        (Stage.RESERVED, Cause.SHOP_CANCELLED),
+        (Stage.RESERVED, Cause.ENDED_LATER),
+    }
+
+
+# --- where each unit of an order line is ---------------------------------------------------------
+
+
+def allocation(quantity: int, backordered: int = 0) -> Allocation:
+    return Allocation(1, "BOLT", quantity, "dc", "fasteners/bolts", Decimal("1.2"), backordered)
+
+
+def test_an_allocated_line_holds_what_is_in_stock_and_waits_for_the_rest() -> None:
+    units = LineUnits.allocated(allocation(10, backordered=4))
+    assert (units.held, units.backordered, units.quantity, units.waiting) == (6, 4, 10, True)
+    assert not LineUnits.allocated(allocation(10)).waiting
+
+
+def test_releasing_a_line_gives_back_what_it_held_and_stops_its_backorder() -> None:
+    units = LineUnits(held=3, backordered=4, committed=2, released=0).release()
+    assert units == LineUnits(held=0, backordered=0, committed=2, released=7)
+    assert not units.waiting
+
+
+def test_a_shipment_commits_at_most_what_the_line_holds() -> None:
+    assert LineUnits(held=5).ship(3) == LineUnits(held=2, committed=3)
+    assert LineUnits(held=2, backordered=3).ship(9) == LineUnits(held=0, backordered=3, committed=2)
+
+
+def test_arriving_stock_moves_backordered_units_to_held() -> None:
+    units = LineUnits(held=2, backordered=3).fill(1)
+    assert (units.held, units.backordered, units.waiting) == (3, 2, True)
+    assert not units.fill(2).waiting
+
+
+@pytest.mark.parametrize("units", [0, 4])
+def test_a_fill_is_never_more_than_the_backorder(units: int) -> None:
+    with pytest.raises(ValueError, match="backorder of 3"):
+        LineUnits(held=2, backordered=3).fill(units)
+
+
+@given(
+    quantity=st.integers(1, 50),
+    backordered=st.integers(0, 50),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["fill", "ship", "release"]), st.integers(1, 60)), max_size=12
+    ),
+)
+def test_a_lines_units_are_never_lost_or_invented(
+    quantity: int, backordered: int, steps: list[tuple[str, int]]
+) -> None:
+    units = LineUnits.allocated(allocation(quantity, min(backordered, quantity)))
+    for kind, number in steps:
+        if kind == "fill" and units.backordered:
+            units = units.fill(min(number, units.backordered))
+        elif kind == "ship":
+            units = units.ship(number)
+        elif kind == "release":
+            units = units.release()
+        parts = (units.held, units.backordered, units.committed, units.released)
+        assert min(parts) >= 0 and units.quantity == quantity
+
+
+# --- on hand -------------------------------------------------------------------------------------
+
+
+def adjustment(delta: int) -> StockAdjustment:
+    return StockAdjustment.new(sku="DRILL-18V", warehouse_id="wh-vienna", delta=delta, reason="x")
+
+
+def test_an_adjustment_changes_on_hand_by_its_delta() -> None:
+    assert adjusted_on_hand(3, adjustment(+5)) == 8
+    assert adjusted_on_hand(3, adjustment(-3)) == 0
+
+
+def test_an_adjustment_below_zero_is_refused_with_both_levels() -> None:
+    with pytest.raises(
+        NegativeStock, match="DRILL-18V in wh-vienna from 3 to -2; send the absolute"
+    ):
+        adjusted_on_hand(3, adjustment(-5))
