@@ -9,7 +9,6 @@ Globex: 2000 EUR and more needs a manager and finance in parallel, two people.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,6 @@ from shared.contract import (
     NoticeKind,
     OrderApproved,
     OrderState,
-    OrderStatusChanged,
     OrderSubmitted,
     ReasonCode,
     Role,
@@ -53,7 +51,7 @@ from shared.topics import (
     ORDERS_PRICED,
     ORDERS_STATUS,
 )
-from tests.handlers.conftest import deliver_invalid, on_sqlite, priced
+from tests.handlers.conftest import deliver_invalid, on_sqlite, priced, resent, status_from
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, GLOBEX, accounts, approval_policies, b2b_order, b2c_order
 
@@ -95,17 +93,10 @@ async def decide(
 
 
 async def ended_elsewhere(
-    bench: ServiceBench, order_id: str, state: OrderState = OrderState.CANCELLED
+    bench: ServiceBench, submitted: OrderSubmitted, state: OrderState = OrderState.CANCELLED
 ) -> None:
     """Another service ends the order (catalog reports a shop's cancellation, for one)."""
-    status = OrderStatusChanged.new(
-        order_id=order_id,
-        account_id=ACME,
-        channel=Channel.B2B,
-        status=state,
-        reported_by="catalog",
-    )
-    await bench.deliver(ORDERS_STATUS, status)
+    await bench.deliver(ORDERS_STATUS, status_from("catalog", submitted.order(), state))
 
 
 async def progress(bench: ServiceBench, order_id: str) -> ApprovalProgress:
@@ -196,7 +187,7 @@ async def test_a_replayed_orders_priced_changes_nothing(approvals: ServiceBench)
     for event in (at_once, waiting):
         await approvals.deliver(ORDERS_PRICED, event)
         await approvals.deliver(ORDERS_PRICED, event)  # redelivered
-        await approvals.deliver(ORDERS_PRICED, event.model_copy(update={"event_id": uuid.uuid4()}))
+        await approvals.deliver(ORDERS_PRICED, resent(event))
     bigger = priced(b2b_order("b-4", LARGE))  # other content under the same order id
     await approvals.deliver(ORDERS_PRICED, bigger)
     assert len(await approvals.published(ORDERS_APPROVED)) == 1
@@ -374,9 +365,7 @@ async def test_a_redelivered_or_repeated_decision_counts_once(approvals: Service
     decision = await decide(approvals, order_id, "acme-manager")
     await approvals.deliver(APPROVAL_DECISIONS, decision)  # redelivered: the inbox drops it
     assert await outcomes(approvals, order_id) == [Outcome.COUNTED]
-    await approvals.deliver(
-        APPROVAL_DECISIONS, decision.model_copy(update={"event_id": uuid.uuid4()})
-    )  # the same person deciding again
+    await approvals.deliver(APPROVAL_DECISIONS, resent(decision))  # the same person, again
     assert await outcomes(approvals, order_id) == [Outcome.COUNTED, Outcome.ALREADY_COUNTED]
     assert await approvals.history(order_id) == ["awaiting_approval", "awaiting_approval"]
     [manager] = (await progress(approvals, order_id)).steps[:1]
@@ -409,8 +398,9 @@ async def test_a_policy_change_applies_to_orders_priced_later_only(
 async def test_an_order_ended_elsewhere_withdraws_its_request_quietly(
     approvals: ServiceBench,
 ) -> None:
-    order_id = await order(approvals, b2b_order("b-30", LARGE))
-    await ended_elsewhere(approvals, order_id)
+    cancelled = b2b_order("b-30", LARGE)
+    order_id = await order(approvals, cancelled)
+    await ended_elsewhere(approvals, cancelled)
     assert await approvals.history(order_id) == ["awaiting_approval"]
     request = await request_of(approvals, order_id)
     assert request.state is RequestState.WITHDRAWN
@@ -427,14 +417,13 @@ async def test_an_order_ended_elsewhere_withdraws_its_request_quietly(
 async def test_an_approved_order_ended_elsewhere_stops_counting_against_the_buyers_limit(
     approvals: ServiceBench,
 ) -> None:
-    for n in range(4):  # 4 x 4992.30 = 19969.20 EUR of the buyer's 20000 this month
-        assert await approvals.history(await order(approvals, b2b_order(f"s-{n}", JUST_UNDER))) == [
-            "approved"
-        ]
+    earlier = [b2b_order(f"s-{n}", JUST_UNDER) for n in range(4)]
+    for submitted in earlier:  # 4 x 4992.30 = 19969.20 EUR of the buyer's 20000 this month
+        assert await approvals.history(await order(approvals, submitted)) == ["approved"]
     over = await order(approvals, b2b_order("s-4", JUST_UNDER))
     assert [rule.rule_id for rule in (await progress(approvals, over)).rules] == ["buyer-limit"]
 
-    await ended_elsewhere(approvals, "s-0", OrderState.REJECTED)
+    await ended_elsewhere(approvals, earlier[0], OrderState.REJECTED)
     again = await order(approvals, b2b_order("s-5", JUST_UNDER))
     assert await approvals.history(again) == ["approved"]
 
@@ -442,8 +431,9 @@ async def test_an_approved_order_ended_elsewhere_stops_counting_against_the_buye
 async def test_an_order_ended_before_it_is_priced_is_never_approved(
     approvals: ServiceBench,
 ) -> None:
-    await ended_elsewhere(approvals, "b-31")
-    await order(approvals, b2b_order("b-31", SMALL))
+    late = b2b_order("b-31", SMALL)
+    await ended_elsewhere(approvals, late)
+    await order(approvals, late)
     assert await approvals.published(ORDERS_APPROVED) == []
     assert await approvals.statuses("b-31") == []
 
