@@ -114,25 +114,6 @@ class Service:
         consume.__name__ = consume.__qualname__ = f"{self.name}_{spec.name.replace('.', '_')}"
         self.app.agent(self.topic(spec), name=f"{self.name}.{spec.name}")(consume)
 
-    # Transitional: the services not yet built by `create_service` still register this way.
-    def handles(self, spec: TopicSpec) -> Callable[[Handler[Any]], Handler[Any]]:
-        def register(handler: Handler[Any]) -> Handler[Any]:
-            self.handle(spec, handler)
-            return handler
-
-        return register
-
-    async def report(self, tx: Any, order: Any, state: Any, **details: Any) -> None:
-        await tx.report(order, state, **details)
-
-    @property
-    def order_refused(self) -> OrderRefused:
-        return self.consumer.order_refused
-
-    @order_refused.setter
-    def order_refused(self, decide: OrderRefused) -> None:
-        self.consumer.order_refused = decide
-
     def handle_all(self, handlers: Mapping[TopicSpec, Handler[Any]]) -> None:
         for spec, handler in handlers.items():
             self.handle(spec, handler)
