@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared import metrics
 from shared.contract import Channel, Event, OrderState, OrderStatusChanged, Reason
@@ -217,6 +218,20 @@ class Transaction:
             )
         )
         self.published.append(topic)
+
+
+class OrderRecord:
+    """The columns every service keeps of each order it has seen: whose it is, where it stands.
+
+    Mixed into each service's own `orders` table (with the service's own extra
+    columns), so "have I seen this order, whose is it, in which state" reads the
+    same everywhere; `state` holds the service's own state machine's value.
+    """
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    state: Mapped[str] = mapped_column(String(30))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from shared.contract import (
     LimitScope,
     OrderPriced,
 )
-from shared.db import ExactDecimal, as_utc, messaging_tables
+from shared.db import ExactDecimal, OrderRecord, as_utc, messaging_tables
 
 REQUEST_JSON: TypeAdapter[ApprovalRequest] = TypeAdapter(ApprovalRequest)
 
@@ -157,14 +157,11 @@ async def account_now(session: AsyncSession, account_id: str) -> AccountNow:
 # --- orders and requests -------------------------------------------------------------------------
 
 
-class OrderRow(Base):
+class OrderRow(OrderRecord, Base):
     """Every order approvals has gated or heard the end of: a second `orders.priced` is ignored."""
 
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    gate: Mapped[str] = mapped_column(String(30))
-    """Where it stands at the gate: a `domain.Gate`."""
+    # state: where it stands at the gate, a `domain.Gate`.
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -185,14 +182,16 @@ class ApprovalRequestRow(Base):
 async def gate_of(session: AsyncSession, order_id: str) -> Gate | None:
     """Where the order stands at the gate; None for an order approvals has not heard of."""
     row = await session.get(OrderRow, order_id)
-    return None if row is None else Gate(row.gate)
+    return None if row is None else Gate(row.state)
 
 
 async def record_order(
     session: AsyncSession, order_id: str, account_id: str | None, gate: Gate
 ) -> None:
     session.add(
-        OrderRow(order_id=order_id, account_id=account_id, gate=gate, recorded_at=datetime.now(UTC))
+        OrderRow(
+            order_id=order_id, account_id=account_id, state=gate, recorded_at=datetime.now(UTC)
+        )
     )
     await session.flush()
 

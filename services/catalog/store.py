@@ -57,7 +57,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import ExactDecimal, messaging_tables
+from shared.db import ExactDecimal, OrderRecord, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -107,16 +107,11 @@ class AccountRow(Base):
     allows_backorders: Mapped[bool] = mapped_column(Boolean)
 
 
-class OrderRow(Base):
+class OrderRow(OrderRecord, Base):
     """What catalog knows of an order: enough to answer re-submissions and cancellations."""
 
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    """The account the order id belongs to; None when its first message was unreadable."""
-    channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
-    state: Mapped[str] = mapped_column(String(20))
-    """A `domain.Stage`."""
+    # account_id is None when the id's first message was unreadable; state is a `domain.Stage`.
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """SHA-256 of the order's content, to tell a retry from a different order (order_identity)."""
 

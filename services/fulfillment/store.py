@@ -33,7 +33,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import as_utc, messaging_tables
+from shared.db import OrderRecord, as_utc, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -52,7 +52,7 @@ class WarehouseRow(Base):
     postal_code: Mapped[str] = mapped_column(String(16))
 
 
-class OrderRow(Base):
+class OrderRow(OrderRecord, Base):
     """What fulfillment knows of an order: planned, waiting, or stopped by another service.
 
     One row per order_id is what makes a replayed approval harmless: the second
@@ -60,10 +60,6 @@ class OrderRow(Base):
     """
 
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    channel: Mapped[str | None] = mapped_column(String(3), nullable=True)
-    state: Mapped[str] = mapped_column(String(30))
     decided_by: Mapped[str] = mapped_column(String(40))
     approved_event: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The approval the plan was made from: later fills are routed and reported with it."""

@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
 from shared.contract import Account, Channel, Order
-from shared.db import ExactDecimal, messaging_tables
+from shared.db import ExactDecimal, OrderRecord, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -45,14 +45,10 @@ class PriceTierRow(Base):
     unit_price: Mapped[Decimal] = mapped_column(ExactDecimal)
 
 
-class OrderRow(Base):
+class OrderRow(OrderRecord, Base):
     """Every order pricing has seen and its outcome: a replayed order is never priced twice."""
 
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(3))
-    state: Mapped[str] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
 
