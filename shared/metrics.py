@@ -74,6 +74,18 @@ OUTBOX_LAG_SECONDS = Histogram(
     "Time to publish one batch of outbox rows to Kafka.",
     ["service"],
 )
+CONSUMER_LAG_MESSAGES = Gauge(
+    "tradelane_consumer_lag_messages",
+    "Messages on the topic this worker has not processed yet: high watermark minus the next "
+    "offset to process, summed over the partitions it owns (computed on scrape).",
+    ["service", "topic"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "tradelane_consumer_lag_seconds",
+    "Age of the oldest message on the topic this worker has not processed yet, by its record "
+    "timestamp; 0 when nothing is behind, however long the topic has been idle.",
+    ["service", "topic"],
+)
 
 
 class OrderStage(StrEnum):
