@@ -69,7 +69,7 @@ FORGOTTEN_ROWS = Counter(
     "Inbox entries and sent outbox rows deleted after the retention period.",
     ["service"],
 )
-OUTBOX_LAG_SECONDS = Histogram(
+OUTBOX_RELAY_SECONDS = Histogram(
     "tradelane_outbox_relay_seconds",
     "Time to publish one batch of outbox rows to Kafka.",
     ["service"],
