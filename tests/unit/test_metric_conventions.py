@@ -148,3 +148,18 @@ def test_stage_latency_buckets_reach_from_ten_milliseconds_to_weeks() -> None:
     assert bounds[0] == 0.01
     assert {1.0, 60.0, 3600.0, 86400.0} <= set(bounds)
     assert bounds[-1] >= 7 * 86400
+
+
+def test_each_service_shows_the_stages_it_times_from_the_start(services: list[Service]) -> None:
+    shown: dict[str, set[str]] = {}
+    for family in REGISTRY.collect():
+        if family.name == "tradelane_order_stage_latency_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count"):
+                    shown.setdefault(sample.labels["service"], set()).add(sample.labels["stage"])
+    assert set(shown) >= set(SERVICES)
+    assert shown["catalog"] >= {"received", "validated", "rejected"}
+    assert shown["pricing"] >= {"priced", "rejected"}
+    assert shown["approvals"] >= {"awaiting_approval", "approved", "rejected"}
+    assert shown["fulfillment"] >= {"fulfillment_planned", "shipped"}
+    assert set().union(*shown.values()) <= {stage.value for stage in metrics.OrderStage}
