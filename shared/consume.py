@@ -42,6 +42,7 @@ from shared.contract import (
 )
 from shared.contract.orders import ID_MAX_LENGTH
 from shared.db import ServiceDatabase, Transaction
+from shared.lag import ConsumerProgress
 from shared.rejection import Refused
 from shared.topics import TopicNames, TopicSpec
 
@@ -62,6 +63,8 @@ class Delivery:
     key: bytes | None
     partition: int
     offset: int
+    timestamp: float | None = None
+    """The record's timestamp in epoch seconds (Kafka's, as Faust reads it), for the lag."""
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -148,11 +151,15 @@ class EventConsumer:
         self.db = db
         self.names = names
         self.order_refused = order_refused
+        self.progress = ConsumerProgress()
+        """Per topic and partition, the message in hand and the last one done: the lag's input."""
 
     async def consume(self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery) -> None:
         """Handle one message; nothing it contains may escape, every failure ends in the DLQ."""
         labels = (self.name, spec.name)
         metrics.EVENTS_CONSUMED.labels(*labels).inc()
+        where = (spec.name, delivery.partition, delivery.offset, delivery.timestamp)
+        self.progress.started(*where)
         started = time.perf_counter()
         try:
             await self._consume_guarded(spec, handler, delivery)
@@ -162,6 +169,7 @@ class EventConsumer:
             )
             await self._last_resort(spec, delivery, f"unhandled: {type(error).__name__}")
         metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+        self.progress.finished(*where)
 
     async def _last_resort(self, spec: TopicSpec, delivery: Delivery, problem: str) -> None:
         try:

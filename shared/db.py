@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -210,6 +211,15 @@ class Transaction:
         await self.publish(ORDERS_STATUS, status)
         label = channel.value if channel else "unknown"
         self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
+
+    def order_reached(self, stage: metrics.OrderStage, submitted_at: datetime | None) -> None:
+        """Time the order from its submission to `stage`, once this transaction commits.
+
+        `submitted_at` is None for an event written before the pipeline carried it:
+        that order is simply not timed.
+        """
+        if submitted_at is not None:
+            self.on_commit(partial(metrics.observe_stage, self.service, stage, submitted_at))
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         await self.session.execute(

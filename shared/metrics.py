@@ -7,6 +7,9 @@ channels and outcomes (closed enums): never order ids or SKUs.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from enum import StrEnum
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 EVENTS_CONSUMED = Counter(
@@ -66,11 +69,65 @@ FORGOTTEN_ROWS = Counter(
     "Inbox entries and sent outbox rows deleted after the retention period.",
     ["service"],
 )
-OUTBOX_LAG_SECONDS = Histogram(
+OUTBOX_RELAY_SECONDS = Histogram(
     "tradelane_outbox_relay_seconds",
     "Time to publish one batch of outbox rows to Kafka.",
     ["service"],
 )
+CONSUMER_LAG_MESSAGES = Gauge(
+    "tradelane_consumer_lag_messages",
+    "Messages on the topic this worker has not processed yet: high watermark minus the next "
+    "offset to process, summed over the partitions it owns (computed on scrape).",
+    ["service", "topic"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "tradelane_consumer_lag_seconds",
+    "Age of the oldest message on the topic this worker has not processed yet, by its record "
+    "timestamp; 0 when nothing is behind, however long the topic has been idle.",
+    ["service", "topic"],
+)
+
+
+class OrderStage(StrEnum):
+    """Where an order got to: the statuses shops see, and the hand-overs between services."""
+
+    RECEIVED = "received"
+    VALIDATED = "validated"
+    PRICED = "priced"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    FULFILLMENT_PLANNED = "fulfillment_planned"
+    SHIPPED = "shipped"
+    REJECTED = "rejected"
+
+
+STAGE_LATENCY_BUCKETS = (
+    # seconds for the automatic steps ...
+    *(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    # ... minutes to hours while a backlog drains or people approve ...
+    *(60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 8 * 3600.0),
+    # ... and days for B2B approval chains and backorders
+    *(86400.0, 2 * 86400.0, 7 * 86400.0, 30 * 86400.0),
+)
+ORDER_STAGE_LATENCY = Histogram(
+    "tradelane_order_stage_latency_seconds",
+    "From the shop's submission (the `occurred_at` of `orders.submitted`) to the order "
+    "reaching a stage, observed when the service's transaction commits.",
+    ["service", "stage"],
+    buckets=STAGE_LATENCY_BUCKETS,
+)
+
+
+def stages_timed(service: str, *stages: OrderStage) -> None:
+    """The stages `service` times show on `/metrics` from the start, at 0."""
+    for stage in stages:
+        ORDER_STAGE_LATENCY.labels(service, stage.value)
+
+
+def observe_stage(service: str, stage: OrderStage, submitted_at: datetime) -> None:
+    """The order reached `stage` now; a shop clock ahead of ours counts as 0, not negative."""
+    waited = (datetime.now(UTC) - submitted_at).total_seconds()
+    ORDER_STAGE_LATENCY.labels(service, stage.value).observe(max(0.0, waited))
 
 
 def exposition() -> tuple[bytes, str]:

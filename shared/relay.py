@@ -117,7 +117,7 @@ class OutboxRelay:
             if row.id in batch.parked:
                 self._report_parked(row, batch.parked[row.id])
         if batch.rows:
-            metrics.OUTBOX_LAG_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            metrics.OUTBOX_RELAY_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         return len(batch.rows) == BATCH_ROWS
 
     async def _deliver(self, batch: OutboxBatch) -> None:

@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import Gauge
 from sqlalchemy import MetaData
 
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
 from shared.db import OutboxRow, ServiceDatabase
+from shared.lag import ConsumerProgress, Lag, topic_lag
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.topics import TopicNames, TopicSpec, create_topics
@@ -51,7 +54,12 @@ class Service:
             poll_seconds=self.settings.outbox_poll_seconds,
             max_row_bytes=self.app.conf.producer_max_request_size,
         )
-        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = [self._show_parked_rows]
+        self._consumed: dict[str, str] = {}
+        """Each topic the agents read, by its name on the broker: its name in the registry."""
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = [
+            self._show_parked_rows,
+            self._show_consumer_lag,
+        ]
         self._register_views()
         self.app.task(self._relay_outbox)
         self.app.timer(RETENTION_SWEEP_SECONDS)(self._forget_old_events)
@@ -107,11 +115,14 @@ class Service:
             manual = stream.noack()  # type: ignore[attr-defined]  # missing from StreamT
             async for message_event in manual.events():
                 message = message_event.message
-                delivery = Delivery(message.value, message.key, message.partition, message.offset)
+                delivery = Delivery(
+                    message.value, message.key, message.partition, message.offset, message.timestamp
+                )
                 await consumer.consume(spec, handler, delivery)
                 await manual.ack(message_event)
 
         consume.__name__ = consume.__qualname__ = f"{self.name}_{spec.name.replace('.', '_')}"
+        self._consumed[self.names.of(spec)] = spec.name
         self.app.agent(self.topic(spec), name=f"{self.name}.{spec.name}")(consume)
 
     def handle_all(self, handlers: Mapping[TopicSpec, Handler[Any]]) -> None:
@@ -147,6 +158,18 @@ class Service:
 
     async def _show_parked_rows(self) -> None:
         metrics.OUTBOX_PARKED.labels(self.name).set(await self.db.count_parked())
+
+    async def _show_consumer_lag(self) -> None:
+        """Lag per topic read, from the consumer's own view: computed when Prometheus scrapes.
+
+        On scrape, not per message: a stuck agent processes no messages, so a
+        gauge updated per message would freeze exactly when it matters; an
+        idle topic gets no messages either. The high watermarks are the ones
+        the consumer's last fetch responses carried (no broker round trip).
+        """
+        lags = consumer_lags(self.app.consumer, self._consumed, self.consumer.progress, time.time())
+        for topic in self._consumed.values():
+            show_lag(self.name, topic, lags.get(topic))
 
     # --- health and metrics -----------------------------------------------------------------
 
@@ -225,3 +248,52 @@ class Service:
         loop.run_until_complete(self.prepare())
         worker = faust.Worker(self.app, loglevel=self.settings.log_level, loop=loop)
         worker.execute_from_commandline()
+
+
+def consumer_lags(
+    consumer: Any, topics: Mapping[str, str], progress: ConsumerProgress, now: float
+) -> dict[str, Lag | None]:
+    """Each topic's lag over the partitions this worker owns now (see `shared.lag`).
+
+    `topics` maps a topic's name on the broker to its name in the registry.
+    Before the consumer has started, nothing is known and nothing is returned.
+    """
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # the consumer thread has not started yet
+        return {}
+    # Faust keeps the group's committed offset per partition (the next offset to read) and has
+    # no public accessor for it; without it, a partition not processed here yet has no position.
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    found: dict[str, list[Lag | None]] = {topic: [] for topic in topics.values()}
+    for tp in assigned:
+        topic = topics.get(tp.topic)
+        if topic is None:
+            continue
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # revoked between the two calls
+            highwater = None
+        if highwater is None:  # no fetch response for it yet
+            found[topic].append(None)
+            continue
+        found[topic].append(progress.of(topic, tp.partition).lag(highwater, committed.get(tp), now))
+    return {topic: topic_lag(lags) for topic, lags in found.items()}
+
+
+def show_lag(service: str, topic: str, lag: Lag | None) -> None:
+    """Set the two lag gauges; a lag not known yet is absent, not a made-up 0."""
+    if lag is None:
+        _forget(metrics.CONSUMER_LAG_MESSAGES, service, topic)
+        _forget(metrics.CONSUMER_LAG_SECONDS, service, topic)
+        return
+    metrics.CONSUMER_LAG_MESSAGES.labels(service, topic).set(lag.messages)
+    if lag.seconds is None:
+        _forget(metrics.CONSUMER_LAG_SECONDS, service, topic)
+    else:
+        metrics.CONSUMER_LAG_SECONDS.labels(service, topic).set(lag.seconds)
+
+
+def _forget(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)

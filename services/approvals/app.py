@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from services.approvals import api, clock, store, web
 from services.approvals import metrics as m
 from services.approvals.handlers import HANDLERS
+from shared import metrics
+from shared.metrics import OrderStage
 from shared.service import Service
 from shared.settings import Settings
 
@@ -27,6 +29,9 @@ def create_service(settings: Settings) -> Service:
         )
     service = Service(NAME, store.Base.metadata, settings)
     service.handle_all(HANDLERS)
+    metrics.stages_timed(
+        NAME, OrderStage.AWAITING_APPROVAL, OrderStage.APPROVED, OrderStage.REJECTED
+    )
 
     async def advance_clocks() -> None:
         try:

@@ -40,6 +40,7 @@ from shared.contract import (
     Reason,
 )
 from shared.db import Transaction
+from shared.metrics import OrderStage
 from shared.topics import (
     ACCOUNTS,
     APPROVAL_DECISIONS,
@@ -92,6 +93,7 @@ async def order_priced(priced: OrderPriced, tx: Transaction) -> None:
     await store.record_order(tx.session, order.order_id, order.account_id, decided.gate)
     if decided.gate is Gate.REJECTED:
         await tx.report(order, OrderState.REJECTED, reason=decided.reason)
+        tx.order_reached(OrderStage.REJECTED, priced.submitted_at)
     elif decided.request is not None:
         await request_approval(tx, decided.request, priced, decided.why, now)
     else:
@@ -130,6 +132,7 @@ async def request_approval(
     await store.audit(tx.session, request.order_id, AuditEntry(at=now, kind="opened", why=why))
     log.info("order %s awaits approval: %s", request.order_id, why)
     await report_progress(tx, request, priced, now)
+    tx.order_reached(OrderStage.AWAITING_APPROVAL, priced.submitted_at)
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -245,6 +248,7 @@ async def close_request(
         await release_to_fulfillment(tx, priced, ApprovalMode.APPROVERS, now, progress)
     else:
         await tx.report(priced.order, OrderState.REJECTED, reason=reason, approval=progress)
+        tx.order_reached(OrderStage.REJECTED, priced.submitted_at)
 
 
 async def release_to_fulfillment(
@@ -271,8 +275,10 @@ async def release_to_fulfillment(
             totals=priced.totals,
             approval_mode=mode,
             approved_by=list(progress.approved_by) if progress else [],
+            submitted_at=priced.submitted_at,
         ),
     )
+    tx.order_reached(OrderStage.APPROVED, priced.submitted_at)
 
 
 HANDLERS: dict[TopicSpec, Handler[Any]] = {

@@ -7,7 +7,9 @@ from functools import partial
 from services.catalog import api, handlers, store
 from services.catalog import metrics as m
 from services.catalog.handlers import HANDLERS
+from shared import metrics
 from shared.db import ServiceDatabase
+from shared.metrics import OrderStage
 from shared.service import Service
 from shared.settings import Settings
 
@@ -17,6 +19,7 @@ NAME = "catalog"
 def create_service(settings: Settings) -> Service:
     service = Service(NAME, store.Base.metadata, settings)
     service.handle_all(HANDLERS)
+    metrics.stages_timed(NAME, OrderStage.RECEIVED, OrderStage.VALIDATED, OrderStage.REJECTED)
     service.refuse_orders_with(handlers.refuse_order)
     api.register(service)
     service.refresh_on_scrape(partial(show_available_units, service.db))

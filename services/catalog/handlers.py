@@ -42,6 +42,7 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
+from shared.metrics import OrderStage
 from shared.order_identity import Resubmission, fingerprint, judge_resubmission
 from shared.rejection import Refused, Rejected
 from shared.topics import (
@@ -189,6 +190,7 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
         content,
     )
     await tx.report(order, OrderState.RECEIVED)
+    tx.order_reached(OrderStage.RECEIVED, event.occurred_at)
     try:
         allocations = await plan_allocations(tx, order)
         await store.hold_stock(tx.session, order.order_id, allocations, event.occurred_at)
@@ -198,10 +200,13 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
             stockout = m.STOCKOUTS.labels(top_level(refused.category), "rejected")
             tx.on_commit(stockout.inc)
         await tx.report(order, OrderState.REJECTED, reason=rejection_reason(refused))
+        tx.order_reached(OrderStage.REJECTED, event.occurred_at)
         return
     tx.on_commit(partial(count_allocations, allocations))
     lines = [reserved_line(a) for a in allocations]
-    await tx.publish(ORDERS_VALIDATED, OrderValidated.new(order=order, lines=lines))
+    validated = OrderValidated.new(order=order, lines=lines, submitted_at=event.occurred_at)
+    await tx.publish(ORDERS_VALIDATED, validated)
+    tx.order_reached(OrderStage.VALIDATED, event.occurred_at)
 
 
 async def submitted_again(

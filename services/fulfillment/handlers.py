@@ -34,6 +34,7 @@ from shared.contract import (
     Warehouse,
 )
 from shared.db import Transaction
+from shared.metrics import OrderStage
 from shared.rejection import Refused
 from shared.topics import (
     BACKORDERS_FILLED,
@@ -101,6 +102,7 @@ async def plan_shipments(tx: Transaction, approved: OrderApproved, today: date) 
     await tx.report(
         order, OrderState.FULFILLMENT_PLANNED, shipments=shipments, totals=approved.totals
     )
+    tx.order_reached(OrderStage.FULFILLMENT_PLANNED, approved.submitted_at)
 
 
 async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> None:
@@ -200,6 +202,7 @@ async def shipment_dispatched(dispatch: ShipmentDispatched, tx: Transaction) -> 
     await tx.report(
         approved.order, OrderState.SHIPPED, shipments=[planned.shipment], totals=approved.totals
     )
+    tx.order_reached(OrderStage.SHIPPED, approved.submitted_at)
 
 
 async def planned_from(tx: Transaction, order_id: str) -> OrderApproved:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from services.pricing import store
 from services.pricing.handlers import HANDLERS
+from shared import metrics
+from shared.metrics import OrderStage
 from shared.service import Service
 from shared.settings import Settings
 
@@ -13,4 +15,5 @@ NAME = "pricing"
 def create_service(settings: Settings) -> Service:
     service = Service(NAME, store.Base.metadata, settings)
     service.handle_all(HANDLERS)
+    metrics.stages_timed(NAME, OrderStage.PRICED, OrderStage.REJECTED)
     return service

@@ -28,6 +28,7 @@ from shared.contract import (
     ReservedLine,
 )
 from shared.db import Transaction
+from shared.metrics import OrderStage
 from shared.rejection import Rejected
 from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, TopicSpec
 
@@ -63,12 +64,20 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
     except Rejected as rejected:
         await store.record_order(tx.session, order, OrderStates.REJECTED)
         await tx.report(order, OrderState.REJECTED, reason=rejected.reason)
+        tx.order_reached(OrderStage.REJECTED, event.submitted_at)
         return
     await store.record_order(tx.session, order, OrderStates.PRICED, priced.totals.total)
     await tx.publish(
-        ORDERS_PRICED, OrderPriced.new(order=order, lines=priced.lines, totals=priced.totals)
+        ORDERS_PRICED,
+        OrderPriced.new(
+            order=order,
+            lines=priced.lines,
+            totals=priced.totals,
+            submitted_at=event.submitted_at,
+        ),
     )
     tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)
+    tx.order_reached(OrderStage.PRICED, event.submitted_at)
 
 
 async def price(tx: Transaction, order: Order, lines: Sequence[ReservedLine]) -> domain.PricedOrder:

@@ -2,16 +2,18 @@
 
 Each stage carries the shop's `Order` unchanged and adds what it decided, so a
 downstream service never has to ask an upstream one (no synchronous calls).
+The submission's time travels along as `submitted_at`, so every stage can tell
+how long the order took to reach it.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from shared.contract.envelope import ContractModel, Event
+from shared.contract.envelope import ContractModel, Event, UtcTime
 from shared.contract.money import Amount, Currency
 from shared.contract.orders import Id, Order
 
@@ -62,6 +64,15 @@ class Totals(ContractModel):
     total: Amount
 
 
+def submitted_at_field() -> Any:
+    return Field(
+        default=None,
+        description="When the shop submitted the order: the `occurred_at` of its "
+        "`orders.submitted` event, carried unchanged from catalog on (for end-to-end latency). "
+        "Absent on events written before it was added.",
+    )
+
+
 class ApprovalMode(StrEnum):
     AUTOMATIC = "automatic"
     APPROVERS = "approvers"
@@ -72,6 +83,7 @@ class OrderValidated(Event):
 
     schema_: Literal["orders.validated/v1"] = Field(alias="schema")
     order: Order
+    submitted_at: UtcTime | None = submitted_at_field()
     lines: list[ReservedLine]
 
 
@@ -80,6 +92,7 @@ class OrderPriced(Event):
 
     schema_: Literal["orders.priced/v1"] = Field(alias="schema")
     order: Order
+    submitted_at: UtcTime | None = submitted_at_field()
     lines: list[PricedLine]
     totals: Totals
     credit_limit_override: bool = Field(
@@ -94,6 +107,7 @@ class OrderApproved(Event):
 
     schema_: Literal["orders.approved/v1"] = Field(alias="schema")
     order: Order
+    submitted_at: UtcTime | None = submitted_at_field()
     lines: list[PricedLine]
     totals: Totals
     approval_mode: ApprovalMode

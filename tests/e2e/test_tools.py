@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contract import (
     OrderState,
@@ -58,6 +59,62 @@ def test_every_service_serves_prometheus_metrics_in_base_units(pipeline: Pipelin
         'tradelane_orders_total{channel="b2c",outcome="fulfillment_planned",service="fulfillment"}'
         in text
     )
+
+
+STAGES_PASSED = {  # a consumer's order approved at once, as each service sees it
+    "catalog": ("received", "validated"),
+    "pricing": ("priced",),
+    "approvals": ("approved",),
+    "fulfillment": ("fulfillment_planned",),
+}
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a `/metrics` text by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def lag_and_latency_gaps(
+    pipeline: Pipeline, service: str, topics: list[str], stages: tuple[str, ...]
+) -> list[str]:
+    """What `/metrics` of `service` lacks: a lag of 0 on each topic, a timing of each stage."""
+    found = samples(pipeline.metrics(service))
+    gaps = []
+    for topic in topics:
+        labels = frozenset({("service", service), ("topic", topic)})
+        for lag in ("tradelane_consumer_lag_messages", "tradelane_consumer_lag_seconds"):
+            if found.get((lag, labels)) != 0:
+                gaps.append(f"{lag}{{topic={topic}}} is {found.get((lag, labels))}")
+    for stage in stages:
+        labels = frozenset({("service", service), ("stage", stage)})
+        count = found.get(("tradelane_order_stage_latency_seconds_count", labels), 0)
+        if count < 1:
+            gaps.append(f"stage {stage} timed {count} times")
+    return gaps
+
+
+def test_every_service_shows_its_lag_per_topic_and_how_long_the_order_took_per_stage(
+    pipeline: Pipeline,
+) -> None:
+    """Idle and caught up, every topic a service reads shows 0 messages and 0 seconds behind
+    (not the time since its last message), and each stage the order passed was timed."""
+    order = b2c_order(pipeline.order_id("latency"), [("GLOVE-L", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    deadline = time.monotonic() + 60
+    for name, stages in STAGES_PASSED.items():
+        status, health = pipeline.http(name, "GET", "/health")
+        assert status == 200, health
+        topics = [topic.removeprefix(pipeline.names.prefix) for topic in health["consumes"]]
+        assert topics, name
+        while gaps := lag_and_latency_gaps(pipeline, name, topics, stages):
+            assert time.monotonic() < deadline, f"{name} after 60s: {gaps}"
+            time.sleep(0.2)
 
 
 def test_health_reports_ok_and_the_topics_consumed(pipeline: Pipeline) -> None:

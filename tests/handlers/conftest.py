@@ -84,7 +84,9 @@ def reserved(
 
 def validated(order: OrderSubmitted, warehouse_id: str = "wh-central") -> OrderValidated:
     """What catalog hands on for `order`: every line held in `warehouse_id`."""
-    return OrderValidated.new(order=order.order(), lines=reserved(order, warehouse_id))
+    return OrderValidated.new(
+        order=order.order(), lines=reserved(order, warehouse_id), submitted_at=order.occurred_at
+    )
 
 
 def priced(
@@ -111,6 +113,7 @@ def priced(
         lines=lines,
         totals=Totals(currency=order.currency, subtotal=total, total=total),
         credit_limit_override=credit_limit_override,
+        submitted_at=order.occurred_at,
     )
 
 
@@ -129,6 +132,7 @@ def approved(
         lines=at_list_prices.lines,
         totals=at_list_prices.totals,
         approval_mode=ApprovalMode.AUTOMATIC,
+        submitted_at=order.occurred_at,
         **envelope,
     )
 

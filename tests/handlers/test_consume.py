@@ -13,8 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData
 
+from shared.consume import Delivery
 from shared.contract import OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
 from shared.db import Transaction
+from shared.lag import Lag
 from shared.rejection import Refused
 from shared.topics import ORDERS_STATUS, ORDERS_SUBMITTED
 from tests.support.bench import ServiceBench
@@ -125,3 +127,23 @@ async def test_a_service_does_not_handle_its_own_status_reports(bench: ServiceBe
     await bench.deliver(ORDERS_STATUS, own)
     await bench.deliver(ORDERS_STATUS, other)
     assert handled == ["status:pricing"]
+
+
+async def test_the_consume_path_keeps_each_partitions_progress_for_the_lag(
+    bench: ServiceBench,
+) -> None:
+    """Handled, skipped or dead-lettered, a message is done: the lag counts from after it."""
+    order = b2b_order("o-9", [("BOLT-M8-100", 1)])
+    await bench.consumer.consume(
+        ORDERS_SUBMITTED,
+        accept,
+        Delivery(order.to_bytes(), b"k", partition=1, offset=41, timestamp=1_800_000_000.5),
+    )
+    await bench.consumer.consume(
+        ORDERS_SUBMITTED, accept, Delivery(b"{not json", b"k", 1, 42, 1_800_000_001.0)
+    )
+    progress = bench.consumer.progress.of("orders.submitted", 1)
+    assert (progress.processed_offset, progress.processed_at) == (42, 1_800_000_001.0)
+    assert progress.in_hand_offset is None
+    assert progress.lag(highwater=43, committed=None, now=1_800_000_100.0) == Lag(0, 0.0)
+    assert bench.consumer.progress.of("orders.submitted", 0).processed_offset is None
