@@ -192,8 +192,11 @@ class Service:
 
     async def readiness_problems(self) -> list[str]:
         """What keeps this worker from taking work now (`/readyz`): the live checks, the
-        database answering, and partitions assigned (the broker reached, the group joined)."""
+        database answering, partitions assigned (the broker reached, the group joined),
+        and the outbox relay sending."""
         found = self.liveness_problems()
+        if self.app.started:
+            found.extend(p for p in self.relay.problems() if p not in found)
         try:
             await asyncio.wait_for(self._ping_database(), READINESS_TIMEOUT_SECONDS)
         except Exception as error:

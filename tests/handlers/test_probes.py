@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from services.pricing.app import create_service
@@ -50,3 +51,19 @@ def test_the_probes_are_distinct_endpoints_beside_health(tmp_path: Path) -> None
     service: Service = create_service(Settings(TRADELANE_DATA_DIR=tmp_path))
     paths = {route.resource.canonical for route in service.app.web.web_app.router.routes()}
     assert {"/health", "/livez", "/readyz", "/metrics"} <= paths
+
+
+async def test_a_relay_that_cannot_send_makes_the_worker_unready_not_dead(tmp_path: Path) -> None:
+    service = create_service(Settings(TRADELANE_DATA_DIR=tmp_path))
+    service.app.consumer.assignment = lambda: {("orders.validated", 0)}  # type: ignore[method-assign]
+    service.app._started.set()  # as a running worker: its relay runs
+    service.relay.state.running = True
+    try:
+        assert await service.readiness_problems() == []
+        service.relay.state.failing_since = time.monotonic() - 120
+        service.relay.state.last_error = "KafkaConnectionError: no broker"
+        [problem] = await service.readiness_problems()
+        assert problem.startswith("outbox relay has not sent for") and "no broker" in problem
+        assert service.liveness_problems() == []
+    finally:
+        await service.db.dispose()
