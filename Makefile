@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-e2e lint format schemas kafka-up kafka-down clean
+.PHONY: install run test test-unit test-e2e lint format schemas k8s k8s-check kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ format: install
 
 schemas: install  ## regenerate schemas/ from the pydantic models
 	$(PY) -m tools.schemas
+
+k8s: install  ## regenerate deploy/k8s/components/strimzi (KafkaTopic, KafkaUser) from the registry
+	$(PY) -m tools.k8s
+
+k8s-check: install  ## render every overlay and component, validate every object, check consistency
+	$(PY) -m tools.k8s.toolchain  # kustomize (Go module) and the CRDs (Go module, Maven), once
+	$(PY) -m pytest -q tests/k8s
 
 kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
 	$(PY) -m tools.local_kafka up

@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import Gauge
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
@@ -34,6 +34,11 @@ from shared.topics import TopicNames, TopicSpec, create_topics
 log = logging.getLogger(__name__)
 
 RETENTION_SWEEP_SECONDS = 3600.0
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+def _status(problems: list[str]) -> int:
+    return 503 if problems else 200
 
 
 class Service:
@@ -192,6 +197,45 @@ class Service:
                 )
         return found
 
+    def liveness_problems(self) -> list[str]:
+        """What only a restart can mend: a crashed agent or consumer, a stopped relay (`/livez`).
+
+        Neither the broker nor the database is asked: their outage is not cured by a restart.
+        """
+        found = [
+            f"agent {agent.name} crashed: {agent.crash_reason!r}"
+            for agent in self.app.agents.values()
+            if agent.crashed
+        ]
+        if self.app.consumer.crashed:
+            found.append(f"consumer crashed: {self.app.consumer.crash_reason!r}")
+        if self.app.started and not self.relay.state.running:
+            found.append("outbox relay is not running")
+        return found
+
+    async def readiness_problems(self) -> list[str]:
+        """What keeps this worker from taking work now (`/readyz`): the live checks, the
+        database answering, partitions assigned (the broker reached, the group joined),
+        and the outbox relay sending."""
+        found = self.liveness_problems()
+        if self.app.started:
+            found.extend(p for p in self.relay.problems() if p not in found)
+        try:
+            await asyncio.wait_for(self._ping_database(), READINESS_TIMEOUT_SECONDS)
+        except Exception as error:
+            found.append(f"database unreachable: {type(error).__name__}: {error}"[:300])
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # no consumer running yet
+            assigned = set()
+        if not assigned:
+            found.append("no partitions assigned: broker unreachable or group not joined yet")
+        return found
+
+    async def _ping_database(self) -> None:
+        async with self.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
     def refresh_on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` before each `/metrics` answer: for gauges read from the database.
 
@@ -227,6 +271,22 @@ class Service:
                         "consumes": service.consumed_topics(),
                     },
                     status=503 if problems else 200,
+                )
+
+        @self.app.page("/livez")
+        class Livez(View):
+            async def get(self, request: Request) -> Response:
+                problems = service.liveness_problems()
+                return self.json(
+                    {"ok": not problems, "problems": problems}, status=_status(problems)
+                )
+
+        @self.app.page("/readyz")
+        class Readyz(View):
+            async def get(self, request: Request) -> Response:
+                problems = await service.readiness_problems()
+                return self.json(
+                    {"ok": not problems, "problems": problems}, status=_status(problems)
                 )
 
     # --- running ----------------------------------------------------------------------------

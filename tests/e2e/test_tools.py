@@ -123,6 +123,16 @@ def test_health_reports_ok_and_the_topics_consumed(pipeline: Pipeline) -> None:
     assert pipeline.names.of(ORDERS_SUBMITTED) in body["consumes"]
 
 
+def test_every_service_is_live_and_ready_on_its_probes(pipeline: Pipeline) -> None:
+    """What Kubernetes asks: /livez (process and agents) and /readyz (database, partitions)."""
+    for name, service in pipeline.fleet.running.items():
+        assert status_of(service.url("/livez"))[0] == 200, name
+        deadline = time.monotonic() + 30
+        while (ready := status_of(service.url("/readyz")))[0] != 200:
+            assert time.monotonic() < deadline, f"{name} not ready: {ready[1][:300]!r}"
+            time.sleep(0.5)
+
+
 FAUST_BUILT_IN_VIEWS = (
     "/router/",  # which worker owns which table key: the cluster's topology
     "/router/topics",

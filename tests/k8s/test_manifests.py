@@ -1,0 +1,402 @@
+"""deploy/k8s proven offline: every overlay and component renders with kustomize, every
+object is valid for Kubernetes (built-in kinds) or its CRD (custom resources), and the
+manifests agree with the code: settings, ports, topics, ACLs, autoscaling, Pod Security.
+
+The tools come from registries on first use (tools.k8s.toolchain): kustomize from its Go
+module, the CRDs from the Prometheus Operator's Go module and Strimzi's Maven artifacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shared.settings import SERVICE_WEB_PORTS, Settings
+from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
+from tools.k8s import check
+from tools.k8s.registry import SERVICES, access, published
+from tools.k8s.strimzi import drifted_files, user_name
+
+Object = dict[str, Any]
+
+SET_IN_CONFIGMAP = {
+    "KAFKA_BOOTSTRAP_SERVERS": "Strimzi's bootstrap Service of the `tradelane` cluster",
+    "TRADELANE_TOPIC_PARTITIONS": "must equal the KafkaTopics' partitions",
+    "TRADELANE_DATA_DIR": "the emptyDir: Faust's data (and SQLite in dev)",
+    "WEB_BIND": "0.0.0.0: probes and Prometheus reach the pod",
+    "WEB_PORT": "said once more beside the containerPort, so the two cannot drift",
+    "LOG_LEVEL": "INFO; an overlay may lower it",
+}
+FROM_SECRETS = {
+    "DATABASE_URL": ("{service}-database", "url"),
+    "APPROVALS_TOKEN_SECRET": ("approvals-token", "secret"),
+}
+DEFAULTED_ON_PURPOSE = {
+    "TRADELANE_TOPIC_PREFIX": "one cluster per environment: no prefix",
+    "TRADELANE_OUTBOX_POLL_SECONDS": "every commit wakes the relay; the poll is a fallback",
+    "TRADELANE_INBOX_RETENTION_DAYS": "14 days, above the order topics' 7-day retention",
+    "TRADELANE_SESSION_TIMEOUT_SECONDS": "30 s, the default rebalance trade-off",
+    "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",
+    "APPROVALS_TIMER_SECONDS": "1 s between looks for due reminders and expiries",
+}
+READ_ONLY_BY = {"APPROVALS_TOKEN_SECRET": {"approvals"}}
+"""Variables only some services read (the rest of Settings is read by every service)."""
+
+RESTRICTED_VOLUME_TYPES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+    "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+
+
+def variable(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else str(alias.choices[0])  # type: ignore[union-attr]
+
+
+SETTINGS_VARIABLES = {variable(field) for field in Settings.model_fields}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[Object]]:
+    return check.targets()
+
+
+@pytest.fixture(scope="module")
+def overlays(rendered: dict[str, list[Object]]) -> dict[str, list[Object]]:
+    return {name: rendered[f"overlays/{name}"] for name in check.OVERLAYS}
+
+
+def of_kind(objects: list[Object], kind: str) -> dict[str, Object]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def pod_specs(objects: list[Object]) -> Iterator[tuple[str, Object]]:
+    for name, deployment in of_kind(objects, "Deployment").items():
+        yield name, deployment["spec"]["template"]["spec"]
+
+
+def environment(objects: list[Object], service: str) -> dict[str, Any]:
+    """The service container's variables: its ConfigMaps' data, then its `env` entries."""
+    [container] = of_kind(objects, "Deployment")[service]["spec"]["template"]["spec"]["containers"]
+    config_maps = of_kind(objects, "ConfigMap")
+    found: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        found.update(config_maps[source["configMapRef"]["name"]]["data"])
+    found.update({entry["name"]: entry for entry in container.get("env", [])})
+    return found
+
+
+def partitions(objects: list[Object]) -> int:
+    [value] = {environment(objects, s)["TRADELANE_TOPIC_PARTITIONS"] for s in SERVICES}
+    return int(value)
+
+
+# --- rendering and schemas ------------------------------------------------------------------
+
+
+def test_every_overlay_and_component_renders_and_every_object_is_valid(
+    rendered: dict[str, list[Object]],
+) -> None:
+    assert set(rendered) == {
+        "overlays/dev",
+        "overlays/prod",
+        "components/network-policies",
+        "components/prometheus",
+        "components/strimzi",
+    }
+    problems = [
+        p for objects in rendered.values() for obj in objects for p in check.problems_of(obj)
+    ]
+    assert problems == []
+    kinds = {obj["kind"] for obj in rendered["overlays/prod"]}
+    assert {"KafkaTopic", "KafkaUser", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"} <= kinds
+
+
+def test_the_validation_fails_on_unknown_kinds_unknown_fields_and_bad_custom_resources(
+    overlays: dict[str, list[Object]],
+) -> None:
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert check.problems_of(unknown) == [
+        "Widget/w: no schema for example.com/v1 Widget: vendor its CRD"
+    ]
+    deployment = dict(of_kind(overlays["prod"], "Deployment")["pricing"])
+    deployment["spec"] = {**deployment["spec"], "replica": 2}
+    assert check.problems_of(deployment)
+    topic = dict(of_kind(overlays["prod"], "KafkaTopic")["orders.submitted"])
+    assert check.problems_of(topic) == []
+    assert check.problems_of({**topic, "spec": {**topic["spec"], "partition": 3}})
+    assert check.problems_of({**topic, "spec": {**topic["spec"], "partitions": "three"}})
+    monitor = of_kind(overlays["prod"], "ServiceMonitor")["tradelane"]
+    assert check.problems_of({**monitor, "spec": {"endpoints": [{"prot": "http"}], "selector": {}}})
+
+
+def test_the_strimzi_component_is_generated_from_the_registry() -> None:
+    assert drifted_files() == [], (
+        "run `python -m tools.k8s` and commit deploy/k8s/components/strimzi"
+    )
+
+
+# --- settings and secrets -------------------------------------------------------------------
+
+
+def test_every_setting_the_code_reads_is_set_or_defaulted_on_purpose() -> None:
+    decided = [*SET_IN_CONFIGMAP, *FROM_SECRETS, *DEFAULTED_ON_PURPOSE]
+    assert sorted(decided) == sorted(SETTINGS_VARIABLES), "classify the new setting here"
+    assert len(decided) == len(set(decided))
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_every_service_gets_the_settings_it_needs_and_only_those_the_code_reads(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    for service in SERVICES:
+        env = environment(overlays[overlay], service)
+        assert set(env) <= SETTINGS_VARIABLES, f"{service}: a variable the code never reads"
+        assert set(SET_IN_CONFIGMAP) <= set(env), service
+        for name, readers in READ_ONLY_BY.items():
+            assert name not in env or service in readers, f"{service} does not read {name}"
+
+
+def test_prod_takes_database_urls_and_the_token_secret_from_secrets_by_reference(
+    overlays: dict[str, list[Object]],
+) -> None:
+    for service in SERVICES:
+        env = environment(overlays["prod"], service)
+        for name, (secret, key) in FROM_SECRETS.items():
+            if name in READ_ONLY_BY and service not in READ_ONLY_BY[name]:
+                continue
+            assert env[name] == {
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": secret.format(service=service), "key": key}},
+            }
+        assert env.get("TRADELANE_DEV_MODE", "false") == "false"
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_no_secret_value_is_written_into_the_manifests(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    assert of_kind(objects, "Secret") == {}
+    for service in SERVICES:
+        for name in FROM_SECRETS:
+            value = environment(objects, service).get(name)
+            assert value is None or "valueFrom" in value, f"{service}: {name} written in"
+
+
+# --- ports and probes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_ports_match_the_services_web_ports_the_services_and_the_monitor(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    services = of_kind(objects, "Service")
+    for name, pod in pod_specs(objects):
+        [container] = pod["containers"]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": SERVICE_WEB_PORTS[name], "protocol": "TCP"}
+        ]
+        assert environment(objects, name)["WEB_PORT"] == str(SERVICE_WEB_PORTS[name])
+        assert services[name]["spec"]["ports"] == [
+            {
+                "name": "http",
+                "port": SERVICE_WEB_PORTS[name],
+                "targetPort": "http",
+                "protocol": "TCP",
+            }
+        ]
+        assert services[name]["spec"]["selector"].items() <= pod_labels(objects, name).items()
+    for monitor in of_kind(objects, "ServiceMonitor").values():
+        selected = [
+            s for s in services.values()
+            if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+        ]  # fmt: skip
+        assert sorted(s["metadata"]["name"] for s in selected) == sorted(SERVICES)
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http"]
+        assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics"]
+
+
+def pod_labels(objects: list[Object], deployment: str) -> dict[str, str]:
+    labels: dict[str, str] = of_kind(objects, "Deployment")[deployment]["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_liveness_and_readiness_probe_distinct_endpoints_of_the_web_port(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    for name, pod in pod_specs(overlays[overlay]):
+        [container] = pod["containers"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert container["image"].split(":")[0] == "tradelane"
+        assert pod["terminationGracePeriodSeconds"] == 30  # the shutdown is bounded at 20 s
+
+
+# --- topics and ACLs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overlay", "replicas"), [("dev", 1), ("prod", 3)])
+def test_every_registry_topic_has_its_kafka_topic_with_the_same_partitions_and_configs(
+    overlays: dict[str, list[Object]], overlay: str, replicas: int
+) -> None:
+    objects = overlays[overlay]
+    topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(objects, "KafkaTopic").values()}
+    wanted = {spec.name: topic_configs(spec) for spec in ALL_TOPICS}
+    wanted |= {f"{spec.name}.dlq": DLQ_CONFIGS for spec in ALL_TOPICS}
+    extra = {"min.insync.replicas": "2"} if overlay == "prod" else {}
+    assert sorted(topics) == sorted(wanted)
+    for name, configs in wanted.items():
+        assert topics[name]["partitions"] == partitions(objects), name
+        assert topics[name]["replicas"] == replicas, name
+        assert topics[name]["config"] == {**configs, **extra}, name
+
+
+def test_the_writes_found_in_the_code_include_what_each_service_is_known_to_publish() -> None:
+    assert {"orders.validated", "orders.backorder_filled", "orders.status"} <= published("catalog")
+    assert published("pricing") == {"orders.priced", "orders.status"}
+    assert {"orders.approved", "approvals.notifications", "approvals.decisions"} <= published(
+        "approvals"
+    )
+    assert published("fulfillment") == {"orders.status"}
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_every_acl_covers_exactly_what_its_service_reads_and_writes(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    users = of_kind(overlays[overlay], "KafkaUser")
+    all_topics = {t["spec"]["topicName"] for t in of_kind(overlays[overlay], "KafkaTopic").values()}
+    for service in SERVICES:
+        wants = access(service)
+        acls = users[user_name(service)]["spec"]["authorization"]["acls"]
+        allowed: dict[str, set[str]] = {}
+        for rule in acls:
+            resource = rule["resource"]
+            assert resource["patternType"] == "literal"
+            allowed.setdefault(f"{resource['type']}:{resource['name']}", set()).update(
+                rule["operations"]
+            )
+        reads = {
+            n.split(":", 1)[1]
+            for n, ops in allowed.items()
+            if n.startswith("topic:") and "Read" in ops
+        }
+        writes = {
+            n.split(":", 1)[1]
+            for n, ops in allowed.items()
+            if n.startswith("topic:") and "Write" in ops
+        }
+        assert reads == wants.reads, service
+        assert writes == wants.writes, service
+        assert (reads | writes) <= all_topics
+        assert "Read" in allowed[f"group:{wants.group}"]
+        assert {n for n in allowed if n.startswith("group:")} == {f"group:{wants.group}"}
+        everything = {"Read", "Write", "Describe"}
+        assert all(ops <= everything for ops in allowed.values()), service
+
+
+# --- scaling --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_autoscalers_and_disruption_budgets_target_what_exists(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    deployments = of_kind(objects, "Deployment")
+    autoscalers = of_kind(objects, "HorizontalPodAutoscaler")
+    assert sorted(autoscalers) == sorted(SERVICES)
+    for hpa in autoscalers.values():
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+        assert target["name"] in deployments
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= partitions(objects)
+    for pdb in of_kind(objects, "PodDisruptionBudget").values():
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert [d for d in deployments if selector.items() <= pod_labels(objects, d).items()]
+    if overlay == "dev":  # SQLite in each pod's own emptyDir: one worker per service
+        assert {hpa["spec"]["maxReplicas"] for hpa in autoscalers.values()} == {1}
+        assert all("DATABASE_URL" not in environment(objects, s) for s in SERVICES)
+
+
+# --- Pod Security "restricted" and the rest of the pod hygiene ------------------------------
+
+
+def restricted_violations(pod: Object) -> list[str]:
+    """The Pod Security Standard "restricted" (and "baseline") checks of one pod spec."""
+    found = []
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag):
+            found.append(f"{flag} is set")
+    pod_context = pod.get("securityContext", {})
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)} is not allowed")
+    containers = pod["containers"] + pod.get("initContainers", [])
+    for container in containers:
+        context = container.get("securityContext", {})
+        name = container["name"]
+        if context.get("privileged"):
+            found.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+            found.append(f"{name}: runAsNonRoot is not true")
+        if 0 in (context.get("runAsUser"), pod_context.get("runAsUser")):
+            found.append(f"{name}: runs as user 0")
+        seccomp = context.get("seccompProfile") or pod_context.get("seccompProfile") or {}
+        if seccomp.get("type") not in {"RuntimeDefault", "Localhost"}:
+            found.append(f"{name}: seccompProfile is not RuntimeDefault or Localhost")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: capabilities are not all dropped")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: adds capabilities")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: uses a hostPort")
+    return found
+
+
+def test_the_restricted_check_finds_what_it_looks_for() -> None:
+    pod = {
+        "hostNetwork": True,
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+        "containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}],
+    }
+    assert len(restricted_violations(pod)) == 7
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_pods_pass_the_restricted_pod_security_rules(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    for name, pod in pod_specs(overlays[overlay]):
+        assert restricted_violations(pod) == [], name
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_pods_have_a_read_only_root_writable_data_dirs_and_bounded_resources(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    for name, pod in pod_specs(objects):
+        [container] = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        data_dir = environment(objects, name)["TRADELANE_DATA_DIR"]
+        assert mounts[data_dir] in empty_dirs and mounts["/tmp"] in empty_dirs, name
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) == {"cpu", "memory"}, name
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] in of_kind(objects, "ServiceAccount")

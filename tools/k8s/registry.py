@@ -1,0 +1,73 @@
+"""What each service reads and writes, taken from the code itself.
+
+Reads: the topics the service's agents consume, from the service as `create_service`
+builds it. Writes: every `tx.publish(SPEC, …)` in the service's package (found in its
+source), `orders.status` for every `tx.report(…)`, and what the shared consume path
+writes for every topic read: its `.dlq` twin, and `orders.status` for a rejected order.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared import topics
+from shared.settings import SERVICE_WEB_PORTS, Settings
+from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = tuple(SERVICE_WEB_PORTS)
+SPECS_BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
+
+
+@dataclass(frozen=True)
+class Access:
+    """The topics one service reads and writes (registry names, `.dlq` twins included)."""
+
+    service: str
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+    @property
+    def group(self) -> str:
+        return Settings(TRADELANE_TOPIC_PREFIX="").group_id(self.service)
+
+
+def consumed(service: str) -> frozenset[str]:
+    """The topics the service's agents read, from the service as it is wired."""
+    app = importlib.import_module(f"services.{service}.app")
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(TRADELANE_DATA_DIR=Path(data_dir), TRADELANE_TOPIC_PREFIX="")
+        built = app.create_service(settings)
+        return frozenset(built.consumed_topics())
+
+
+def published(service: str) -> frozenset[str]:
+    """The topics named in `*.publish(SPEC, …)` calls and `orders.status` for `*.report(…)`."""
+    found: set[str] = set()
+    for path in sorted((ROOT / "services" / service).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr == "report":
+                found.add(ORDERS_STATUS.name)
+            elif node.func.attr == "publish" and node.args:
+                first = node.args[0]
+                spec = getattr(topics, first.id, None) if isinstance(first, ast.Name) else None
+                if not isinstance(spec, TopicSpec):
+                    raise ValueError(f"{path}:{node.lineno}: publish() to an unknown topic")
+                found.add(spec.name)
+    return frozenset(found)
+
+
+def access(service: str) -> Access:
+    reads = consumed(service)
+    dead_letters = {f"{name}.dlq" for name in reads}
+    return Access(service, reads, published(service) | dead_letters | {ORDERS_STATUS.name})
+
+
+def all_topic_names() -> list[str]:
+    return [name for spec in ALL_TOPICS for name in (spec.name, f"{spec.name}.dlq")]
