@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+SPECS := tools/asyncapi-specs
+SPECS_STAMP := $(SPECS)/node_modules/.installed-stamp
 
 .PHONY: install run test test-unit test-e2e lint format schemas kafka-up kafka-down clean
 
@@ -14,7 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Tradelane with its dev tools
+# The AsyncAPI JSON Schemas (npm package @asyncapi/specs, locked) that the contract tests
+# validate schemas/asyncapi.json against; Node is used for nothing else.
+$(SPECS_STAMP): $(SPECS)/package.json $(SPECS)/package-lock.json
+	npm ci --prefix $(SPECS) --ignore-scripts --no-audit --no-fund
+	touch $(SPECS_STAMP)
+
+install: $(STAMP) $(SPECS_STAMP)  ## create .venv and install Tradelane with its dev tools
 
 run: install  ## start Kafka, the four services and a demo shop; Ctrl-C stops all
 	$(PY) -m tools.demo
@@ -37,7 +45,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-schemas: install  ## regenerate schemas/ from the pydantic models
+schemas: install  ## regenerate schemas/ (JSON Schemas, asyncapi.json) from the models
 	$(PY) -m tools.schemas
 
 kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
