@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SPECS := tools/asyncapi-specs
 SPECS_STAMP := $(SPECS)/node_modules/.installed-stamp
+IMAGE ?= tradelane:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-unit test-e2e lint format schemas kafka-up kafka-down clean
+.PHONY: install run test test-unit test-e2e lint format schemas image kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,15 @@ format: install
 
 schemas: install  ## regenerate schemas/ (JSON Schemas, asyncapi.json) from the models
 	$(PY) -m tools.schemas
+
+# One image for every service: `docker run IMAGE services.pricing`. A build target that
+# cannot build fails: without an engine this stops with exit 2 rather than pretend.
+image:  ## build the service image (Dockerfile) where a Docker engine answers
+	@docker info >/dev/null 2>&1 || { \
+	  echo "make image: no Docker engine answers (docker info failed); nothing was built." >&2; \
+	  echo "Start one (or set DOCKER_HOST) and run make image again." >&2; exit 2; }
+	docker build -t $(IMAGE) .
+	@echo "built $(IMAGE): docker run --rm $(IMAGE) services.catalog (or services.pricing, services.approvals, services.fulfillment)"
 
 kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
 	$(PY) -m tools.local_kafka up
