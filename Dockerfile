@@ -7,13 +7,13 @@
 # The base is pinned to an exact Python patch release and Debian release (never
 # `3.11` or `latest`), so a rebuild gets the same interpreter. Pin the digest too
 # where an engine can see the registry:
-#   docker buildx imagetools inspect python:3.11.14-slim-trixie   # -> FROM python:3.11.14-slim-trixie@sha256:…
+#   docker buildx imagetools inspect python:3.11.17-slim-trixie   # -> FROM python:3.11.17-slim-trixie@sha256:…
 # tests/unit/test_image.py checks these promises (pins, numeric non-root user, no
 # build tools or dev extra, the constraints file, the service modules the image is
 # started with).
 
 # --- builder: the locked runtime dependency set in a venv (no [dev] extra) -------------
-FROM python:3.11.14-slim-trixie AS builder
+FROM python:3.11.17-slim-trixie AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -33,7 +33,7 @@ RUN python -m venv /opt/tradelane \
  && find /opt/tradelane -name '__pycache__' -prune -exec rm -rf {} +
 
 # --- runtime: the venv and nothing else -------------------------------------------------
-FROM python:3.11.14-slim-trixie AS runtime
+FROM python:3.11.17-slim-trixie AS runtime
 
 ENV PATH=/opt/tradelane/bin:$PATH \
     PYTHONUNBUFFERED=1 \

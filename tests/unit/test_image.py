@@ -3,7 +3,7 @@
 `image_problems()` reads a Dockerfile's text and lists every promise it breaks:
 each base pinned to an exact release, a numeric non-root user in the final
 stage, no build tools and no dev extra in the image, the locked dependency set
-(constraints.txt), the venv from the builder. The committed Dockerfile must have
+(constraints.txt), the venv from a builder on the same base. The committed Dockerfile must have
 none; each broken variant below must be caught. Separately, every
 `services.<name>` module the image is started with (the Dockerfile's CMD, the
 Makefile, anything under deploy/) must be a package with a `__main__.py` that
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 
 EXACT_TAG = re.compile(r"^\d+\.\d+\.\d+(?:-[a-z0-9][a-z0-9.-]*)?$")
-"""`3.11.14-slim-trixie`: a patch release, and a variant naming its Debian release."""
+"""`3.11.17-slim-trixie`: a patch release, and a variant naming its Debian release."""
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 BUILD_TOOLS = re.compile(
     r"\b(gcc|g\+\+|clang|build-essential|make|cmake|cargo|rustc|python3?-dev|libpq-dev)\b"
@@ -101,6 +101,9 @@ def image_problems(text: str) -> list[str]:
             problems += pin_problems(stage.image)
         if stage.name:
             stage_names.add(stage.name)
+    bases = {stage.image for stage in stages if stage.image not in stage_names}
+    if len(bases) > 1:
+        problems.append(f"stages on different bases {sorted(bases)}: the venv needs its own python")
     final = stages[-1]
     users = final.args("USER")
     if not users:
@@ -155,10 +158,11 @@ ENTRY = 'ENTRYPOINT ["python", "-m"]'
 @pytest.mark.parametrize(
     ("old", "new", "caught_as"),
     [
-        ("3.11.14-slim-trixie AS runtime", "3.11-slim AS runtime", "not pinned"),
-        ("python:3.11.14-slim-trixie AS builder", "python:latest AS builder", "not pinned"),
-        ("python:3.11.14-slim-trixie AS runtime", "python AS runtime", "not pinned"),
-        ("3.11.14-slim-trixie AS runtime", "${PY} AS runtime", "not pinned"),
+        ("3.11.17-slim-trixie AS runtime", "3.11-slim AS runtime", "not pinned"),
+        ("python:3.11.17-slim-trixie AS builder", "python:latest AS builder", "not pinned"),
+        ("python:3.11.17-slim-trixie AS runtime", "python AS runtime", "not pinned"),
+        ("3.11.17-slim-trixie AS runtime", "${PY} AS runtime", "not pinned"),
+        ("3.11.17-slim-trixie AS runtime", "3.11.16-slim-trixie AS runtime", "different bases"),
         ("USER 10001:10001", "USER 0", "is root"),
         ("USER 10001:10001", "USER 10001:0", "is root"),
         ("USER 10001:10001", "USER tradelane", "not numeric"),
