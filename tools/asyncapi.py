@@ -63,6 +63,11 @@ def _message_name(model: type[Event]) -> str:
     return model.__name__
 
 
+def schema_id(model: type[Event]) -> str:
+    """The envelope's `schema` value, e.g. `orders.submitted/v1`."""
+    return str(model.model_fields["schema_"].annotation.__args__[0])  # type: ignore[union-attr]
+
+
 def payload_schemas() -> tuple[dict[type[Event], dict[str, Any]], dict[str, Any]]:
     """Each model's payload (a `$ref`) and every schema they use, under `components/schemas`."""
     models: list[type[Event]] = [spec.model for spec in ALL_TOPICS] + [DEAD_LETTER_MODEL]
@@ -136,7 +141,7 @@ def asyncapi_document() -> dict[str, Any]:
         )
         messages[message] = {
             "name": message,
-            "title": str(spec.model.model_fields["schema_"].default),
+            "title": schema_id(spec.model),
             "summary": spec.description,
             "contentType": "application/json",
             "payload": payloads[spec.model],
@@ -144,11 +149,11 @@ def asyncapi_document() -> dict[str, Any]:
         }
         for party in writers(spec):
             operations[f"{party}.sends.{spec.name}"] = _operation(
-                party, "send", spec.name, message, f"{party} publishes {spec.name}."
+                party, "send", spec.name, message, f"Written by {party}."
             )
         for party in [*read.get(spec.name, []), *EXTERNAL_READERS.get(spec.name, ())]:
             operations[f"{party}.receives.{spec.name}"] = _operation(
-                party, "receive", spec.name, message, f"{party} consumes {spec.name}."
+                party, "receive", spec.name, message, f"Read by {party}."
             )
         dlq = f"{spec.name}.dlq"
         channels[dlq] = _channel(
@@ -162,11 +167,11 @@ def asyncapi_document() -> dict[str, Any]:
         )
         for party in read.get(spec.name, []):
             operations[f"{party}.sends.{dlq}"] = _operation(
-                party, "send", dlq, dead_letter, f"{party} dead-letters what it cannot take."
+                party, "send", dlq, dead_letter, f"Written by {party}: what it cannot take."
             )
     messages[dead_letter] = {
         "name": dead_letter,
-        "title": str(DEAD_LETTER_MODEL.model_fields["schema_"].default),
+        "title": schema_id(DEAD_LETTER_MODEL),
         "summary": "A message a service could not take, and why.",
         "contentType": "application/json",
         "payload": payloads[DEAD_LETTER_MODEL],

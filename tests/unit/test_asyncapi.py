@@ -129,6 +129,7 @@ def test_every_topic_and_its_dead_letter_twin_is_a_channel(committed: dict[str, 
     messages = committed["components"]["messages"]
     for spec in ALL_TOPICS:
         message = messages[spec.model.__name__]
+        assert message["title"].startswith(f"{spec.name}/v")
         assert message["payload"] == {"$ref": f"#/components/schemas/{spec.model.__name__}"}
         assert spec.key in message["bindings"]["kafka"]["key"]["description"]
         assert list(channels[f"{spec.name}.dlq"]["messages"]) == [DEAD_LETTER_MODEL.__name__]
