@@ -39,13 +39,15 @@ ENV PATH=/opt/tradelane/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TRADELANE_DATA_DIR=/var/lib/tradelane \
+    HOME=/var/lib/tradelane \
     WEB_BIND=0.0.0.0
 
 COPY --from=builder /opt/tradelane /opt/tradelane
 
 # The only place a service writes: SQLite files (when DATABASE_URL is not set) and
-# Faust's datadir, under TRADELANE_DATA_DIR. Kubernetes mounts an emptyDir here, so
-# the root filesystem can be read-only.
+# Faust's datadir, under TRADELANE_DATA_DIR (also HOME: user 10001 has no passwd entry).
+# Kubernetes mounts an emptyDir here, and one at /tmp for SQLite's and Python's temp
+# files, so the root filesystem can be read-only.
 RUN mkdir -p /var/lib/tradelane && chown 10001:10001 /var/lib/tradelane
 VOLUME ["/var/lib/tradelane"]
 WORKDIR /var/lib/tradelane
