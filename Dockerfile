@@ -25,8 +25,9 @@ COPY shared ./shared
 COPY services ./services
 COPY cli ./cli
 
-# Every dependency ships a wheel for CPython 3.11 on glibc x86_64/arm64, so no compiler
-# is needed even here. The venv's own pip is removed: nothing installs at run time.
+# Every runtime dependency ships a CPython 3.11 manylinux wheel (checked for x86_64 with
+# `pip download --only-binary :all:`), so no compiler is needed even here. The venv's
+# own pip is removed: nothing installs at run time.
 RUN python -m venv /opt/tradelane \
  && /opt/tradelane/bin/pip install --no-cache-dir -c constraints.txt . \
  && /opt/tradelane/bin/pip uninstall -y pip \
