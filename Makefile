@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+SPECS := tools/asyncapi-specs
+SPECS_STAMP := $(SPECS)/node_modules/.installed-stamp
+IMAGE ?= tradelane:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-unit test-e2e lint format schemas k8s k8s-check kafka-up kafka-down clean
+.PHONY: install run test test-unit test-e2e lint format schemas image k8s k8s-check kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Tradelane with its dev tools
+# The AsyncAPI JSON Schemas (npm package @asyncapi/specs, locked) that the contract tests
+# validate schemas/asyncapi.json against; Node is used for nothing else.
+$(SPECS_STAMP): $(SPECS)/package.json $(SPECS)/package-lock.json
+	npm ci --prefix $(SPECS) --ignore-scripts --no-audit --no-fund
+	touch $(SPECS_STAMP)
+
+install: $(STAMP) $(SPECS_STAMP)  ## create .venv and install Tradelane with its dev tools
 
 run: install  ## start Kafka, the four services and a demo shop; Ctrl-C stops all
 	$(PY) -m tools.demo
@@ -37,7 +46,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-schemas: install  ## regenerate schemas/ from the pydantic models
+schemas: install  ## regenerate schemas/ (JSON Schemas, asyncapi.json) from the models
 	$(PY) -m tools.schemas
 
 k8s: install  ## regenerate deploy/k8s/components/strimzi (KafkaTopic, KafkaUser) from the registry
@@ -46,6 +55,15 @@ k8s: install  ## regenerate deploy/k8s/components/strimzi (KafkaTopic, KafkaUser
 k8s-check: install  ## render every overlay and component, validate every object, check consistency
 	$(PY) -m tools.k8s.toolchain  # kustomize (Go module) and the CRDs (Go module, Maven), once
 	$(PY) -m pytest -q tests/k8s
+
+# One image for every service: `docker run IMAGE services.pricing`. A build target that
+# cannot build fails: without an engine this stops with exit 2 rather than pretend.
+image:  ## build the service image (Dockerfile) where a Docker engine answers
+	@docker info >/dev/null 2>&1 || { \
+	  echo "make image: no Docker engine answers (docker info failed); nothing was built." >&2; \
+	  echo "Start one (or set DOCKER_HOST) and run make image again." >&2; exit 2; }
+	docker build -t $(IMAGE) .
+	@echo "built $(IMAGE): docker run --rm $(IMAGE) services.catalog (or services.pricing, services.approvals, services.fulfillment)"
 
 kafka-up: install  ## a dev broker on 127.0.0.1:9092 (data in var/kafka)
 	$(PY) -m tools.local_kafka up

@@ -1,5 +1,8 @@
 """JSON Schemas of the public contract, generated from the pydantic models into `schemas/`.
 
+Beside them `schemas/asyncapi.json`, the AsyncAPI 3 document of every channel
+(`tools.asyncapi`), for integrators whose tools read AsyncAPI.
+
 The committed files are what shops and other teams read; a unit test regenerates
 them in memory and fails on any drift, so the models and the docs never disagree.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from shared.contract import Event
 from shared.topics import ALL_TOPICS, DEAD_LETTER_MODEL
+from tools import asyncapi
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -25,16 +29,19 @@ def file_name(model: type[Event]) -> str:
 
 
 def generated_schemas() -> dict[str, str]:
-    """File name → JSON text, one schema per topic plus the dead-letter envelope."""
+    """File name → JSON text, one schema per topic plus the dead-letter envelope, and the
+    AsyncAPI document."""
     models = {file_name(model): model for model in [spec.model for spec in ALL_TOPICS]}
     models[file_name(DEAD_LETTER_MODEL)] = DEAD_LETTER_MODEL
-    return {
+    files = {
         name: json.dumps(
             model.model_json_schema(by_alias=True, mode="validation"), indent=2, sort_keys=True
         )
         + "\n"
         for name, model in sorted(models.items())
     }
+    files[asyncapi.FILE_NAME] = asyncapi.asyncapi_text()
+    return files
 
 
 def write_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
