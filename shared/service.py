@@ -125,7 +125,7 @@ class Service:
     # --- the outbox and its upkeep ---------------------------------------------------------
 
     async def _relay_outbox(self) -> None:
-        await self.relay.run(lambda: bool(self.app.should_stop))
+        await self.relay.run()
 
     async def _send_row(self, row: OutboxRow) -> Awaitable[object]:
         future: Awaitable[object] = await self.app.producer.send(
