@@ -37,6 +37,8 @@ from shared.topics import TopicNames, TopicSpec, create_topics
 log = logging.getLogger(__name__)
 
 RETENTION_SWEEP_SECONDS = 3600.0
+WATCHDOG_EARLY_SECONDS = 1.0
+"""The watchdog ends a hung stop this long before the bound, so the process is gone by then."""
 
 
 class Service:
@@ -240,7 +242,7 @@ class Service:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self.prepare())
-        worker = _Worker(self, self.app, loglevel=self.settings.log_level, loop=loop)
+        worker = Worker(self, self.app, loglevel=self.settings.log_level, loop=loop)
         try:
             worker.execute_from_commandline()
         except SystemExit as stopped:
@@ -299,22 +301,24 @@ class Service:
                     f"outbox relay still sending ({first_line(error) if error else 'busy'})"
                 )
         log.critical(
-            "%s: not stopped %gs after the signal (TRADELANE_SHUTDOWN_SECONDS); exiting "
+            "%s: not stopped %gs after the signal (TRADELANE_SHUTDOWN_SECONDS=%g); exiting "
             "with code %d; pending: %s",
             self.name,
+            self.settings.shutdown_seconds - WATCHDOG_EARLY_SECONDS,
             self.settings.shutdown_seconds,
             EXIT_UNFINISHED,
             "; ".join(pending) or "Faust's own stop",
         )
-        logging.shutdown()
+        for handler in logging.getLogger().handlers:  # not logging.shutdown(): it may block
+            handler.flush()
         os._exit(EXIT_UNFINISHED)
 
 
-class _Worker(faust.Worker):
+class Worker(faust.Worker):
     """Faust's worker, whose SIGTERM/SIGINT first drains the service (`Service.shut_down`).
 
     A watchdog thread ends the process with `EXIT_UNFINISHED` if the whole stop,
-    Faust's part included, outlasts `TRADELANE_SHUTDOWN_SECONDS`.
+    Faust's part included, would outlast `TRADELANE_SHUTDOWN_SECONDS`.
     """
 
     def __init__(self, service: Service, *args: Any, **kwargs: Any) -> None:
@@ -325,7 +329,7 @@ class _Worker(faust.Worker):
     async def _stop_on_signal(self, signal: signal.Signals) -> None:  # mode.Worker's hook
         self.log.info("Signal received: %s (%s): stopping gracefully", signal, signal.value)
         self.watchdog = threading.Timer(
-            self.service.settings.shutdown_seconds, self.service.overdue
+            self.service.settings.shutdown_seconds - WATCHDOG_EARLY_SECONDS, self.service.overdue
         )
         self.watchdog.daemon = True
         self.watchdog.start()
