@@ -130,10 +130,8 @@ class OutboxRelay:
         try:
             await asyncio.wait_for(self._finished.wait(), max(timeout, 0.0))
         except TimeoutError:
-            if own is not None:
+            if own is not None:  # not waited for: a send stuck on the database may not let go
                 own.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await own
             return False
         return True
 
