@@ -443,6 +443,13 @@ class ServiceDatabase:
                 for row_id, topic, size, created, parked, reason in await session.execute(query)
             ]
 
+    async def count_unsent(self) -> int:
+        """Rows committed but not yet sent (parked ones not counted: they wait for ops)."""
+        outbox = self.outbox.c
+        query = select(func.count()).where(outbox.sent_at.is_(None), outbox.parked_at.is_(None))
+        async with self.sessions() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def count_parked(self) -> int:
         query = select(func.count()).where(self.outbox.c.parked_at.is_not(None))
         async with self.sessions() as session:

@@ -79,20 +79,23 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.max_row_bytes = max_row_bytes
         self.state = RelayState()
+        self._stopping = False
+        self._finished = asyncio.Event()
 
-    async def run(self, should_stop: Callable[[], bool]) -> None:
+    async def run(self) -> None:
+        """Send rows as transactions commit them, until `stop` asks for the last of them."""
         self.state.running = True
+        self._finished.clear()
         delay = RETRY_FIRST_SECONDS
         try:
-            while not should_stop():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.db.outbox_written.wait(), self.poll_seconds)
+            while True:
+                if not self._stopping:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.db.outbox_written.wait(), self.poll_seconds)
                 self.db.outbox_written.clear()
                 try:
                     while await self.send_batch():
                         pass
-                    self.state.failing_since = None
-                    delay = RETRY_FIRST_SECONDS
                 except Exception as error:  # broker or database away: keep the rows, try again
                     self._failed(error)
                     log.warning(
@@ -103,8 +106,34 @@ class OutboxRelay:
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    continue
+                self.state.failing_since = None
+                delay = RETRY_FIRST_SECONDS
+                if self._stopping:
+                    return  # every row committed before `stop` was called is sent
         finally:
             self.state.running = False
+            self._finished.set()
+
+    async def stop(self, timeout: float) -> bool:
+        """Send every row committed so far, then stop; False if that takes over `timeout`.
+
+        The relay's own loop does the sending (one sender, so no row goes out
+        twice); if it is not running, a loop is started for the purpose.
+        """
+        self._stopping = True
+        self.db.outbox_written.set()
+        own = None
+        if not self.state.running:
+            self._finished.clear()
+            own = asyncio.ensure_future(self.run())
+        try:
+            await asyncio.wait_for(self._finished.wait(), max(timeout, 0.0))
+        except TimeoutError:
+            if own is not None:  # not waited for: a send stuck on the database may not let go
+                own.cancel()
+            return False
+        return True
 
     async def send_batch(self) -> bool:
         """Send the oldest unsent rows; True if there may be more waiting."""

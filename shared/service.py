@@ -5,7 +5,8 @@ handler for each topic (`service.handle(SPEC, handler)`), where a handler is
 `async def handler(event, tx) -> None`. Faust only carries messages here:
 everything between a message and its handler is `shared.consume`, the outbox
 relay is `shared.relay`. Offsets are acknowledged only after the handler's
-transaction commits.
+transaction commits. SIGTERM (or SIGINT) stops it gracefully within
+`TRADELANE_SHUTDOWN_SECONDS`: `shared.shutdown` says how.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -29,6 +33,7 @@ from shared.db import OutboxRow, ServiceDatabase
 from shared.lag import ConsumerProgress, Lag, topic_lag
 from shared.relay import OutboxRelay
 from shared.settings import Settings
+from shared.shutdown import EXIT_UNFINISHED, FAUST_STOP_SECONDS, Intake, drain, first_line
 from shared.topics import TopicNames, TopicSpec, create_topics
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,10 @@ def _status(problems: list[str]) -> int:
     return 503 if problems else 200
 
 
+WATCHDOG_EARLY_SECONDS = 1.0
+"""The watchdog ends a hung stop this long before the bound, so the process is gone by then."""
+
+
 class Service:
     """One Tradelane service: Faust app + own database + inbox/outbox + /metrics + /health."""
 
@@ -51,6 +60,9 @@ class Service:
         self.db = ServiceDatabase(settings.database_url_for(name), metadata, self.names, name)
         self.app = self._create_app()
         self.consumer = EventConsumer(name, self.db, self.names)
+        self.intake = Intake()
+        self.unfinished: list[str] = []
+        """What a shutdown left pending when its time ran out (empty: a clean stop)."""
         self.relay = OutboxRelay(
             name,
             self.db,
@@ -114,17 +126,22 @@ class Service:
 
     def handle(self, spec: TopicSpec, handler: Handler[Any]) -> None:
         """Hand every event on `spec`'s topic to `handler`, with exactly-once effect."""
-        consumer = self.consumer
+        consumer, intake = self.consumer, self.intake
 
         async def consume(stream: faust.StreamT) -> None:
             manual = stream.noack()  # type: ignore[attr-defined]  # missing from StreamT
             async for message_event in manual.events():
+                if not intake.open:  # shutting down: left unacknowledged, so redelivered
+                    await intake.closed()
                 message = message_event.message
                 delivery = Delivery(
                     message.value, message.key, message.partition, message.offset, message.timestamp
                 )
-                await consumer.consume(spec, handler, delivery)
-                await manual.ack(message_event)
+                with intake.holding(
+                    f"{spec.name} partition {message.partition} offset {message.offset}"
+                ):
+                    await consumer.consume(spec, handler, delivery)
+                    await manual.ack(message_event)
 
         consume.__name__ = consume.__qualname__ = f"{self.name}_{spec.name.replace('.', '_')}"
         self._consumed[self.names.of(spec)] = spec.name
@@ -141,7 +158,7 @@ class Service:
     # --- the outbox and its upkeep ---------------------------------------------------------
 
     async def _relay_outbox(self) -> None:
-        await self.relay.run(lambda: bool(self.app.should_stop))
+        await self.relay.run()
 
     async def _send_row(self, row: OutboxRow) -> Awaitable[object]:
         future: Awaitable[object] = await self.app.producer.send(
@@ -302,12 +319,107 @@ class Service:
         await self.db.create_tables()
 
     def run(self) -> None:
-        """Prepare, then run the Faust worker until SIGTERM/SIGINT, on one event loop."""
+        """Prepare, then run the Faust worker until SIGTERM/SIGINT, on one event loop.
+
+        Exits 0 after a graceful stop, `EXIT_UNFINISHED` if the shutdown bound ran out.
+        """
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self.prepare())
-        worker = faust.Worker(self.app, loglevel=self.settings.log_level, loop=loop)
-        worker.execute_from_commandline()
+        worker = Worker(self, self.app, loglevel=self.settings.log_level, loop=loop)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as stopped:
+            code = stopped.code
+        finally:
+            if worker.watchdog is not None:
+                worker.watchdog.cancel()
+        if self.unfinished and code in (0, None):
+            code = EXIT_UNFINISHED
+        raise SystemExit(code)
+
+    async def shut_down(self, stop_faust: Callable[[], Awaitable[None]]) -> None:
+        """Drain (see `shared.shutdown`), let Faust stop, dispose the database engine."""
+        started = time.monotonic()
+        self.unfinished = await drain(
+            self.intake,
+            self.relay,
+            pause=self._pause_partitions,
+            commit=self.app.consumer.commit,
+            seconds=self.settings.shutdown_seconds - FAUST_STOP_SECONDS,
+        )
+        if self.unfinished:
+            log.error(
+                "%s: shutdown ran out of time (TRADELANE_SHUTDOWN_SECONDS=%g); still pending: "
+                "%s. Unacknowledged messages are redelivered, unsent outbox rows go out at "
+                "the next start",
+                self.name,
+                self.settings.shutdown_seconds,
+                "; ".join(self.unfinished),
+            )
+        else:
+            log.info(
+                "%s: drained in %.1fs: messages in hand finished, offsets committed, outbox sent",
+                self.name,
+                time.monotonic() - started,
+            )
+        # Our drain did Faust's "wait for streams": the one message each agent may
+        # hold unread is not acknowledged and must not be waited for.
+        self.app.conf.stream_wait_empty = False
+        await stop_faust()
+        await self.db.dispose()
+
+    def _pause_partitions(self) -> None:
+        consumer = self.app.consumer
+        consumer.pause_partitions(consumer.assignment())
+
+    def overdue(self) -> None:
+        """The whole stop took longer than the bound: say what was pending, exit non-zero."""
+        if self.unfinished:  # the drain ran out of time and said what was left
+            pending = [*self.unfinished, "then Faust's own stop did not finish"]
+        else:
+            pending = [f"message in hand: {what}" for what in self.intake.in_hand()]
+            if self.relay.state.running:
+                error = self.relay.state.last_error
+                pending.append(
+                    f"outbox relay still sending ({first_line(error) if error else 'busy'})"
+                )
+        log.critical(
+            "%s: not stopped %gs after the signal (TRADELANE_SHUTDOWN_SECONDS=%g); exiting "
+            "with code %d; pending: %s",
+            self.name,
+            self.settings.shutdown_seconds - WATCHDOG_EARLY_SECONDS,
+            self.settings.shutdown_seconds,
+            EXIT_UNFINISHED,
+            "; ".join(pending) or "Faust's own stop",
+        )
+        for handler in logging.getLogger().handlers:  # not logging.shutdown(): it may block
+            handler.flush()
+        os._exit(EXIT_UNFINISHED)
+
+
+class Worker(faust.Worker):
+    """Faust's worker, whose SIGTERM/SIGINT first drains the service (`Service.shut_down`).
+
+    A watchdog thread ends the process with `EXIT_UNFINISHED` if the whole stop,
+    Faust's part included, would outlast `TRADELANE_SHUTDOWN_SECONDS`.
+    """
+
+    def __init__(self, service: Service, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+        self.watchdog: threading.Timer | None = None
+
+    async def _stop_on_signal(self, signal: signal.Signals) -> None:  # mode.Worker's hook
+        self.log.info("Signal received: %s (%s): stopping gracefully", signal, signal.value)
+        self.watchdog = threading.Timer(
+            self.service.settings.shutdown_seconds - WATCHDOG_EARLY_SECONDS, self.service.overdue
+        )
+        self.watchdog.daemon = True
+        self.watchdog.start()
+        await self.service.shut_down(self.stop)
+        if self._starting_fut is not None:
+            self._starting_fut.cancel()
 
 
 def consumer_lags(

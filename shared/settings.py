@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         30.0, ge=6, le=300, validation_alias="TRADELANE_SESSION_TIMEOUT_SECONDS"
     )
+    shutdown_seconds: float = Field(
+        20.0,
+        ge=10,
+        le=600,
+        validation_alias="TRADELANE_SHUTDOWN_SECONDS",
+        description="How long a service may take from SIGTERM to exit; the pod's "
+        "terminationGracePeriodSeconds must be longer.",
+    )
     approval_token_secret: SecretStr = Field(
         SecretStr(DEV_TOKEN_SECRET),
         validation_alias="APPROVALS_TOKEN_SECRET",

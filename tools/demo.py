@@ -796,7 +796,7 @@ def start_fleet(
     return fleet
 
 
-def stop_step(console: Console, what: str, stop: Callable[[], None]) -> None:
+def stop_step(console: Console, what: str, stop: Callable[[], object]) -> None:
     with console.status(f"stopping {what} ..."):
         stop()
     console.print(f"[dim]{what} stopped[/dim]")

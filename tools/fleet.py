@@ -22,11 +22,13 @@ from pathlib import Path
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 
-from shared.settings import SERVICE_WEB_PORTS
+from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import TopicNames, TopicSpec
 
 SERVICES: tuple[str, ...] = ("catalog", "pricing", "approvals", "fulfillment")
 POLL_SECONDS = 0.2
+KILL_MARGIN_SECONDS = 5.0
+"""How long past its shutdown bound a service may take before `stop` kills it."""
 
 
 class FleetError(RuntimeError):
@@ -48,6 +50,7 @@ class ServiceProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
+    terminated: bool = False
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -145,20 +148,40 @@ class Fleet:
         except TimeoutError as error:
             raise FleetError(f"{error}\n{service.log_tail()}") from None
 
-    def stop(self, services: Iterable[str] | None = None, timeout: float = 30.0) -> None:
-        """SIGTERM (Faust shuts down cleanly, committing offsets), then SIGKILL if it hangs."""
+    def shutdown_seconds(self, instance: str) -> float:
+        """The bound a service has to stop in after SIGTERM (`TRADELANE_SHUTDOWN_SECONDS`)."""
+        configured = self.environment(instance).get("TRADELANE_SHUTDOWN_SECONDS")
+        if configured:
+            return float(configured)
+        default = Settings.model_fields["shutdown_seconds"].default
+        return float(default)
+
+    def stop(self, services: Iterable[str] | None = None) -> dict[str, int]:
+        """SIGTERM, and wait for each to exit; SIGKILL only one still there after its bound.
+
+        A service stops gracefully within `TRADELANE_SHUTDOWN_SECONDS` (and exits on
+        its own, non-zero, once that is over); the SIGKILL is for a hung process.
+        Returns each one's exit code (-9 for one that had to be killed).
+        """
         names = list(services or self.running)
         for name in names:
-            process = self.running[name].process
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+            self.terminate(name)
+        codes = {}
         for name in names:
             process = self.running.pop(name).process
             try:
-                process.wait(timeout)
+                codes[name] = process.wait(self.shutdown_seconds(name) + KILL_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+                codes[name] = process.wait(10)
+        return codes
+
+    def terminate(self, name: str) -> None:
+        """SIGTERM one service (once), without waiting: `stop` waits for it to exit."""
+        service = self.running[name]
+        if service.process.poll() is None and not service.terminated:
+            os.killpg(service.process.pid, signal.SIGTERM)
+            service.terminated = True
 
     def kill(self, name: str) -> None:
         """SIGKILL one service: a crash, with no chance to commit or flush anything."""

@@ -113,8 +113,7 @@ async def test_the_relay_wakes_on_a_commit_without_being_told(database: ServiceD
     broker = Broker()
     relay = relay_for(database, broker)
     relay.poll_seconds = 3600  # only the commit can wake it within the test's deadline
-    stop = asyncio.Event()
-    running = asyncio.create_task(relay.run(stop.is_set))
+    running = asyncio.create_task(relay.run())
     try:
         await asyncio.sleep(0)
         await publish(database, "o-1")
@@ -122,6 +121,5 @@ async def test_the_relay_wakes_on_a_commit_without_being_told(database: ServiceD
             while broker.accepted != [b"o-1"]:
                 await asyncio.sleep(0.01)
     finally:
-        stop.set()
-        database.outbox_written.set()
+        assert await relay.stop(10)
         await asyncio.wait_for(running, 10)

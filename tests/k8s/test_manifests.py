@@ -40,7 +40,10 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_SESSION_TIMEOUT_SECONDS": "30 s, the default rebalance trade-off",
     "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",
     "APPROVALS_TIMER_SECONDS": "1 s between looks for due reminders and expiries",
+    "TRADELANE_SHUTDOWN_SECONDS": "20 s, inside the pods' 30 s grace period (checked below)",
 }
+SHUTDOWN_MARGIN_SECONDS = 5
+"""The kubelet's grace period must outlast the service's own shutdown bound by this much."""
 READ_ONLY_BY = {"APPROVALS_TOKEN_SECRET": {"approvals"}}
 """Variables only some services read (the rest of Settings is read by every service)."""
 
@@ -238,7 +241,8 @@ def test_liveness_and_readiness_probe_distinct_endpoints_of_the_web_port(
         assert container["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
         assert container["command"] == ["python", "-m", f"services.{name}"]
         assert container["image"].split(":")[0] == "tradelane"
-        assert pod["terminationGracePeriodSeconds"] == 30  # the shutdown is bounded at 20 s
+        grace = pod["terminationGracePeriodSeconds"]
+        assert grace >= Settings().shutdown_seconds + SHUTDOWN_MARGIN_SECONDS
 
 
 # --- topics and ACLs ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
         ("DATABASE_URL", "sqlite:///x.db", "async SQLAlchemy URL"),
         ("WEB_PORT", "70000", "less than or equal to 65535"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+        ("TRADELANE_SHUTDOWN_SECONDS", "5", "greater than or equal to 10"),
     ],
 )
 def test_a_bad_setting_fails_fast_with_its_name(
@@ -35,6 +36,15 @@ def test_defaults_give_each_service_its_own_sqlite_database(
     settings = load_settings()
     assert settings.database_url_for("catalog") == "sqlite+aiosqlite:////data/catalog.db"
     assert settings.database_url_for("pricing") != settings.database_url_for("catalog")
+
+
+def test_the_shutdown_bound_defaults_below_kubernetes_default_grace_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRADELANE_SHUTDOWN_SECONDS", raising=False)
+    assert load_settings().shutdown_seconds == 20  # terminationGracePeriodSeconds: 30
+    monkeypatch.setenv("TRADELANE_SHUTDOWN_SECONDS", "45")
+    assert load_settings().shutdown_seconds == 45
 
 
 SECRET = "s3cret-token-key-that-is-long-enough-4711"
