@@ -19,6 +19,14 @@ from tests.integration.test_outbox_relay import Broker, database, publish, relay
 __all__ = ["database"]  # the fixture, imported for this module's tests
 
 
+async def finished(*tasks: asyncio.Task[None]) -> None:
+    """Cancel the test's own tasks and wait for them, so none touches the database after
+    the test's event loop is closed (aiosqlite's thread would answer a closed loop)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_stop_sends_every_committed_row_once_then_the_relay_ends(
     database: ServiceDatabase,
 ) -> None:
@@ -102,7 +110,7 @@ async def test_drain_finishes_the_message_in_hand_before_committing_and_sending(
     assert steps == ["handling", "pause", "acked", "idle", "commit"]
     assert broker.accepted == [b"in-hand"]
     await asyncio.wait_for(relay_task, 1)
-    agent_task.cancel()
+    await finished(agent_task)
 
 
 async def test_drain_names_what_is_still_pending_when_time_runs_out(
@@ -130,8 +138,7 @@ async def test_drain_names_what_is_still_pending_when_time_runs_out(
 
     assert pending[0] == "message in hand: orders.submitted partition 1 offset 42"
     assert pending[1].startswith("2 outbox rows unsent (KafkaConnectionError: ")
-    agent_task.cancel()
-    relay_task.cancel()
+    await finished(agent_task, relay_task)
 
 
 def test_faust_still_has_the_signal_hook_the_service_overrides() -> None:
