@@ -291,11 +291,31 @@ class SchemaMismatch(SystemExit):
     """The database was created by an older version of the service."""
 
 
+@dataclass(frozen=True)
+class ConnectionPool:
+    """How many PostgreSQL connections one worker may hold: `size` kept, `overflow` more.
+
+    A server's `max_connections` is shared by every worker of every service on it, so
+    ops size it as workers x (size + overflow); SQLite files need no pool.
+    """
+
+    size: int = 5
+    overflow: int = 5
+
+    def options(self) -> dict[str, int]:
+        return {"pool_size": self.size, "max_overflow": self.overflow}
+
+
 class ServiceDatabase:
     """One service's database: engine, sessions, inbox and outbox."""
 
     def __init__(
-        self, url: str, metadata: MetaData, names: TopicNames, service: str = "tradelane"
+        self,
+        url: str,
+        metadata: MetaData,
+        names: TopicNames,
+        service: str = "tradelane",
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.url = url
         self.service = service
@@ -307,7 +327,8 @@ class ServiceDatabase:
             else messaging_tables(metadata)
         )
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        pool_options = {} if self.is_sqlite else (pool or ConnectionPool()).options()
+        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, **pool_options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

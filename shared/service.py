@@ -29,7 +29,7 @@ from sqlalchemy import MetaData, text
 
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
-from shared.db import OutboxRow, ServiceDatabase
+from shared.db import ConnectionPool, OutboxRow, ServiceDatabase
 from shared.lag import ConsumerProgress, Lag, topic_lag
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -57,7 +57,13 @@ class Service:
         self.name = name
         self.settings = settings
         self.names = TopicNames(settings.topic_prefix)
-        self.db = ServiceDatabase(settings.database_url_for(name), metadata, self.names, name)
+        self.db = ServiceDatabase(
+            settings.database_url_for(name),
+            metadata,
+            self.names,
+            name,
+            ConnectionPool(settings.database_pool_size, settings.database_max_overflow),
+        )
         self.app = self._create_app()
         self.consumer = EventConsumer(name, self.db, self.names)
         self.intake = Intake()

@@ -82,6 +82,21 @@ class Settings(BaseSettings):
         validation_alias="TRADELANE_DEV_MODE",
         description="A development machine: allows the development token secret on any address.",
     )
+    database_pool_size: int = Field(
+        5,
+        ge=1,
+        le=100,
+        validation_alias="TRADELANE_DATABASE_POOL_SIZE",
+        description="PostgreSQL connections a worker keeps open (SQLite ignores it).",
+    )
+    database_max_overflow: int = Field(
+        5,
+        ge=0,
+        le=100,
+        validation_alias="TRADELANE_DATABASE_MAX_OVERFLOW",
+        description="Connections a worker may open beyond the pool under load, closed after use; "
+        "a worker never holds more than pool size + overflow.",
+    )
     approval_timer_seconds: float = Field(
         1.0,
         gt=0,

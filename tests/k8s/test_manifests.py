@@ -41,6 +41,8 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",
     "APPROVALS_TIMER_SECONDS": "1 s between looks for due reminders and expiries",
     "TRADELANE_SHUTDOWN_SECONDS": "20 s, inside the pods' 30 s grace period (checked below)",
+    "TRADELANE_DATABASE_POOL_SIZE": "5 kept + 5 overflow per worker; sizing in the runbook",
+    "TRADELANE_DATABASE_MAX_OVERFLOW": "5: a prod worker holds at most 10 connections",
 }
 SHUTDOWN_MARGIN_SECONDS = 5
 """The kubelet's grace period must outlast the service's own shutdown bound by this much."""

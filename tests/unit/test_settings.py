@@ -16,6 +16,8 @@ from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
         ("WEB_PORT", "70000", "less than or equal to 65535"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG"),
         ("TRADELANE_SHUTDOWN_SECONDS", "5", "greater than or equal to 10"),
+        ("TRADELANE_DATABASE_POOL_SIZE", "0", "greater than or equal to 1"),
+        ("TRADELANE_DATABASE_MAX_OVERFLOW", "-1", "greater than or equal to 0"),
     ],
 )
 def test_a_bad_setting_fails_fast_with_its_name(
