@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolExhausted
 
 from shared import metrics
 from shared.contract import (
@@ -253,13 +254,19 @@ class EventConsumer:
         return True
 
     async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
-        """Retry while the database is unreachable: the partition waits, nothing is skipped."""
+        """Retry while the database is unreachable: the partition waits, nothing is skipped.
+
+        A pool with no free connection (`PoolExhausted`) is the same kind of wait: the
+        event is fine, the worker is only busy, and rejecting the order would be wrong.
+        """
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
                 return await attempt()
-            except DBAPIError as error:
-                if not (isinstance(error, OperationalError) or error.connection_invalidated):
+            except (DBAPIError, PoolExhausted) as error:
+                if isinstance(error, DBAPIError) and not (
+                    isinstance(error, OperationalError) or error.connection_invalidated
+                ):
                     raise
                 log.warning(
                     "%s: database unavailable (%s); retrying in %.1fs", self.name, error, delay

@@ -301,9 +301,15 @@ class ConnectionPool:
 
     size: int = 5
     overflow: int = 5
+    wait_seconds: float = 30.0
+    """How long a checkout waits for a free connection before it counts as unavailable."""
 
-    def options(self) -> dict[str, int]:
-        return {"pool_size": self.size, "max_overflow": self.overflow}
+    def options(self) -> dict[str, float]:
+        return {
+            "pool_size": self.size,
+            "max_overflow": self.overflow,
+            "pool_timeout": self.wait_seconds,
+        }
 
 
 class ServiceDatabase:

@@ -13,7 +13,7 @@ from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.exc import OperationalError
 
 from shared.contract import OrderState, OrderStatusChanged
-from shared.db import ConnectionPool, SchemaMismatch, ServiceDatabase
+from shared.db import SchemaMismatch, ServiceDatabase
 from shared.topics import ORDERS_STATUS, TopicNames
 
 
@@ -257,20 +257,3 @@ async def test_a_report_in_a_transaction_that_rolls_back_is_not_counted(
     async with database.transaction() as tx:
         await tx.report(a_status("o-kept"), OrderState.RECEIVED)
     assert counted() == before + 1
-
-
-async def test_a_postgresql_worker_holds_at_most_its_pool_and_overflow(
-    new_database_url: Callable[[str], str],
-) -> None:
-    """Ops size `max_connections` from these two settings: the overflow must really close."""
-    db = ServiceDatabase(
-        new_database_url("postgresql"), MetaData(), TopicNames("t."), pool=ConnectionPool(2, 1)
-    )
-    try:
-        connections = [await db.engine.connect() for _ in range(3)]
-        assert db.engine.pool.checkedout() == 3  # type: ignore[attr-defined]
-        for connection in connections:
-            await connection.close()
-        assert db.engine.pool.checkedin() == 2  # type: ignore[attr-defined]
-    finally:
-        await db.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, select
 
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused, publish_every_refusal
 from shared.contract import DeadLetter, Event, OrderStatusChanged
-from shared.db import ServiceDatabase
+from shared.db import ConnectionPool, ServiceDatabase
 from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicNames, TopicSpec
 
 E = TypeVar("E", bound=Event)
@@ -35,9 +35,10 @@ class ServiceBench:
         handlers: Mapping[TopicSpec, Handler[Any]],
         url: str,
         order_refused: OrderRefused = publish_every_refusal,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.names = TopicNames()
-        self.db = ServiceDatabase(url, metadata, self.names, name)
+        self.db = ServiceDatabase(url, metadata, self.names, name, pool)
         self.consumer = EventConsumer(name, self.db, self.names, order_refused)
         self.handlers = handlers
         self._offsets = itertools.count()
