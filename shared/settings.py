@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         validation_alias="APPROVALS_TOKEN_SECRET",
         description="HMAC key that signs approver tokens (HS256 wants at least 32 bytes).",
     )
+    previous_approval_token_secret: SecretStr | None = Field(
+        None,
+        validation_alias="APPROVALS_TOKEN_SECRET_PREVIOUS",
+        description="The token secret before a rotation: tokens it signed stay valid until "
+        "they expire (at most 24 h), so approvers are not signed out by a rotation.",
+    )
     dev_mode: bool = Field(
         False,
         validation_alias="TRADELANE_DEV_MODE",
@@ -132,10 +138,10 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("approval_token_secret")
+    @field_validator("approval_token_secret", "previous_approval_token_secret")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_TOKEN_SECRET_LENGTH:
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_SECRET_LENGTH:
             raise ValueError(
                 f"expected at least {MIN_TOKEN_SECRET_LENGTH} characters "
                 "(HS256 wants a key of 32 bytes or more)"
@@ -184,6 +190,11 @@ class Settings(BaseSettings):
                 "TRADELANE_DEV_MODE=true"
             )
         return self.approval_token_secret.get_secret_value()
+
+    def previous_token_secret(self) -> str | None:
+        """The secret before a rotation, still accepted on tokens it signed (never signs)."""
+        previous = self.previous_approval_token_secret
+        return previous.get_secret_value() if previous and previous.get_secret_value() else None
 
     def web_port_for(self, service: str) -> int:
         return self.web_port or SERVICE_WEB_PORTS[service]

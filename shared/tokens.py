@@ -12,6 +12,7 @@ in front of Tradelane would issue the same kind of token with the same secret.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -44,16 +45,20 @@ def issue_token(secret: str, approver_id: str, ttl: timedelta = DEFAULT_TTL) -> 
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def approver_of(secret: str, token: str) -> str:
-    """The approver a token was issued to; `TokenError` says why it is not accepted."""
+def approver_of(secret: str, token: str, previous: str | None = None) -> str:
+    """The approver a token was issued to; `TokenError` says why it is not accepted.
+
+    `previous` is the secret before a rotation: a token it signed is still accepted,
+    so approvers are not all signed out at the moment ops change the secret. Only the
+    key differs; every other rule (audience, expiry, lifetime) applies the same.
+    """
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["sub", "exp", "aud", "iat"]},
-        )
+        try:
+            claims = _claims(secret, token)
+        except jwt.InvalidSignatureError:
+            if previous is None:
+                raise
+            claims = _claims(previous, token)
     except jwt.ExpiredSignatureError:
         raise TokenError("the token has expired; ask for a new one") from None
     except jwt.InvalidTokenError as invalid:
@@ -65,6 +70,17 @@ def approver_of(secret: str, token: str) -> str:
             f"at most {describe_ttl(MAX_TTL)}: ask for a new one"
         )
     return str(claims["sub"])
+
+
+def _claims(secret: str, token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        audience=AUDIENCE,
+        options={"require": ["sub", "exp", "aud", "iat"]},
+    )
+    return claims
 
 
 def bearer(authorization: str | None) -> str:

@@ -59,8 +59,13 @@ class DecisionBody(ContractModel):
 
 def authenticated(service: Service, request: Request) -> str:
     """The approver named by the request's bearer token; `TokenError` -> 401."""
-    token = bearer(request.headers.get("Authorization"))
-    return approver_of(service.settings.token_secret(), token)
+    return approver_signed_in(service, bearer(request.headers.get("Authorization")))
+
+
+def approver_signed_in(service: Service, token: str) -> str:
+    """The approver a token names, under today's token secret or the one before a rotation."""
+    settings = service.settings
+    return approver_of(settings.token_secret(), token, settings.previous_token_secret())
 
 
 DECISION_ID_REUSED = "decision_id_reused"

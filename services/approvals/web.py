@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from services.approvals import api, inbox
 from shared.consume import describe_validation_error
 from shared.service import Service
-from shared.tokens import TokenError, approver_of
+from shared.tokens import TokenError
 
 COOKIE = "tradelane_approver"
 INBOX = "/inbox"
@@ -483,8 +483,8 @@ def signed_in(service: Service, request: Request) -> Session:
     token = request.cookies.get(COOKIE)
     if not token:
         raise TokenError("you are not signed in")
-    secret = service.settings.token_secret()
-    return Session(approver_of(secret, str(token)), form_token(secret, str(token)))
+    approver = api.approver_signed_in(service, str(token))
+    return Session(approver, form_token(service.settings.token_secret(), str(token)))
 
 
 def form_token_matches(service: Service, request: Request, form: Mapping[str, str]) -> bool:
@@ -546,7 +546,7 @@ def register(service: Service) -> None:
                 return cross_site(self)
             token = (await form_of(request)).get("token", "")
             try:
-                approver_of(service.settings.token_secret(), token)
+                api.approver_signed_in(service, token)
             except TokenError as error:
                 return page(self, render_sign_in(str(error)), status=401)
             return redirect(self, INBOX, cookie=session_cookie(token, secure=over_tls(request)))

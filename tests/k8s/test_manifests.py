@@ -32,7 +32,10 @@ SET_IN_CONFIGMAP = {
 FROM_SECRETS = {
     "DATABASE_URL": ("{service}-database", "url"),
     "APPROVALS_TOKEN_SECRET": ("approvals-token", "secret"),
+    "APPROVALS_TOKEN_SECRET_PREVIOUS": ("approvals-token", "previous"),
 }
+OPTIONAL_SECRETS = {"APPROVALS_TOKEN_SECRET_PREVIOUS"}
+"""Set only for a while (a rotation): the pod starts without them."""
 DEFAULTED_ON_PURPOSE = {
     "TRADELANE_TOPIC_PREFIX": "one cluster per environment: no prefix",
     "TRADELANE_OUTBOX_POLL_SECONDS": "every commit wakes the relay; the poll is a fallback",
@@ -46,7 +49,10 @@ DEFAULTED_ON_PURPOSE = {
 }
 SHUTDOWN_MARGIN_SECONDS = 5
 """The kubelet's grace period must outlast the service's own shutdown bound by this much."""
-READ_ONLY_BY = {"APPROVALS_TOKEN_SECRET": {"approvals"}}
+READ_ONLY_BY = {
+    "APPROVALS_TOKEN_SECRET": {"approvals"},
+    "APPROVALS_TOKEN_SECRET_PREVIOUS": {"approvals"},
+}
 """Variables only some services read (the rest of Settings is read by every service)."""
 
 RESTRICTED_VOLUME_TYPES = {
@@ -172,10 +178,10 @@ def test_prod_takes_database_urls_and_the_token_secret_from_secrets_by_reference
         for name, (secret, key) in FROM_SECRETS.items():
             if name in READ_ONLY_BY and service not in READ_ONLY_BY[name]:
                 continue
-            assert env[name] == {
-                "name": name,
-                "valueFrom": {"secretKeyRef": {"name": secret.format(service=service), "key": key}},
-            }
+            reference: dict[str, object] = {"name": secret.format(service=service), "key": key}
+            if name in OPTIONAL_SECRETS:
+                reference["optional"] = True
+            assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": reference}}
         assert env.get("TRADELANE_DEV_MODE", "false") == "false"
 
 

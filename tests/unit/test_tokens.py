@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import jwt
 import pytest
 
 from cli.main import main
-from shared.settings import DEV_TOKEN_SECRET, ConfigError
+from services.approvals.api import approver_signed_in
+from shared.service import Service
+from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
 from shared.tokens import AUDIENCE, MAX_TTL, TokenError, approver_of, issue_token
 
 SECRET = "unit-test-secret-for-approver-tokens-0123"
@@ -73,3 +77,61 @@ def test_the_cli_refuses_to_sign_with_the_development_secret_in_a_deployment(
     assert "APPROVALS_TOKEN_SECRET" in str(error.value)
     assert DEV_TOKEN_SECRET not in str(error.value)
     assert capsys.readouterr().out == ""
+
+
+# --- rotating the secret ---------------------------------------------------------------------
+
+NEW_SECRET = "unit-test-secret-after-the-rotation-4567"
+
+
+def test_after_a_rotation_tokens_signed_with_the_previous_secret_still_name_their_approver() -> (
+    None
+):
+    before = issue_token(SECRET, "acme-manager")
+    assert approver_of(NEW_SECRET, before, previous=SECRET) == "acme-manager"
+    assert approver_of(NEW_SECRET, issue_token(NEW_SECRET, "acme-cfo"), SECRET) == "acme-cfo"
+
+
+def test_without_the_previous_secret_its_tokens_are_refused() -> None:
+    with pytest.raises(TokenError, match="Signature verification failed"):
+        approver_of(NEW_SECRET, issue_token(SECRET, "acme-manager"))
+
+
+def test_a_token_signed_with_neither_secret_is_refused() -> None:
+    forged = issue_token("someone-elses-secret-0123456789abcdef", "acme-manager")
+    with pytest.raises(TokenError, match="Signature verification failed"):
+        approver_of(NEW_SECRET, forged, previous=SECRET)
+
+
+def test_the_previous_secret_keeps_every_other_rule() -> None:
+    now = datetime.now(UTC)
+    expired = signed(sub="acme-manager", aud=AUDIENCE, iat=now - timedelta(2), exp=now)
+    with pytest.raises(TokenError, match="expired"):
+        approver_of(NEW_SECRET, expired, previous=SECRET)
+    too_long = signed(sub="acme-manager", aud=AUDIENCE, iat=now, exp=now + timedelta(days=30))
+    with pytest.raises(TokenError, match="at most 24 hours"):
+        approver_of(NEW_SECRET, too_long, previous=SECRET)
+
+
+def test_the_approvals_service_accepts_the_previous_secret_from_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET", NEW_SECRET)
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET_PREVIOUS", SECRET)
+    service = cast(Service, SimpleNamespace(settings=load_settings()))
+    assert approver_signed_in(service, issue_token(SECRET, "acme-manager")) == "acme-manager"
+    monkeypatch.delenv("APPROVALS_TOKEN_SECRET_PREVIOUS")
+    service = cast(Service, SimpleNamespace(settings=load_settings()))
+    with pytest.raises(TokenError):
+        approver_signed_in(service, issue_token(SECRET, "acme-manager"))
+
+
+def test_a_short_previous_secret_is_named_but_never_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET", NEW_SECRET)
+    monkeypatch.setenv("APPROVALS_TOKEN_SECRET_PREVIOUS", "short-and-secret")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "APPROVALS_TOKEN_SECRET_PREVIOUS" in str(error.value)
+    assert "short-and-secret" not in str(error.value)
