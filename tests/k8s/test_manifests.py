@@ -113,6 +113,7 @@ def test_every_overlay_and_component_renders_and_every_object_is_valid(
     assert set(rendered) == {
         "overlays/dev",
         "overlays/prod",
+        "components/kafka-cluster",
         "components/network-policies",
         "components/prometheus",
         "components/strimzi",
