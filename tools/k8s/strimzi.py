@@ -7,7 +7,10 @@ min.insync.replicas 2. One KafkaUser per service whose ACLs let it read exactly 
 topics its agents consume, write exactly what it publishes (see `registry`), use its
 consumer group, and describe every registry topic: each service checks at start-up
 that all topics exist (`shared.topics.create_topics` lists them; a topic it may not
-describe would look missing, and creating it would be refused).
+describe would look missing, and creating it would be refused). One more KafkaUser
+for the shops (`registry.shop_access`). Every user logs in with SCRAM-SHA-512; the
+User Operator puts the password in a Secret of the user's name (key `password`).
+`tools.broker_acls` applies the same rules to the secured test broker.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import yaml
 
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
-from tools.k8s.registry import ROOT, SERVICES, Access, access, all_topic_names
+from tools.k8s.registry import ROOT, SERVICES, Access, access, all_topic_names, shop_access
 
 COMPONENT_DIR = ROOT / "deploy" / "k8s" / "components" / "strimzi"
 CLUSTER = "tradelane"
@@ -97,8 +100,13 @@ def kafka_users(accesses: list[Access] | None = None) -> list[dict[str, Any]]:
                 "authorization": {"type": "simple", "acls": acl_rules(user)},
             },
         }
-        for user in accesses or [access(service) for service in SERVICES]
+        for user in accesses or all_accesses()
     ]
+
+
+def all_accesses() -> list[Access]:
+    """Every KafkaUser's access: one per service, and the shops'."""
+    return [*(access(service) for service in SERVICES), shop_access()]
 
 
 KUSTOMIZATION = {
