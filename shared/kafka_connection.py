@@ -10,12 +10,14 @@ its `repr` shows the user only.
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.settings import ConfigError, Settings
+from shared.settings import HIDDEN, ConfigError, Settings
 
 if TYPE_CHECKING:
     import faust
@@ -58,14 +60,18 @@ class KafkaConnection:
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS 1.2 or later, the broker's certificate checked against the CA and its name.
 
+        With `KAFKA_SSL_CA_FILE` only that CA is trusted, without it the system's.
+
         Built fresh per client (a context is cheap, and the files are read at start-up).
         A CA or key file that is not PEM fails naming its variable.
         """
         if not self.uses_tls:
             return None
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and name
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.ca_file is not None:
+        if self.ca_file is None:
+            context.load_default_certs()  # a managed cluster's publicly trusted certificate
+        else:  # only this CA: a Strimzi cluster CA vouches for its own brokers, nobody else
             try:
                 context.load_verify_locations(cafile=str(self.ca_file))
             except (ssl.SSLError, OSError) as error:
@@ -133,3 +139,24 @@ class KafkaConnection:
 def kafka_connection(kafka: KafkaConnection | str) -> KafkaConnection:
     """A connection, or a bare bootstrap address taken to mean a PLAINTEXT dev broker."""
     return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection(kafka)
+
+
+class _PasswordHidden(logging.Filter):
+    """kafka-python's admin client logs its whole configuration at DEBUG, password included
+    (`Starting KafkaAdminClient with configuration: {...}`): the password is starred out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping):
+            record.args = _without_password(record.args)
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_without_password(arg) for arg in record.args)
+        return True
+
+
+def _without_password(value: object) -> Any:
+    if isinstance(value, Mapping) and value.get("sasl_plain_password") is not None:
+        return {**value, "sasl_plain_password": HIDDEN}
+    return value
+
+
+logging.getLogger("kafka.admin.client").addFilter(_PasswordHidden())
