@@ -983,8 +983,12 @@ class LocalKafka:
 
 
 def _check_external(bootstrap: str, timeout: float) -> int:
+    """Ask the cluster of KAFKA_BOOTSTRAP_SERVERS, logged in as the settings say (SASL_SSL…)."""
+    from shared.settings import load_settings
+
+    kafka = KafkaConnection.from_settings(load_settings())
     try:
-        info = wait_until_ready(bootstrap, timeout)
+        info = wait_until_ready(kafka, timeout)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
 One KafkaTopic per registry topic and per `.dlq` twin, with the registry's configs
 (`topic_configs`, `DLQ_CONFIGS`) and the partitions the services are configured with
 (TRADELANE_TOPIC_PARTITIONS); replicas 1 and min.insync.replicas 1 here, as the
-settings' defaults, the prod overlay patches 3 and 2 (as its ConfigMaps set them). One KafkaUser per service whose ACLs let it read exactly the
+settings' defaults, the prod overlay patches 3 and 2 (as its ConfigMaps set them).
+One KafkaUser per service whose ACLs let it read exactly the
 topics its agents consume, write exactly what it publishes (see `registry`), use its
 consumer group, and describe every registry topic: each service checks at start-up
 that all topics exist (`shared.topics.create_topics` lists them; a topic it may not
