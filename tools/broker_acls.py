@@ -51,9 +51,8 @@ def kafka_acls(user: str, rules: Iterable[Mapping[str, Any]], prefix: str = "") 
         name = resource.get("name", "kafka-cluster")
         if kind in (ResourceType.TOPIC, ResourceType.GROUP):
             name = f"{prefix}{name}"
-        pattern = ResourcePattern(
-            kind, name, ACLResourcePatternType[resource["patternType"].upper()]
-        )
+        pattern_type = resource.get("patternType", "literal")  # Strimzi's default
+        pattern = ResourcePattern(kind, name, ACLResourcePatternType[pattern_type.upper()])
         for operation in rule["operations"]:
             acls.append(
                 ACL(
