@@ -81,7 +81,11 @@ class Settings(BaseSettings):
         "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
     )
     kafka_username: str | None = Field(None, min_length=1, validation_alias="KAFKA_USERNAME")
-    kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
+    kafka_password: SecretStr | None = Field(
+        None,
+        validation_alias="KAFKA_PASSWORD",
+        description="With SASL_SSL; or KAFKA_PASSWORD_FILE. Kept secret: never printed.",
+    )
     kafka_password_file: Path | None = Field(
         None,
         validation_alias="KAFKA_PASSWORD_FILE",
@@ -240,6 +244,8 @@ class Settings(BaseSettings):
             if not self._kafka_password_read.get_secret_value():
                 raise ValueError(f"KAFKA_PASSWORD_FILE={str(self.kafka_password_file)!r} is empty")
         elif self.kafka_password is not None:
+            if not self.kafka_password.get_secret_value():
+                raise ValueError("KAFKA_PASSWORD is empty")
             self._kafka_password_read = self.kafka_password
         return self
 

@@ -303,6 +303,10 @@ def test_the_password_file_is_read_once_at_start_up_without_its_newline(
             {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "ca.crt"},
             "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together",
         ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_USERNAME": "u", "KAFKA_PASSWORD": ""},
+            "KAFKA_PASSWORD is empty",
+        ),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "unencrypted; use SASL_SSL"),
         ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL='TLS'"),
         ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM='GSSAPI'"),
