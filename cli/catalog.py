@@ -10,7 +10,6 @@ from pathlib import Path
 from cli.arguments import argument_error, contract_id, shown
 from cli.publish import send_one
 from shared.settings import load_settings
-from shared.topics import TopicNames
 
 
 def cmd_catalog_import(args: argparse.Namespace) -> int:
@@ -30,7 +29,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
         print(f"{len(errors)} invalid row(s): no product was sent", file=sys.stderr)
         return 1
     settings = load_settings()
-    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
+    with EventPublisher.from_settings(settings) as out:
         for product in products:
             out.publish(PRODUCTS, product)
     print(f"imported {len(products)} product(s) to catalog.products")

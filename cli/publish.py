@@ -13,6 +13,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from shared.contract import Event
+from shared.kafka_connection import KafkaConnection
 from shared.settings import load_settings
 from shared.topics import ALL_TOPICS, TopicNames, TopicSpec
 
@@ -38,12 +39,13 @@ def publish_one(spec: TopicSpec, event: Event) -> str:
     settings = load_settings()
     names = TopicNames(settings.topic_prefix)
     try:
-        with EventPublisher(settings.kafka_bootstrap_servers, names) as out:
+        with EventPublisher.from_settings(settings) as out:
             out.publish(spec, event)
     except KafkaError as error:
         raise NothingSent(
-            f"nothing sent: Kafka at {settings.kafka_bootstrap_servers} "
-            f"(KAFKA_BOOTSTRAP_SERVERS) is not reachable: {error}"
+            f"nothing sent: Kafka at {KafkaConnection.from_settings(settings).describe()} "
+            f"(KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL) refused or did not answer: "
+            f"{error}"
         ) from None
     return names.of(spec)
 
@@ -137,7 +139,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         )
         return 1
     settings = load_settings()
-    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
+    with EventPublisher.from_settings(settings) as out:
         for spec, event in events:
             out.publish(spec, event)
     print(f"sent {len(events)} event(s)" + (f", skipped {len(errors)} invalid" if errors else ""))

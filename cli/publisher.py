@@ -13,20 +13,28 @@ from typing import Self
 from kafka import KafkaProducer
 
 from shared.contract import Event
+from shared.kafka_connection import KafkaConnection, kafka_connection
+from shared.settings import Settings
 from shared.topics import TopicNames, TopicSpec
 
 
 class EventPublisher:
     """A Kafka producer that only sends events valid under the topic registry."""
 
-    def __init__(self, bootstrap: str, names: TopicNames | None = None) -> None:
+    def __init__(self, kafka: KafkaConnection | str, names: TopicNames | None = None) -> None:
+        """`kafka`: the connection (`KafkaConnection.from_settings`), or a dev broker's address."""
         self.names = names or TopicNames()
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka_connection(kafka).kafka_python(),
             client_id="tradelane-publisher",
             acks="all",
             linger_ms=5,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """A publisher to the broker, login and topic prefix the environment configures."""
+        return cls(KafkaConnection.from_settings(settings), TopicNames(settings.topic_prefix))
 
     def publish(self, spec: TopicSpec, event: Event) -> None:
         if not isinstance(event, spec.model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from shared.kafka_connection import KafkaConnection
 from shared.settings import load_settings
 from shared.topics import ALL_TOPICS, TopicNames, create_topics
 
@@ -12,7 +13,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = load_settings()
     names = TopicNames(settings.topic_prefix)
     if args.action == "create":
-        created = create_topics(settings.kafka_bootstrap_servers, names, settings.topic_partitions)
+        created = create_topics(
+            KafkaConnection.from_settings(settings),
+            names,
+            settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+        )
         print(f"{len(created)} topic(s) created, {len(names.all_names()) - len(created)} existed")
         return 0
     print(f"{'topic':<24} {'key':<22} {'writer':<13} {'kind':<10} description")

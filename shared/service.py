@@ -30,6 +30,7 @@ from sqlalchemy import MetaData, text
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
 from shared.db import ConnectionPool, OutboxRow, ServiceDatabase
+from shared.kafka_connection import KafkaConnection
 from shared.lag import ConsumerProgress, Lag, topic_lag
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -57,6 +58,7 @@ class Service:
         self.name = name
         self.settings = settings
         self.names = TopicNames(settings.topic_prefix)
+        self.kafka = KafkaConnection.from_settings(settings)
         self.db = ServiceDatabase(
             settings.database_url_for(name),
             metadata,
@@ -93,10 +95,8 @@ class Service:
         settings = self.settings
         return faust.App(
             settings.group_id(self.name),
-            broker=[
-                f"kafka://{server.strip()}"
-                for server in settings.kafka_bootstrap_servers.split(",")
-            ],
+            broker=self.kafka.faust_brokers(),
+            broker_credentials=self.kafka.faust_credentials(),
             processing_guarantee="at_least_once",
             store="memory://",
             autodiscover=False,
@@ -318,9 +318,11 @@ class Service:
         """Create topics and tables before the worker starts (Faust creates neither)."""
         await asyncio.to_thread(
             create_topics,
-            self.settings.kafka_bootstrap_servers,
+            self.kafka,
             self.names,
             self.settings.topic_partitions,
+            replication_factor=self.settings.topic_replication_factor,
+            min_insync_replicas=self.settings.topic_min_insync_replicas,
         )
         await self.db.create_tables()
 

@@ -7,13 +7,22 @@ the variable's name in the message: ops should never debug a half-started pod.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_WEB_PORTS = {"catalog": 6061, "pricing": 6062, "approvals": 6063, "fulfillment": 6064}
@@ -29,6 +38,16 @@ DEV_TOKEN_SECRET = "dev-only-secret-change-me-in-production"
 
 MIN_TOKEN_SECRET_LENGTH = 32
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]
+"""How a client talks to Kafka. SASL_PLAINTEXT is refused (see `_no_clear_text_logins`)."""
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_BOOTSTRAP_SERVER = re.compile(
+    rf"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>{_HOST_LABEL}(?:\.{_HOST_LABEL})*))"
+    r":(?P<port>\d{1,5})"
+)
+
 
 class Settings(BaseSettings):
     """Every knob a Tradelane process reads; the env var name is in each field's alias."""
@@ -40,6 +59,50 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("", validation_alias="TRADELANE_TOPIC_PREFIX")
     topic_partitions: int = Field(4, ge=1, le=256, validation_alias="TRADELANE_TOPIC_PARTITIONS")
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        le=16,
+        validation_alias="TRADELANE_TOPIC_REPLICATION_FACTOR",
+        description="Copies of each topic the services create (3 on a production cluster).",
+    )
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        le=16,
+        validation_alias="TRADELANE_TOPIC_MIN_INSYNC_REPLICAS",
+        description="Copies a write must reach before it counts (acks=all); at most the "
+        "replication factor, 2 with 3 replicas so one broker may be down.",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_username: str | None = Field(None, min_length=1, validation_alias="KAFKA_USERNAME")
+    kafka_password: SecretStr | None = Field(
+        None,
+        validation_alias="KAFKA_PASSWORD",
+        description="With SASL_SSL; or KAFKA_PASSWORD_FILE. Kept secret: never printed.",
+    )
+    kafka_password_file: Path | None = Field(
+        None,
+        validation_alias="KAFKA_PASSWORD_FILE",
+        description="A file holding the password (a mounted Secret); read once at start-up.",
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_CA_FILE",
+        description="PEM certificates the broker's certificate must chain to; without it the "
+        "system's trust store is used.",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_CERT_FILE",
+        description="PEM client certificate for mutual TLS (with KAFKA_SSL_KEY_FILE).",
+    )
+    kafka_ssl_key_file: Path | None = Field(None, validation_alias="KAFKA_SSL_KEY_FILE")
     data_dir: Path = Field(Path("var"), validation_alias="TRADELANE_DATA_DIR")
     database_url: SecretStr | None = Field(
         None,
@@ -111,13 +174,111 @@ class Settings(BaseSettings):
         description="How often approvals looks for reminders, escalations and expiries due.",
     )
 
+    _kafka_password_read: SecretStr | None = PrivateAttr(None)
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _hosts_and_ports(cls, value: str) -> str:
+        """host:port, comma-separated: names with dots and dashes, IPv4, or [IPv6]."""
         for server in value.split(","):
-            if not re.fullmatch(r"[A-Za-z0-9._\-\[\]:]+:\d{1,5}", server.strip()):
-                raise ValueError(f"expected host:port[,host:port…], got {server!r}")
-        return value
+            if not is_bootstrap_server(server.strip()):
+                raise ValueError(
+                    f"expected host:port[,host:port…] (a name, an IPv4 address or [IPv6], "
+                    f"and a port 1-65535), got {server.strip()!r}"
+                )
+        return ",".join(server.strip() for server in value.split(","))
+
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _no_clear_text_logins(cls, value: object) -> object:
+        """SASL_PLAINTEXT is refused: orders and prices would cross the network unencrypted,
+        and with PLAIN the password too. Every cluster we target offers TLS (Strimzi's
+        port 9093, managed Kafka), and the test broker does as well."""
+        if isinstance(value, str) and value.upper() == "SASL_PLAINTEXT":
+            raise ValueError(
+                "SASL_PLAINTEXT sends every order (and, with PLAIN, the password) unencrypted; "
+                "use SASL_SSL"
+            )
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_login_fits_the_protocol(self) -> Self:
+        """The Kafka settings must make one consistent login, checked before any connection.
+
+        Errors name the variables and never carry the password. The password file is
+        read here, once: a pod whose Secret is missing fails at start-up, not later.
+        """
+        protocol = self.kafka_security_protocol
+        if self.kafka_password is not None and self.kafka_password_file is not None:
+            raise ValueError("set KAFKA_PASSWORD or KAFKA_PASSWORD_FILE, not both")
+        if protocol == "SASL_SSL":
+            if not self.kafka_username:
+                raise ValueError("KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_USERNAME")
+            if self.kafka_password is None and self.kafka_password_file is None:
+                raise ValueError(
+                    "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_PASSWORD or KAFKA_PASSWORD_FILE"
+                )
+        else:
+            given = [
+                name
+                for name, value in (
+                    ("KAFKA_USERNAME", self.kafka_username),
+                    ("KAFKA_PASSWORD", self.kafka_password),
+                    ("KAFKA_PASSWORD_FILE", self.kafka_password_file),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} sends no "
+                    "login: set KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+                )
+        if protocol == "PLAINTEXT":
+            given = [
+                name
+                for name, value in (
+                    ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+                    ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
+                    ("KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS: "
+                    "set KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+                )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together: set both")
+        for name, path in (
+            ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+            ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
+            ("KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+            ("KAFKA_PASSWORD_FILE", self.kafka_password_file),
+        ):
+            if path is not None:
+                _readable_file(name, path)
+        if self.kafka_password_file is not None:
+            self._kafka_password_read = SecretStr(
+                self.kafka_password_file.read_text().rstrip("\r\n")
+            )
+            if not self._kafka_password_read.get_secret_value():
+                raise ValueError(f"KAFKA_PASSWORD_FILE={str(self.kafka_password_file)!r} is empty")
+        elif self.kafka_password is not None:
+            if not self.kafka_password.get_secret_value():
+                raise ValueError("KAFKA_PASSWORD is empty")
+            self._kafka_password_read = self.kafka_password
+        return self
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> Self:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"TRADELANE_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more "
+                f"than TRADELANE_TOPIC_REPLICATION_FACTOR={self.topic_replication_factor}: "
+                "no write with acks=all could ever succeed"
+            )
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -154,6 +315,11 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
         return value.upper()
+
+    def kafka_password_value(self) -> str | None:
+        """The Kafka password (from KAFKA_PASSWORD or the file), for the client only."""
+        read = self._kafka_password_read
+        return read.get_secret_value() if read is not None else None
 
     @property
     def inbox_retention(self) -> timedelta:
@@ -201,6 +367,38 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.topic_prefix}tradelane-{service}"
+
+
+def is_bootstrap_server(server: str) -> bool:
+    """Whether `server` is one `host:port` a Kafka client can dial.
+
+    Host names are RFC 1123 labels joined by dots (Strimzi's
+    `my-cluster-kafka-bootstrap.kafka.svc`), or IPv4, or IPv6 in brackets.
+    """
+    match = _BOOTSTRAP_SERVER.fullmatch(server)
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        return False
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return False
+        return True
+    host = match["host"]
+    if re.fullmatch(r"[\d.]+", host):  # looks numeric: must be a real IPv4 address
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+    return len(host) <= 253
+
+
+def _readable_file(variable: str, path: Path) -> None:
+    """Fail naming `variable` unless `path` is a file this process can read."""
+    if not path.is_file():
+        raise ValueError(f"{variable}={str(path)!r}: no such file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{variable}={str(path)!r}: not readable by this process")
 
 
 def is_loopback(bind: str) -> bool:
@@ -276,7 +474,10 @@ def load_settings() -> Settings:
         }
         problems = []
         for error in exc.errors():
-            where = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a rule across fields: its message names the variables
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            where = str(error["loc"][0])
             field = field_of.get(where)
             name = _variables(field)[0] if field else where
             problems.append(f"{name}={_shown(field, error.get('input'))}: {error['msg']}")

@@ -33,6 +33,7 @@ from shared.contract import (
     StockLevel,
     Warehouse,
 )
+from shared.kafka_connection import KafkaConnection, kafka_connection
 
 log = logging.getLogger(__name__)
 
@@ -280,21 +281,31 @@ class TopicCreationError(RuntimeError):
     pass
 
 
-def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> list[str]:
+def create_topics(
+    kafka: KafkaConnection | str,
+    names: TopicNames,
+    partitions: int,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[str]:
     """Create every registry topic and its `.dlq` twin; existing topics are left as they are.
 
     Safe to run from several processes at once (each service does at start-up).
+    On a cluster where topics are managed elsewhere (Strimzi's KafkaTopics), all
+    exist and nothing is created: the service's user needs Describe only.
     Returns the names created by this call.
     """
     from kafka.admin import KafkaAdminClient
 
+    durability = {"min.insync.replicas": str(min_insync_replicas)}
     wanted: dict[str, dict[str, object]] = {}
     for spec in ALL_TOPICS:
-        wanted[names.of(spec)] = {"configs": topic_configs(spec)}
-        wanted[names.dlq_of(spec)] = {"configs": DLQ_CONFIGS}
+        wanted[names.of(spec)] = {"configs": {**topic_configs(spec), **durability}}
+        wanted[names.dlq_of(spec)] = {"configs": {**DLQ_CONFIGS, **durability}}
     for options in wanted.values():
-        options.update(num_partitions=partitions, replication_factor=1)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tradelane-topics")
+        options.update(num_partitions=partitions, replication_factor=replication_factor)
+    admin = KafkaAdminClient(**kafka_connection(kafka).kafka_python(), client_id="tradelane-topics")
     try:
         missing = {n: o for n, o in wanted.items() if n not in set(admin.list_topics())}
         if not missing:

@@ -207,11 +207,33 @@ def asyncapi_document() -> dict[str, Any]:
                 "protocol": "kafka",
                 "description": "The deployment's Kafka cluster (KAFKA_BOOTSTRAP_SERVERS).",
                 "variables": {"bootstrap": {"default": "127.0.0.1:9092"}},
-            }
+            },
+            "kafka-secure": {
+                "host": "{bootstrap}",
+                "protocol": "kafka-secure",
+                "description": (
+                    "A secured cluster (KAFKA_SECURITY_PROTOCOL=SASL_SSL): TLS, and a "
+                    "SCRAM-SHA-512 login per client, whose ACLs allow the topics it sends or "
+                    "receives; shops log in as `tradelane-shops`. On Strimzi: the TLS listener, "
+                    "9093."
+                ),
+                "variables": {"bootstrap": {"default": "tradelane-kafka-bootstrap:9093"}},
+                "security": [{"$ref": "#/components/securitySchemes/scram"}],
+            },
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": schemas},
+        "components": {
+            "messages": messages,
+            "schemas": schemas,
+            "securitySchemes": {
+                "scram": {
+                    "type": "scramSha512",
+                    "description": "SCRAM-SHA-512 over TLS: KAFKA_USERNAME and KAFKA_PASSWORD "
+                    "(or KAFKA_PASSWORD_FILE), the cluster's CA in KAFKA_SSL_CA_FILE.",
+                }
+            },
+        },
     }
 
 

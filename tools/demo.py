@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
@@ -58,6 +58,7 @@ from shared.contract import (
     StockAdjustment,
 )
 from shared.contract.status import Shipment
+from shared.kafka_connection import KafkaConnection, kafka_connection
 from shared.settings import SERVICE_WEB_PORTS, Settings, load_settings
 from shared.tokens import issue_token
 from shared.topics import (
@@ -703,12 +704,15 @@ class StatusWatcher:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, on_status: Callable[[OrderStatusChanged], None]
+        self,
+        kafka: KafkaConnection | str,
+        topic: str,
+        on_status: Callable[[OrderStatusChanged], None],
     ) -> None:
         self.on_status = on_status
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+            **kafka_connection(kafka).kafka_python(), group_id=None, enable_auto_commit=False
         )
         partitions = [TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic)]
         self._consumer.assign(partitions)
@@ -776,13 +780,14 @@ def provide_kafka(
 
 
 def start_fleet(
-    stack: contextlib.ExitStack, console: Console, settings: Settings, bootstrap: str
+    stack: contextlib.ExitStack, console: Console, settings: Settings, kafka: KafkaConnection
 ) -> Fleet:
     """The four services as processes; registered for stopping before they start, so an
     interrupted start-up still stops the ones already running."""
     fleet = Fleet(
-        bootstrap,
+        kafka.bootstrap,
         RUN_DIR,
+        kafka=kafka,
         topic_prefix=settings.topic_prefix,
         partitions=settings.topic_partitions,
         # the secret the demo's approvers sign their tokens with, whether set or the default
@@ -886,11 +891,24 @@ def run_system(console: Console, stack: contextlib.ExitStack, orders: int, inter
     external = external_bootstrap()  # first: it clears an empty variable settings would refuse
     settings = load_settings()
     bootstrap, origin = provide_kafka(stack, console, external)
+    # An external cluster is reached with the login the settings give (the services read
+    # the same variables); a broker the demo runs itself is a PLAINTEXT one on loopback.
+    kafka = (
+        replace(KafkaConnection.from_settings(settings), bootstrap=bootstrap)
+        if external is not None
+        else KafkaConnection(bootstrap)
+    )
     names = TopicNames(settings.topic_prefix)
-    create_topics(bootstrap, names, settings.topic_partitions)
-    publisher = stack.enter_context(EventPublisher(bootstrap, names))
+    create_topics(
+        kafka,
+        names,
+        settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        min_insync_replicas=settings.topic_min_insync_replicas,
+    )
+    publisher = stack.enter_context(EventPublisher(kafka, names))
     publish_reference_data(publisher)  # its stock levels reset on hand: a fresh warehouse
-    fleet = start_fleet(stack, console, settings, bootstrap)
+    fleet = start_fleet(stack, console, settings, kafka)
     console.print(where_things_are(bootstrap, origin))
 
     board, stopping = Board(), threading.Event()
@@ -908,7 +926,7 @@ def run_system(console: Console, stack: contextlib.ExitStack, orders: int, inter
         approvers.consider(status)
         warehouse.consider(status)
 
-    watcher = StatusWatcher(bootstrap, names.of(ORDERS_STATUS), on_status)
+    watcher = StatusWatcher(kafka, names.of(ORDERS_STATUS), on_status)
     stack.callback(watcher.close)
     shop = Shop(publisher, board, interval, orders)
     title = f"Tradelane demo shop: run {shop.run_tag}, an order every {interval:g}s"

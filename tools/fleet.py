@@ -22,6 +22,7 @@ from pathlib import Path
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 
+from shared.kafka_connection import KafkaConnection, kafka_connection
 from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import TopicNames, TopicSpec
 
@@ -88,6 +89,9 @@ class Fleet:
 
     bootstrap: str
     data_dir: Path
+    kafka: KafkaConnection | None = None
+    """The login of the fleet's own checks (consumer lag); services take theirs from the
+    environment (`extra_env`, `service_env`). None: `bootstrap` is a PLAINTEXT broker."""
     topic_prefix: str = ""
     partitions: int = 4
     ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_WEB_PORTS))
@@ -201,7 +205,7 @@ class Fleet:
                 assert isinstance(consumes, list)
                 if mine := sorted(wanted.intersection(consumes)):
                     groups[self.group_id(service_of(name))] = mine
-        wait_caught_up(self.bootstrap, groups, timeout)
+        wait_caught_up(self.kafka or self.bootstrap, groups, timeout)
 
 
 def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
@@ -221,9 +225,11 @@ def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
     return lag
 
 
-def wait_caught_up(bootstrap: str, groups: Mapping[str, list[str]], timeout: float) -> None:
+def wait_caught_up(
+    kafka: KafkaConnection | str, groups: Mapping[str, list[str]], timeout: float
+) -> None:
     """Wait until each consumer group (mapped to the topics it reads) has no lag left."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tradelane-fleet")
+    admin = KafkaAdminClient(**kafka_connection(kafka).kafka_python(), client_id="tradelane-fleet")
     try:
         lags: dict[str, int] = {}
 

@@ -13,7 +13,11 @@ subprocess. One module serves three callers:
   ``KAFKA_BOOTSTRAP_SERVERS``.
 
 The broker runs in combined ``broker,controller`` mode with node id 1, which is the
-smallest real KRaft cluster. Readiness is judged by a real Kafka request (DescribeCluster
+smallest real KRaft cluster. ``LocalKafka(dir, secured=True)`` runs it the way a real
+cluster is run: SCRAM-SHA-512 over TLS on its client port, with a CA and certificate
+made for it (``tools.broker_tls``), SCRAM users stored at format time, and ACLs
+enforced (nothing is allowed to anyone without one; ``admin`` is the super user).
+Readiness is judged by a real Kafka request (DescribeCluster
 via kafka-python's admin client), never by a fixed sleep or by grepping the log.
 """
 
@@ -25,6 +29,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -36,6 +42,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+from shared.kafka_connection import KafkaConnection, kafka_connection
+from tools.broker_tls import BrokerCertificates, make_broker_certificates
 
 __all__ = [
     "BOOTSTRAP_ENV",
@@ -83,6 +92,14 @@ KRAFT_DIR: Final = "data"
 
 # The JVM's own main class; also how we recognise "our" process behind a pid file.
 KAFKA_MAIN: Final = "kafka.Kafka"
+
+ADMIN_USER: Final = "admin"
+"""The secured broker's super user: its own inter-broker login, and the tests' admin."""
+SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
+TLS_DIR: Final = "tls"
+AUTHENTICATION_FAILED: Final = re.compile(
+    r"Failed authentication with \S+ \(channelId=[^)]*\) \((?P<reason>.*)\) \(org\.apache"
+)
 
 
 class BrokerError(RuntimeError):
@@ -244,7 +261,7 @@ def _parse_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
 
 
 def wait_until_ready(
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     timeout: float = DEFAULT_STARTUP_TIMEOUT,
     *,
     proc: subprocess.Popen[bytes] | None = None,
@@ -261,9 +278,12 @@ def wait_until_ready(
     waiting out the timeout. ``expected_cluster_id``: guards against a *different*
     broker that already holds the port answering in place of ours. ``diagnostics``:
     called on failure; its text (log tails) is appended to the ``BrokerError``.
+    ``kafka``: a connection with its login (a secured cluster), or a PLAINTEXT address.
     """
     from kafka.admin import KafkaAdminClient  # heavy import; only needed here
 
+    connection = kafka_connection(kafka)
+    bootstrap = connection.bootstrap
     deadline = time.monotonic() + timeout
     addresses = _parse_bootstrap(bootstrap)
     last_error = "no attempt made"
@@ -298,7 +318,7 @@ def wait_until_ready(
             try:
                 if admin is None:
                     admin = KafkaAdminClient(
-                        bootstrap_servers=bootstrap,
+                        **connection.kafka_python(),
                         client_id="tradelane-broker-probe",
                         bootstrap_timeout_ms=int(min(remaining, 10.0) * 1000),
                         request_timeout_ms=int(min(max(remaining, 1.0), 10.0) * 1000),
@@ -458,6 +478,14 @@ class LocalKafka:
     With ``die_with_parent=True`` (the default, meant for tests) it additionally gets
     SIGTERM from the kernel when the starting process dies, so a crashed test run does
     not leave 512 MB JVMs behind (Linux only, via ``setpriv --pdeathsig``).
+
+    ``secured=True``: the client port speaks SASL_SSL with SCRAM-SHA-512 only, the
+    certificate is made in ``<data_dir>/tls`` for 127.0.0.1 and localhost, the
+    ``users`` (name: password) and ``admin`` (a random password) are stored as SCRAM
+    credentials when the storage is formatted, and the StandardAuthorizer refuses
+    whatever no ACL allows. ``connection(user)`` is how a client logs in as one of
+    them. The controller listener stays on loopback and takes only the broker's own
+    certificate (mutual TLS), so no anonymous client is a super user anywhere.
     """
 
     def __init__(
@@ -471,8 +499,16 @@ class LocalKafka:
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         die_with_parent: bool = True,
         extra_config: Mapping[str, str] | None = None,
+        secured: bool = False,
+        users: Mapping[str, str] | None = None,
     ) -> None:
+        if users and not secured:
+            raise ValueError("SCRAM users need secured=True")
         self.data_dir: Path = Path(data_dir).resolve()
+        self.secured = secured
+        self.users: dict[str, str] = dict(users or {})
+        if secured:
+            self.users.setdefault(ADMIN_USER, secrets.token_urlsafe(24))
         self.repo_root: Path = repo_root if repo_root is not None else project_root()
         self.heap = heap
         self.startup_timeout = startup_timeout
@@ -534,6 +570,31 @@ class LocalKafka:
         return f"{HOST}:{self.port}"
 
     @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / TLS_DIR
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA a client of the secured broker trusts (PEM), made on the first start."""
+        return self.tls_dir / "ca.crt"
+
+    def connection(self, user: str = ADMIN_USER, password: str | None = None) -> KafkaConnection:
+        """How a client reaches this broker: PLAINTEXT, or SASL_SSL logged in as `user`.
+
+        `password` overrides the user's own (to show a wrong one is refused).
+        """
+        if not self.secured:
+            return KafkaConnection(self.bootstrap)
+        return KafkaConnection(
+            self.bootstrap,
+            protocol="SASL_SSL",
+            mechanism=SCRAM_MECHANISM,
+            username=user,
+            password=password if password is not None else self.users[user],
+            ca_file=self.ca_file,
+        )
+
+    @property
     def pid(self) -> int | None:
         """Pid of the running broker JVM (ours, or one recorded in the pid file)."""
         if self._proc is not None:
@@ -558,9 +619,26 @@ class LocalKafka:
             return None
         advertised = _read_properties(self.server_properties).get("advertised.listeners", "")
         for listener in advertised.split(","):
-            if listener.startswith("PLAINTEXT://"):
-                return listener.removeprefix("PLAINTEXT://")
+            name, found, address = listener.partition("://")
+            if found and name in ("PLAINTEXT", "SASL_SSL"):
+                return address
         return None
+
+    def authentication_failures(self) -> list[str]:
+        """The reasons the broker gave for each refused login since it started, in order.
+
+        The broker's own words (its `Selector` logs them at INFO), because a client
+        only learns that it could not bootstrap: kafka-python and aiokafka retry a
+        refused login until their timeout and then report a generic timeout.
+        """
+        reasons = []
+        with contextlib.suppress(FileNotFoundError), self.server_log.open("rb") as fh:
+            fh.seek(self._log_offset)
+            for raw in fh:
+                found = AUTHENTICATION_FAILED.search(raw.decode("utf-8", errors="replace"))
+                if found:
+                    reasons.append(found["reason"])
+        return reasons
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """Last lines of the server log and of JVM stdout, for error messages."""
@@ -620,12 +698,14 @@ class LocalKafka:
         attempts = 3 if auto_ports else 1
         for attempt in range(1, attempts + 1):
             self._choose_ports()
+            if self.secured and not self.ca_file.is_file():
+                make_broker_certificates(self.tls_dir, (HOST, "localhost"))
             self._write_config()
             self._format_storage(java, libs)
             self._launch(java, libs)
             try:
                 wait_until_ready(
-                    self.bootstrap,
+                    self.connection(),
                     self.startup_timeout,
                     proc=self._proc,
                     diagnostics=self._diagnostics,
@@ -744,8 +824,43 @@ class LocalKafka:
             # --- one node: nothing to rebalance, skip the periodic check
             "auto.leader.rebalance.enable": "false",
         }
+        if self.secured:
+            cfg.update(self._security_config())
         cfg.update(self.extra_config)
         return cfg
+
+    def _security_config(self) -> dict[str, str]:
+        """SASL_SSL with SCRAM-SHA-512 for clients, mutual TLS for the controller, ACLs on.
+
+        The key store is one PEM file (key, certificate, CA) and the trust store the
+        CA's PEM: Kafka 3.9 reads both (KIP-651). The broker's inter-broker login is
+        the admin user; on the controller listener it presents its certificate, whose
+        principal is a super user too. Nothing without an ACL is allowed to anyone else.
+        """
+        port, cport = self.port, self.controller_port
+        certificates = BrokerCertificates(self.ca_file, self.tls_dir / "broker-keystore.pem")
+        login = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_USER}" password="{self.users[ADMIN_USER]}";'
+        )
+        return {
+            "listeners": f"SASL_SSL://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+            "advertised.listeners": f"SASL_SSL://{HOST}:{port}",
+            "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": login,
+            "listener.name.controller.ssl.client.auth": "required",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(certificates.keystore_file),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certificates.ca_file),
+            "ssl.endpoint.identification.algorithm": "https",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN_USER};{certificates.broker_principal}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
 
     def _write_config(self) -> None:
         _write_properties(
@@ -818,6 +933,8 @@ class LocalKafka:
             str(self.server_properties),
             "--ignore-formatted",
         ]
+        for user, password in self.users.items():  # SCRAM credentials, stored in the metadata
+            cmd += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
         result = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=120
         )
@@ -866,8 +983,12 @@ class LocalKafka:
 
 
 def _check_external(bootstrap: str, timeout: float) -> int:
+    """Ask the cluster of KAFKA_BOOTSTRAP_SERVERS, logged in as the settings say (SASL_SSL…)."""
+    from shared.settings import load_settings
+
+    kafka = KafkaConnection.from_settings(load_settings())
     try:
-        info = wait_until_ready(bootstrap, timeout)
+        info = wait_until_ready(kafka, timeout)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

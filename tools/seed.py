@@ -40,7 +40,6 @@ from shared.topics import (
     PRODUCTS,
     STOCK,
     WAREHOUSES,
-    TopicNames,
 )
 
 B2C_CUSTOMER = "cust-anna"
@@ -400,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Publish the demo reference data set to the broker of KAFKA_BOOTSTRAP_SERVERS.",
     ).parse_args(argv)
     settings = load_settings()
-    with EventPublisher(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix)) as out:
+    with EventPublisher.from_settings(settings) as out:
         counts = publish_reference_data(out)
     print("seeded " + ", ".join(f"{n} {topic}" for topic, n in counts.items()))
     return 0

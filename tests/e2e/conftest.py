@@ -35,6 +35,7 @@ from shared.contract import (
     PriceList,
     PriceTier,
 )
+from shared.kafka_connection import KafkaConnection, kafka_connection
 from shared.tokens import issue_token
 from shared.topics import (
     ALL_TOPICS,
@@ -67,7 +68,7 @@ def free_port() -> int:
 class TopicWatcher:
     """Reads `orders.status`, approval notices and every `.dlq` topic, in a background thread."""
 
-    def __init__(self, bootstrap: str, names: TopicNames) -> None:
+    def __init__(self, kafka: KafkaConnection | str, names: TopicNames) -> None:
         self.names = names
         self.statuses: dict[str, list[OrderStatusChanged]] = defaultdict(list)
         self.dead_letters: dict[str, list[DeadLetter]] = defaultdict(list)
@@ -75,7 +76,7 @@ class TopicWatcher:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_connection(kafka).kafka_python(),
             group_id=None,
             enable_auto_commit=False,
             consumer_timeout_ms=200,
@@ -268,25 +269,35 @@ class Pipeline:
         self.fleet.wait_caught_up([spec], timeout=WAIT_SECONDS)
 
 
+def new_topic_prefix() -> str:
+    return f"e2e{uuid.uuid4().hex[:8]}."
+
+
 @contextmanager
 def running_pipeline(
-    kafka_bootstrap: str,
+    kafka: KafkaConnection | str,
     data_dir: Path,
     instances: Sequence[str] = SERVICES,
     service_env: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    prefix: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     """Fresh topics under a prefix of their own, the seed data, and the services running.
 
     `instances` may add workers (`"catalog@2"`); `service_env` sets one service's
-    variables, e.g. its DATABASE_URL.
+    variables, e.g. its DATABASE_URL or its Kafka login; `extra_env` sets every
+    service's. `kafka` is how the test itself connects (topics, seed data, watching):
+    on a secured broker, as its admin.
     """
-    prefix = f"e2e{uuid.uuid4().hex[:8]}."
-    names = TopicNames(prefix)
-    create_topics(kafka_bootstrap, names, PARTITIONS)
+    kafka = kafka_connection(kafka)
+    names = TopicNames(prefix if prefix is not None else new_topic_prefix())
+    create_topics(kafka, names, PARTITIONS)
     fleet = Fleet(
-        kafka_bootstrap,
+        kafka.bootstrap,
         data_dir,
-        topic_prefix=prefix,
+        kafka=kafka,
+        topic_prefix=names.prefix,
         partitions=PARTITIONS,
         ports={name: free_port() for name in instances},
         extra_env={
@@ -294,12 +305,13 @@ def running_pipeline(
             "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",
             "APPROVALS_TOKEN_SECRET": TOKEN_SECRET,
             "APPROVALS_TIMER_SECONDS": "0.2",
+            **(extra_env or {}),
         },
         service_env=service_env or {},
     )
-    publisher = EventPublisher(kafka_bootstrap, names)
+    publisher = EventPublisher(kafka, names)
     publish_reference_data(publisher)
-    watch = TopicWatcher(kafka_bootstrap, names)
+    watch = TopicWatcher(kafka, names)
     try:
         fleet.start(instances)
         fleet.wait_caught_up(REFERENCE_TOPICS)

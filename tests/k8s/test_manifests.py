@@ -16,14 +16,21 @@ import pytest
 from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
 from tools.k8s import check
-from tools.k8s.registry import SERVICES, access, published
+from tools.k8s.registry import SERVICES, SHOPS, access, published
 from tools.k8s.strimzi import drifted_files, user_name
 
 Object = dict[str, Any]
 
 SET_IN_CONFIGMAP = {
-    "KAFKA_BOOTSTRAP_SERVERS": "Strimzi's bootstrap Service of the `tradelane` cluster",
+    "KAFKA_BOOTSTRAP_SERVERS": "Strimzi's bootstrap Service of the `tradelane` cluster, TLS port",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL: SCRAM over TLS, as the KafkaUsers are made",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512, the KafkaUsers' authentication type",
+    "KAFKA_USERNAME": "the service's own KafkaUser (checked below)",
+    "KAFKA_PASSWORD_FILE": "the KafkaUser's Secret, mounted (checked below)",
+    "KAFKA_SSL_CA_FILE": "the cluster CA Secret, mounted (checked below)",
     "TRADELANE_TOPIC_PARTITIONS": "must equal the KafkaTopics' partitions",
+    "TRADELANE_TOPIC_REPLICATION_FACTOR": "must equal the KafkaTopics' replicas",
+    "TRADELANE_TOPIC_MIN_INSYNC_REPLICAS": "must equal the KafkaTopics' min.insync.replicas",
     "TRADELANE_DATA_DIR": "the emptyDir: Faust's data (and SQLite in dev)",
     "WEB_BIND": "0.0.0.0: probes and Prometheus reach the pod",
     "WEB_PORT": "said once more beside the containerPort, so the two cannot drift",
@@ -46,7 +53,12 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_SHUTDOWN_SECONDS": "20 s, inside the pods' 30 s grace period (checked below)",
     "TRADELANE_DATABASE_POOL_SIZE": "5 kept + 5 overflow per worker; sizing in the runbook",
     "TRADELANE_DATABASE_MAX_OVERFLOW": "5: a prod worker holds at most 10 connections",
+    "KAFKA_PASSWORD": "unset: the password is read from KAFKA_PASSWORD_FILE, not the env",
+    "KAFKA_SSL_CERT_FILE": "unset: the KafkaUsers log in with SCRAM, not a client certificate",
+    "KAFKA_SSL_KEY_FILE": "unset: as KAFKA_SSL_CERT_FILE",
 }
+KAFKA_CLUSTER_CA = ("tradelane-cluster-ca-cert", "ca.crt")
+"""The Secret (and key) where Strimzi publishes the CA of the `tradelane` cluster's brokers."""
 SHUTDOWN_MARGIN_SECONDS = 5
 """The kubelet's grace period must outlast the service's own shutdown bound by this much."""
 READ_ONLY_BY = {
@@ -257,20 +269,63 @@ def test_liveness_and_readiness_probe_distinct_endpoints_of_the_web_port(
 # --- topics and ACLs ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("overlay", "replicas"), [("dev", 1), ("prod", 3)])
+def replication(objects: list[Object]) -> tuple[int, int]:
+    """The replication factor and min.insync.replicas every service's ConfigMap sets."""
+    [(factor, min_insync)] = {
+        (
+            environment(objects, s)["TRADELANE_TOPIC_REPLICATION_FACTOR"],
+            environment(objects, s)["TRADELANE_TOPIC_MIN_INSYNC_REPLICAS"],
+        )
+        for s in SERVICES
+    }
+    return int(factor), int(min_insync)
+
+
+@pytest.mark.parametrize(("overlay", "durability"), [("dev", (1, 1)), ("prod", (3, 2))])
 def test_every_registry_topic_has_its_kafka_topic_with_the_same_partitions_and_configs(
-    overlays: dict[str, list[Object]], overlay: str, replicas: int
+    overlays: dict[str, list[Object]], overlay: str, durability: tuple[int, int]
 ) -> None:
     objects = overlays[overlay]
+    assert replication(objects) == durability
+    replicas, min_insync = durability
     topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(objects, "KafkaTopic").values()}
     wanted = {spec.name: topic_configs(spec) for spec in ALL_TOPICS}
     wanted |= {f"{spec.name}.dlq": DLQ_CONFIGS for spec in ALL_TOPICS}
-    extra = {"min.insync.replicas": "2"} if overlay == "prod" else {}
     assert sorted(topics) == sorted(wanted)
     for name, configs in wanted.items():
         assert topics[name]["partitions"] == partitions(objects), name
         assert topics[name]["replicas"] == replicas, name
-        assert topics[name]["config"] == {**configs, **extra}, name
+        assert topics[name]["config"] == {**configs, "min.insync.replicas": str(min_insync)}, name
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_every_service_logs_in_to_kafka_as_its_own_kafka_user_over_tls(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    users = of_kind(objects, "KafkaUser")
+    for service, pod in pod_specs(objects):
+        env = environment(objects, service)
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "tradelane-kafka-bootstrap:9093"
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_USERNAME"] == user_name(service)
+        user = users[env["KAFKA_USERNAME"]]
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert "KAFKA_PASSWORD" not in env
+        assert mounted_secret(pod, env["KAFKA_PASSWORD_FILE"]) == (user_name(service), "password")
+        assert mounted_secret(pod, env["KAFKA_SSL_CA_FILE"]) == KAFKA_CLUSTER_CA
+
+
+def mounted_secret(pod: Object, path: str) -> tuple[str, str]:
+    """The Secret and key behind the file at `path`, which must be mounted read-only."""
+    [container] = pod["containers"]
+    directory, _, file_name = path.rpartition("/")
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert mount.get("readOnly") is True, path
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    [key] = [item["key"] for item in volume["secret"]["items"] if item["path"] == file_name]
+    return volume["secret"]["secretName"], key
 
 
 def test_the_writes_found_in_the_code_include_what_each_service_is_known_to_publish() -> None:
@@ -315,6 +370,25 @@ def test_every_acl_covers_exactly_what_its_service_reads_and_writes(
         assert {n for n in allowed if n.startswith("group:")} == {f"group:{wants.group}"}
         everything = {"Read", "Write", "Describe"}
         assert all(ops <= everything for ops in allowed.values()), service
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_the_shops_user_writes_orders_and_cancellations_and_reads_statuses_only(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    shops = of_kind(overlays[overlay], "KafkaUser")[user_name(SHOPS)]
+    assert shops["spec"]["authentication"] == {"type": "scram-sha-512"}
+    granted: dict[str, set[str]] = {}
+    for rule in shops["spec"]["authorization"]["acls"]:
+        name = f"{rule['resource']['type']}:{rule['resource']['name']}"
+        granted.setdefault(name, set()).update(rule["operations"])
+    beyond_describe = {name: ops - {"Describe"} for name, ops in granted.items()}
+    assert {name: ops for name, ops in beyond_describe.items() if ops} == {
+        "topic:orders.submitted": {"Write"},
+        "topic:orders.cancelled": {"Write"},
+        "topic:orders.status": {"Read"},
+        "group:tradelane-shops": {"Read"},
+    }
 
 
 # --- scaling --------------------------------------------------------------------------------

@@ -69,5 +69,15 @@ def access(service: str) -> Access:
     return Access(service, reads, published(service) | dead_letters | {ORDERS_STATUS.name})
 
 
+SHOPS = "shops"
+"""The upstream shops' own KafkaUser: they write orders and read the statuses back."""
+
+
+def shop_access() -> Access:
+    """What a shop may do: write the topics the registry says shops write, read `orders.status`."""
+    writes = frozenset(spec.name for spec in ALL_TOPICS if spec.writer == SHOPS)
+    return Access(SHOPS, frozenset({ORDERS_STATUS.name}), writes)
+
+
 def all_topic_names() -> list[str]:
     return [name for spec in ALL_TOPICS for name in (spec.name, f"{spec.name}.dlq")]

@@ -2,12 +2,16 @@
 
 One KafkaTopic per registry topic and per `.dlq` twin, with the registry's configs
 (`topic_configs`, `DLQ_CONFIGS`) and the partitions the services are configured with
-(TRADELANE_TOPIC_PARTITIONS); replicas 1 here, the prod overlay patches 3 and
-min.insync.replicas 2. One KafkaUser per service whose ACLs let it read exactly the
+(TRADELANE_TOPIC_PARTITIONS); replicas 1 and min.insync.replicas 1 here, as the
+settings' defaults, the prod overlay patches 3 and 2 (as its ConfigMaps set them).
+One KafkaUser per service whose ACLs let it read exactly the
 topics its agents consume, write exactly what it publishes (see `registry`), use its
 consumer group, and describe every registry topic: each service checks at start-up
 that all topics exist (`shared.topics.create_topics` lists them; a topic it may not
-describe would look missing, and creating it would be refused).
+describe would look missing, and creating it would be refused). One more KafkaUser
+for the shops (`registry.shop_access`). Every user logs in with SCRAM-SHA-512; the
+User Operator puts the password in a Secret of the user's name (key `password`).
+`tools.broker_acls` applies the same rules to the secured test broker.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import yaml
 
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
-from tools.k8s.registry import ROOT, SERVICES, Access, access, all_topic_names
+from tools.k8s.registry import ROOT, SERVICES, Access, access, all_topic_names, shop_access
 
 COMPONENT_DIR = ROOT / "deploy" / "k8s" / "components" / "strimzi"
 CLUSTER = "tradelane"
@@ -46,9 +50,14 @@ def _metadata(name: str) -> dict[str, Any]:
 
 
 def kafka_topics() -> list[dict[str, Any]]:
-    partitions = Settings.model_fields["topic_partitions"].default
-    wanted = [(spec.name, topic_configs(spec)) for spec in ALL_TOPICS]
-    wanted += [(f"{spec.name}.dlq", dict(DLQ_CONFIGS)) for spec in ALL_TOPICS]
+    """The topics as the services would create them with their default settings: the
+    replicas and min.insync.replicas of TRADELANE_TOPIC_REPLICATION_FACTOR and
+    TRADELANE_TOPIC_MIN_INSYNC_REPLICAS (1 and 1; the prod overlay patches 3 and 2)."""
+    defaults = Settings.model_fields
+    partitions = defaults["topic_partitions"].default
+    durability = {"min.insync.replicas": str(defaults["topic_min_insync_replicas"].default)}
+    wanted = [(spec.name, {**topic_configs(spec), **durability}) for spec in ALL_TOPICS]
+    wanted += [(f"{spec.name}.dlq", {**DLQ_CONFIGS, **durability}) for spec in ALL_TOPICS]
     return [
         {
             "apiVersion": API_VERSION,
@@ -57,7 +66,7 @@ def kafka_topics() -> list[dict[str, Any]]:
             "spec": {
                 "topicName": name,
                 "partitions": partitions,
-                "replicas": 1,
+                "replicas": defaults["topic_replication_factor"].default,
                 "config": dict(sorted(configs.items())),
             },
         }
@@ -97,8 +106,13 @@ def kafka_users(accesses: list[Access] | None = None) -> list[dict[str, Any]]:
                 "authorization": {"type": "simple", "acls": acl_rules(user)},
             },
         }
-        for user in accesses or [access(service) for service in SERVICES]
+        for user in accesses or all_accesses()
     ]
+
+
+def all_accesses() -> list[Access]:
+    """Every KafkaUser's access: one per service, and the shops'."""
+    return [*(access(service) for service in SERVICES), shop_access()]
 
 
 KUSTOMIZATION = {

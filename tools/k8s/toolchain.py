@@ -5,8 +5,8 @@
 - Prometheus Operator CRDs (ServiceMonitor, PodMonitor, PrometheusRule): the YAML files
   in the Go module `github.com/prometheus-operator/prometheus-operator`, fetched with
   `go mod download` into the module cache.
-- Strimzi CRDs (Kafka, KafkaNodePool, KafkaTopic, KafkaUser): Strimzi's `io.strimzi:api` model and its
-  `io.strimzi:crd-generator` from Maven Central (tools/k8s/pom.xml), run the way
+- Strimzi CRDs (Kafka, KafkaNodePool, KafkaTopic, KafkaUser): Strimzi's `io.strimzi:api`
+  model and its `io.strimzi:crd-generator` from Maven Central (tools/k8s/pom.xml), run the way
   Strimzi's own build runs them, into tools/k8s/crds.
 
 Each is fetched once; later runs find it on disk. Nothing is copied by hand.

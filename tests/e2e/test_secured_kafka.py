@@ -1,0 +1,194 @@
+"""The pipeline over a secured Kafka: SCRAM-SHA-512 over TLS, one user and its ACLs per service.
+
+A broker of this module's own (the session's broker stays PLAINTEXT) refuses
+what no ACL allows. Each service logs in as its Strimzi KafkaUser would
+(`tradelane-<service>`, its password read from a file like a mounted Secret) with
+the ACLs `tools.k8s` generates for the manifests, applied by `tools.broker_acls`:
+so this module also proves those ACLs are enough for a real service, and no more.
+A shop sends its order with the `tradelane` CLI as `tradelane-shops`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+
+from shared.contract import OrderState
+from shared.kafka_connection import KafkaConnection
+from shared.topics import ORDERS_PRICED, ORDERS_STATUS, ORDERS_VALIDATED, TopicSpec
+from tests.e2e.conftest import Pipeline, new_topic_prefix, running_pipeline
+from tools.broker_acls import grant, tradelane_acls
+from tools.fleet import SERVICES, wait_for
+from tools.k8s.registry import SHOPS
+from tools.k8s.strimzi import user_name
+from tools.local_kafka import LocalKafka
+from tools.seed import b2c_order
+
+USERS = [user_name(service) for service in (*SERVICES, SHOPS)]
+REFUSAL_TIMEOUT_MS = 3000
+"""How long a refused client keeps retrying before it reports that it could not bootstrap."""
+
+
+@pytest.fixture(scope="module")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    users = {user: secrets.token_urlsafe(24) for user in USERS}
+    with LocalKafka(tmp_path_factory.mktemp("secured-kafka"), secured=True, users=users) as kafka:
+        yield kafka
+
+
+@pytest.fixture(scope="module")
+def secured_pipeline(
+    secured_kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    """Topics and seed data made by the admin; each service runs as its own user."""
+    prefix = new_topic_prefix()
+    grant(secured_kafka.connection(), [a for acls in tradelane_acls(prefix).values() for a in acls])
+    mounted = tmp_path_factory.mktemp("kafka-user-secrets")
+    service_env = {}
+    for service in SERVICES:
+        password_file = mounted / user_name(service)
+        password_file.touch(mode=0o600)
+        password_file.write_text(secured_kafka.users[user_name(service)])
+        service_env[service] = {
+            "KAFKA_USERNAME": user_name(service),
+            "KAFKA_PASSWORD_FILE": str(password_file),
+        }
+    with running_pipeline(
+        secured_kafka.connection(),
+        Path(tmp_path_factory.mktemp("services")),
+        service_env=service_env,
+        prefix=prefix,
+        extra_env={
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SSL_CA_FILE": str(secured_kafka.ca_file),
+        },
+    ) as running:
+        yield running
+
+
+def test_an_order_a_shop_sends_with_the_cli_is_fulfilled_by_services_logged_in_as_themselves(
+    secured_pipeline: Pipeline, secured_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    pipeline = secured_pipeline
+    order = b2c_order(pipeline.order_id("secured"), [("BOLT-M8-100", 2)])
+    path = tmp_path / "orders.jsonl"
+    path.write_text(order.to_bytes().decode() + "\n")
+    shop = user_name(SHOPS)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": secured_kafka.bootstrap,
+        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_USERNAME": shop,
+        "KAFKA_PASSWORD": secured_kafka.users[shop],
+        "KAFKA_SSL_CA_FILE": str(secured_kafka.ca_file),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "publish", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent 1 event(s)" in result.stdout
+    assert secured_kafka.users[shop] not in result.stdout + result.stderr
+
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    assert pipeline.watch.history(order.order_id) == ["received", "approved", "fulfillment_planned"]
+    assert secured_kafka.authentication_failures() == []  # every service logged in
+    for service in SERVICES:
+        log = pipeline.fleet.running[service].log_path.read_text(errors="replace")
+        assert secured_kafka.users[user_name(service)] not in log, f"{service} logged its password"
+
+
+def refused(kafka: KafkaConnection) -> KafkaTimeoutError:
+    """Connect an admin client with `kafka`: the broker must refuse it (no metadata, no topics)."""
+    with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap") as error:
+        admin = KafkaAdminClient(
+            **kafka.kafka_python(),
+            bootstrap_timeout_ms=REFUSAL_TIMEOUT_MS,
+            request_timeout_ms=REFUSAL_TIMEOUT_MS,
+        )
+        admin.close()
+    return error.value
+
+
+def broker_refuses(kafka: LocalKafka, reason: str, since: int) -> None:
+    """Wait until the broker has logged a refused login for `reason` (after `since` others)."""
+    wait_for(
+        f"the broker to refuse a login with {reason!r}",
+        lambda: reason in kafka.authentication_failures()[since:],
+        timeout=10,
+    )
+
+
+def test_a_client_without_credentials_is_refused(secured_kafka: LocalKafka) -> None:
+    anonymous = replace(secured_kafka.connection(), username=None, password=None)
+
+    before = len(secured_kafka.authentication_failures())
+    refused(replace(anonymous, protocol="PLAINTEXT", ca_file=None))
+    broker_refuses(secured_kafka, "SSL handshake failed", before)
+
+    before = len(secured_kafka.authentication_failures())
+    refused(replace(anonymous, protocol="SSL"))  # TLS is fine, but it never logs in
+    broker_refuses(
+        secured_kafka, "Unexpected Kafka request of type METADATA during SASL handshake.", before
+    )
+
+
+def test_a_wrong_password_is_refused(
+    secured_kafka: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = len(secured_kafka.authentication_failures())
+    with caplog.at_level(logging.DEBUG, logger="kafka"):
+        refused(secured_kafka.connection(user_name("pricing"), password="not-the-password"))
+    broker_refuses(
+        secured_kafka,
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        "mechanism SCRAM-SHA-512",
+        before,
+    )
+    assert "not-the-password" not in caplog.text
+
+
+def test_the_broker_speaks_scram_sha_512_only_so_the_services_logged_in_with_it(
+    secured_kafka: LocalKafka,
+) -> None:
+    before = len(secured_kafka.authentication_failures())
+    refused(replace(secured_kafka.connection(user_name("pricing")), mechanism="SCRAM-SHA-256"))
+    broker_refuses(secured_kafka, "Unsupported SASL mechanism SCRAM-SHA-256", before)
+
+
+@pytest.mark.parametrize(
+    ("user", "topic"),
+    [
+        (user_name("pricing"), ORDERS_VALIDATED),  # catalog's topic
+        (user_name("fulfillment"), ORDERS_PRICED),  # pricing's topic
+        (user_name(SHOPS), ORDERS_STATUS),  # only the services report statuses
+    ],
+)
+def test_a_user_writing_a_topic_its_acl_does_not_allow_is_refused(
+    secured_pipeline: Pipeline, secured_kafka: LocalKafka, user: str, topic: TopicSpec
+) -> None:
+    assert user in secured_kafka.users
+    producer = KafkaProducer(**secured_kafka.connection(user).kafka_python(), max_block_ms=10_000)
+    try:
+        sent = producer.send(secured_pipeline.names.of(topic), key=b"k", value=b"{}")
+        with pytest.raises(TopicAuthorizationFailedError):
+            sent.get(timeout=10)
+    finally:
+        producer.close(timeout=5)
