@@ -43,6 +43,11 @@ ORDERS = Counter(
     "Orders leaving a service's step, by channel and outcome (the status it published).",
     ["service", "channel", "outcome"],
 )
+ORDER_REJECTIONS = Counter(
+    "tradelane_order_rejections_total",
+    "Orders a service rejected, by channel and reason code (the contract's closed list).",
+    ["service", "channel", "reason"],
+)
 PROCESSING_FAILURES = Counter(
     "tradelane_processing_failures_total",
     "Valid events whose handling failed (a bug or bad data the contract let through); "
