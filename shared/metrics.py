@@ -123,6 +123,17 @@ ORDER_STAGE_LATENCY = Histogram(
 )
 
 
+def topic_consumed(service: str, topic: str) -> None:
+    """`service` reads `topic`: its per-topic counters show on `/metrics` from the start, at 0.
+
+    A counter that appears only with its first increment hides that increment
+    from `increase()` and `rate()`, so the dead-letter and failure alerts would
+    miss the first dead letter or failure of a topic.
+    """
+    for counter in (EVENTS_CONSUMED, DUPLICATES_SKIPPED, DEAD_LETTERS, PROCESSING_FAILURES):
+        counter.labels(service, topic)
+
+
 def stages_timed(service: str, *stages: OrderStage) -> None:
     """The stages `service` times show on `/metrics` from the start, at 0."""
     for stage in stages:
