@@ -156,6 +156,12 @@ class LocalPrometheus:
                 stderr=subprocess.STDOUT,
             )
         self.wait_until("Prometheus to be ready", lambda: self._ready(), timeout)
+        self.wait_until("every target to be scraped", self._all_scraped, timeout)
+
+    def _all_scraped(self) -> bool:
+        """Each target scraped once: counters are seen at their start, before any test acts."""
+        active = self.api("targets")["data"]["activeTargets"]
+        return len(active) == len(self.targets) and all(t["health"] == "up" for t in active)
 
     def _ready(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
