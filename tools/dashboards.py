@@ -261,16 +261,25 @@ APPROVALS = Board(
                     ),
                 ),
                 chart(
-                    "Orders awaiting approval or approved /s",
-                    "Approvals' verdicts by channel.",
+                    "Approval verdicts/s",
+                    "Orders passed at once or after approval, sent to approvers, and rejected by "
+                    "an approver or by expiry, by channel.",
                     "reqps",
                     (
                         rate(
                             "tradelane_orders_total",
                             "channel, outcome",
-                            'outcome=~"awaiting_approval|approved|rejected"',
+                            'outcome=~"awaiting_approval|approved"',
                         ),
                         "{{channel}} {{outcome}}",
+                    ),
+                    (
+                        rate(
+                            "tradelane_order_rejections_total",
+                            "channel, reason",
+                            'reason=~"approval_rejected|approval_expired"',
+                        ),
+                        "{{channel}} {{reason}}",
                     ),
                     width=24,
                 ),
