@@ -41,7 +41,7 @@ INVENTORY_METRIC = "tradelane_events_consumed_total"
 """Every service shows it from its start (at 0 per topic it reads): the variables' source."""
 
 
-def m(metric: str, *matchers: str) -> str:
+def selected(metric: str, *matchers: str) -> str:
     """`metric` in the chosen namespace and services, with more `matchers` if given."""
     return f"{metric}{{{', '.join((SELECTOR, *matchers))}}}"
 
@@ -49,12 +49,12 @@ def m(metric: str, *matchers: str) -> str:
 def rate(metric: str, by: str, *matchers: str) -> str:
     """Per-second rate summed over workers, per `by` (all together when `by` is empty)."""
     grouping = f"sum by ({by}) " if by else "sum"
-    return f"{grouping}(rate({m(metric, *matchers)}[$__rate_interval]))"
+    return f"{grouping}(rate({selected(metric, *matchers)}[$__rate_interval]))"
 
 
 def quantile(q: float, histogram: str, by: str, *matchers: str) -> str:
     """The `q` quantile of a histogram over the panel's rate interval, per `by`."""
-    buckets = f"rate({m(f'{histogram}_bucket', *matchers)}[$__rate_interval])"
+    buckets = f"rate({selected(f'{histogram}_bucket', *matchers)}[$__rate_interval])"
     return f"histogram_quantile({q}, sum by (le, {by}) ({buckets}))"
 
 
@@ -141,7 +141,7 @@ OVERVIEW = Board(
                     "Approval requests pending",
                     "Open B2B approval requests.",
                     "none",
-                    f"max({m('tradelane_approval_requests_pending')})",
+                    f"max({selected('tradelane_approval_requests_pending')})",
                 ),
                 chart(
                     "Orders/s by channel and outcome",
@@ -204,7 +204,7 @@ OVERVIEW = Board(
                     "Messages not processed yet, summed over a service's workers.",
                     "none",
                     (
-                        f"sum by (service, topic) ({m('tradelane_consumer_lag_messages')})",
+                        f"sum by (service, topic) ({selected('tradelane_consumer_lag_messages')})",
                         "{{service}} {{topic}}",
                     ),
                 ),
@@ -213,7 +213,7 @@ OVERVIEW = Board(
                     "Age of the oldest unprocessed message; 0 when nothing is behind.",
                     "s",
                     (
-                        f"max by (service, topic) ({m('tradelane_consumer_lag_seconds')})",
+                        f"max by (service, topic) ({selected('tradelane_consumer_lag_seconds')})",
                         "{{service}} {{topic}}",
                     ),
                 ),
@@ -235,7 +235,7 @@ APPROVALS = Board(
                     "Requests pending",
                     "Open approval requests (every worker reads the same database: the max).",
                     "none",
-                    (f"max({m('tradelane_approval_requests_pending')})", "pending"),
+                    (f"max({selected('tradelane_approval_requests_pending')})", "pending"),
                 ),
                 chart(
                     "Time to decision",
@@ -337,7 +337,7 @@ INVENTORY = Board(
                     "On hand minus reserved (every catalog worker reads the same database).",
                     "none",
                     (
-                        f"max by (warehouse) ({m('tradelane_stock_available_units')})",
+                        f"max by (warehouse) ({selected('tradelane_stock_available_units')})",
                         "{{warehouse}}",
                     ),
                 ),
@@ -440,7 +440,10 @@ RED_USE = Board(
                     "Outbox rows parked",
                     "Rows the broker refused for good; `tradelane outbox list` shows them.",
                     "none",
-                    (f"max by (service) ({m('tradelane_outbox_parked_rows')})", "{{service}}"),
+                    (
+                        f"max by (service) ({selected('tradelane_outbox_parked_rows')})",
+                        "{{service}}",
+                    ),
                 ),
             ),
         ),
@@ -475,7 +478,10 @@ RED_USE = Board(
                     "Resident memory",
                     "Per worker.",
                     "bytes",
-                    (f"max by (service, pod) ({m('process_resident_memory_bytes')})", "{{pod}}"),
+                    (
+                        f"max by (service, pod) ({selected('process_resident_memory_bytes')})",
+                        "{{pod}}",
+                    ),
                     width=8,
                 ),
                 chart(
@@ -483,7 +489,8 @@ RED_USE = Board(
                     "Sockets and files per worker, against its limit.",
                     "percentunit",
                     (
-                        f"max by (service, pod) ({m('process_open_fds')} / {m('process_max_fds')})",
+                        "max by (service, pod) ("
+                        + f"{selected('process_open_fds')} / {selected('process_max_fds')})",
                         "{{pod}}",
                     ),
                     width=8,
@@ -493,7 +500,7 @@ RED_USE = Board(
                     "Messages behind, per service and topic.",
                     "none",
                     (
-                        f"sum by (service, topic) ({m('tradelane_consumer_lag_messages')})",
+                        f"sum by (service, topic) ({selected('tradelane_consumer_lag_messages')})",
                         "{{service}} {{topic}}",
                     ),
                 ),
@@ -502,7 +509,7 @@ RED_USE = Board(
                     "Age of the oldest unprocessed message.",
                     "s",
                     (
-                        f"max by (service, topic) ({m('tradelane_consumer_lag_seconds')})",
+                        f"max by (service, topic) ({selected('tradelane_consumer_lag_seconds')})",
                         "{{service}} {{topic}}",
                     ),
                 ),
@@ -550,13 +557,13 @@ def panel(spec: Chart, panel_id: int, x: int, y: int) -> Any:
         .datasource(DATASOURCE)
         .grid_pos(GridPos(h=4 if spec.stat else 8, w=spec.width, x=x, y=y))
     )
-    for ref, query in zip("ABCDEFGH", spec.queries, strict=False):
+    for number, query in enumerate(spec.queries):
         built = built.with_target(
             prometheus.Dataquery()
             .datasource(DATASOURCE)
             .expr(query.expr)
             .legend_format(query.legend)
-            .ref_id(ref)
+            .ref_id(chr(ord("A") + number))
         )
     return built
 
