@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.prometheus import ALERT_TESTS, ROOT, alerts, promtool, write_rules_file
+from tests.support.prometheus import ALERT_TESTS, ROOT, alerts, promtool, tool, write_rules_file
 
 RUNBOOK = ROOT / "deploy" / "k8s" / "README.md"
 
@@ -26,6 +26,11 @@ def rules_dir(tmp_path: Path) -> Path:
     write_rules_file(tmp_path)
     shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
     return tmp_path
+
+
+def test_a_machine_without_prometheus_fails_the_tests_and_says_what_to_install() -> None:
+    with pytest.raises(pytest.fail.Exception, match="apt-get install prometheus"):
+        tool("promtool-that-is-not-installed")
 
 
 def test_promtool_checks_the_rules(rules_dir: Path) -> None:
