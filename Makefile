@@ -9,7 +9,7 @@ SPECS := tools/asyncapi-specs
 SPECS_STAMP := $(SPECS)/node_modules/.installed-stamp
 IMAGE ?= tradelane:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-unit test-e2e lint format schemas image k8s k8s-check kafka-up kafka-down clean
+.PHONY: install run test test-unit test-e2e lint format schemas image k8s dashboards k8s-check kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ schemas: install  ## regenerate schemas/ (JSON Schemas, asyncapi.json) from the 
 
 k8s: install  ## regenerate deploy/k8s/components/strimzi (KafkaTopic, KafkaUser) from the registry
 	$(PY) -m tools.k8s
+
+dashboards: install  ## regenerate deploy/k8s/components/grafana/dashboards (the Grafana dashboards)
+	$(PY) -m tools.dashboards
 
 k8s-check: install  ## render every overlay and component, validate every object, check consistency
 	$(PY) -m tools.k8s.toolchain  # kustomize (Go module) and the CRDs (Go module, Maven), once

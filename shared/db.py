@@ -197,7 +197,8 @@ class Transaction:
         reason: Reason | None = None,
         **details: Any,
     ) -> None:
-        """Publish an order's transition on `orders.status`, counted by channel and outcome."""
+        """Publish an order's transition on `orders.status`, counted by channel and outcome
+        (and a rejection by its reason code, for the dashboards' rejections by reason)."""
         channel = Channel(order.channel) if order.channel else None
         status = OrderStatusChanged.new(
             order_id=order.order_id,
@@ -211,6 +212,9 @@ class Transaction:
         await self.publish(ORDERS_STATUS, status)
         label = channel.value if channel else "unknown"
         self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
+        if state is OrderState.REJECTED and reason is not None:
+            rejected = metrics.ORDER_REJECTIONS.labels(self.service, label, reason.code.value)
+            self.on_commit(rejected.inc)
 
     def order_reached(self, stage: metrics.OrderStage, submitted_at: datetime | None) -> None:
         """Time the order from its submission to `stage`, once this transaction commits.

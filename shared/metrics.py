@@ -43,6 +43,11 @@ ORDERS = Counter(
     "Orders leaving a service's step, by channel and outcome (the status it published).",
     ["service", "channel", "outcome"],
 )
+ORDER_REJECTIONS = Counter(
+    "tradelane_order_rejections_total",
+    "Orders a service rejected, by channel and reason code (the contract's closed list).",
+    ["service", "channel", "reason"],
+)
 PROCESSING_FAILURES = Counter(
     "tradelane_processing_failures_total",
     "Valid events whose handling failed (a bug or bad data the contract let through); "
@@ -116,6 +121,17 @@ ORDER_STAGE_LATENCY = Histogram(
     ["service", "stage"],
     buckets=STAGE_LATENCY_BUCKETS,
 )
+
+
+def topic_consumed(service: str, topic: str) -> None:
+    """`service` reads `topic`: its per-topic counters show on `/metrics` from the start, at 0.
+
+    A counter that appears only with its first increment hides that increment
+    from `increase()` and `rate()`, so the dead-letter and failure alerts would
+    miss the first dead letter or failure of a topic.
+    """
+    for counter in (EVENTS_CONSUMED, DUPLICATES_SKIPPED, DEAD_LETTERS, PROCESSING_FAILURES):
+        counter.labels(service, topic)
 
 
 def stages_timed(service: str, *stages: OrderStage) -> None:

@@ -151,6 +151,7 @@ class Service:
 
         consume.__name__ = consume.__qualname__ = f"{self.name}_{spec.name.replace('.', '_')}"
         self._consumed[self.names.of(spec)] = spec.name
+        metrics.topic_consumed(self.name, spec.name)
         self.app.agent(self.topic(spec), name=f"{self.name}.{spec.name}")(consume)
 
     def handle_all(self, handlers: Mapping[TopicSpec, Handler[Any]]) -> None:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from functools import partial
 from typing import Any
 
-from services.fulfillment import domain, store
+from services.fulfillment import domain, metrics, store
 from services.fulfillment.domain import State, Step, Trigger
 from shared.consume import Handler
 from shared.contract import (
@@ -102,6 +103,7 @@ async def plan_shipments(tx: Transaction, approved: OrderApproved, today: date) 
     await tx.report(
         order, OrderState.FULFILLMENT_PLANNED, shipments=shipments, totals=approved.totals
     )
+    tx.on_commit(partial(metrics.count_shipments, metrics.PLANNED, shipments))
     tx.order_reached(OrderStage.FULFILLMENT_PLANNED, approved.submitted_at)
 
 
@@ -169,6 +171,7 @@ async def plan_fill(
     await tx.report(
         order, OrderState.FULFILLMENT_PLANNED, shipments=shipments, totals=approved.totals
     )
+    tx.on_commit(partial(metrics.count_shipments, metrics.PLANNED, shipments))
 
 
 async def shipment_dispatched(dispatch: ShipmentDispatched, tx: Transaction) -> None:
@@ -202,6 +205,7 @@ async def shipment_dispatched(dispatch: ShipmentDispatched, tx: Transaction) -> 
     await tx.report(
         approved.order, OrderState.SHIPPED, shipments=[planned.shipment], totals=approved.totals
     )
+    tx.on_commit(partial(metrics.count_shipments, metrics.DISPATCHED, [planned.shipment]))
     tx.order_reached(OrderStage.SHIPPED, approved.submitted_at)
 
 

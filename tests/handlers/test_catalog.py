@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.catalog import store
 from services.catalog.app import NAME
@@ -243,6 +244,10 @@ async def test_a_consumer_order_is_held_in_a_regional_warehouse_of_its_country(
     assert await shelf(catalog, "GLOVE-L", "wh-berlin") == (200, 2)
 
 
+REJECTIONS = "tradelane_order_rejections_total"
+"""Counted by reason code for the overview dashboard's rejections by reason."""
+
+
 @pytest.mark.parametrize(
     ("order", "code", "message"),
     [
@@ -274,10 +279,13 @@ async def test_a_consumer_order_is_held_in_a_regional_warehouse_of_its_country(
 async def test_a_submission_the_checks_refuse_is_rejected_and_holds_nothing(
     catalog: ServiceBench, order: OrderSubmitted, code: ReasonCode, message: str
 ) -> None:
+    rejections = {"service": NAME, "channel": order.channel.value, "reason": code.value}
+    counted_before = REGISTRY.get_sample_value(REJECTIONS, rejections) or 0.0
     await catalog.deliver(ORDERS_SUBMITTED, order)
     received, rejected = await catalog.statuses(order.order_id)
     assert (received.status, rejected.status) == (OrderState.RECEIVED, OrderState.REJECTED)
     assert reason_of(rejected).code is code
+    assert REGISTRY.get_sample_value(REJECTIONS, rejections) == counted_before + 1
     assert message in reason_of(rejected).message
     assert await validated(catalog) == []
     assert await shelf(catalog, "HEADSET-BT", "wh-berlin") == (50, 0)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.fulfillment import store
 from services.fulfillment.app import NAME
@@ -357,3 +358,31 @@ async def test_an_invalid_dispatch_is_dead_lettered_and_rejects_nothing(
     [letter] = await fulfillment.dead_letters(DISPATCHES)
     assert "shipment_id" in letter.error
     assert await fulfillment.history("b-14") == []
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def shipments_counted(kind: str, mode: str, carrier: str) -> float:
+    labels = {"mode": mode, "carrier": carrier}
+    return REGISTRY.get_sample_value(f"tradelane_shipments_{kind}_total", labels) or 0.0
+
+
+async def test_shipments_are_counted_by_mode_and_carrier_when_planned_and_when_they_leave(
+    fulfillment: ServiceBench,
+) -> None:
+    """The inventory-and-fulfillment dashboard's shipments by mode and carrier; a dispatch
+    confirmed twice counts once, like the `shipped` status it reports."""
+    express = ("parcel", "parcel-express")
+    planned_before = shipments_counted("planned", *express)
+    left_before = shipments_counted("dispatched", *express)
+    event = approved(b2c_order("c-m1", [("GLOVE-L", 1)], speed="express"), "wh-berlin")
+    await fulfillment.deliver(ORDERS_APPROVED, event)
+    [[shipment]] = await reported(fulfillment, "c-m1", PLANNED)
+    await fulfillment.deliver(DISPATCHES, dispatch("c-m1", shipment.shipment_id))
+    await fulfillment.deliver(DISPATCHES, dispatch("c-m1", shipment.shipment_id))
+
+    assert shipments_counted("planned", *express) == planned_before + 1
+    assert shipments_counted("dispatched", *express) == left_before + 1
+    ftl = {"mode": "freight", "carrier": "freight-ftl"}
+    assert REGISTRY.get_sample_value("tradelane_shipments_planned_total", ftl) is not None

@@ -15,6 +15,7 @@ import pytest
 
 from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
+from tools import dashboards
 from tools.k8s import check
 from tools.k8s.registry import SERVICES, SHOPS, access, published
 from tools.k8s.strimzi import drifted_files, user_name
@@ -126,6 +127,7 @@ def test_every_overlay_and_component_renders_and_every_object_is_valid(
         "overlays/dev",
         "overlays/prod",
         "components/kafka-cluster",
+        "components/grafana",
         "components/network-policies",
         "components/prometheus",
         "components/strimzi",
@@ -136,6 +138,26 @@ def test_every_overlay_and_component_renders_and_every_object_is_valid(
     assert problems == []
     kinds = {obj["kind"] for obj in rendered["overlays/prod"]}
     assert {"KafkaTopic", "KafkaUser", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"} <= kinds
+
+
+def test_the_grafana_component_ships_every_generated_dashboard_to_the_sidecar(
+    rendered: dict[str, list[Object]],
+) -> None:
+    """One ConfigMap per dashboard, labelled for the Grafana sidecar, its JSON as generated."""
+    for target in ("components/grafana", "overlays/prod"):
+        shipped = {
+            name: config_map
+            for name, config_map in of_kind(rendered[target], "ConfigMap").items()
+            if config_map["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        }
+        files = {}
+        for config_map in shipped.values():
+            assert config_map["metadata"]["annotations"]["grafana_folder"] == "Tradelane"
+            files.update(config_map["data"])
+        assert files == {
+            dashboards.file_of(board).name: dashboards.rendered(board)
+            for board in dashboards.BOARDS
+        }, target
 
 
 def test_the_validation_fails_on_unknown_kinds_unknown_fields_and_bad_custom_resources(

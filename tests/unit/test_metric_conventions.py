@@ -30,11 +30,13 @@ ALLOWED_LABELS = {
     "topic",  # the topic registry (logical names, no prefix)
     "channel",  # b2b, b2c, unknown
     "outcome",  # closed enums: the status published, a decision's outcome, ...
-    "reason",  # refusal reasons: a closed list
+    "reason",  # refusal reasons and rejection reason codes: closed lists
     "stage",  # metrics.OrderStage
     "role",  # approver roles
     "category",  # top-level product categories only
     "warehouse",  # the warehouse reference list
+    "mode",  # ShipmentMode: parcel, freight
+    "carrier",  # the carriers in fulfillment's ShippingRules: five
 }
 ID_LABELS = {"order_id", "account_id", "sku", "event_id", "buyer_id", "approver_id"}
 """Unbounded: one series per order, account or product. Never a label."""
