@@ -339,6 +339,37 @@ def test_every_service_logs_in_to_kafka_as_its_own_kafka_user_over_tls(
         assert mounted_secret(pod, env["KAFKA_SSL_CA_FILE"]) == KAFKA_CLUSTER_CA
 
 
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_the_kafka_cluster_serves_what_the_services_log_in_with(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    """The overlay's own Strimzi cluster: the listener, ACLs and replication the services expect."""
+    objects = overlays[overlay]
+    [kafka] = of_kind(objects, "Kafka").values()
+    [pool] = of_kind(objects, "KafkaNodePool").values()
+    name = kafka["metadata"]["name"]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == name
+    for kind in ("KafkaTopic", "KafkaUser"):
+        assert {
+            o["metadata"]["labels"]["strimzi.io/cluster"] for o in of_kind(objects, kind).values()
+        } == {name}
+    [listener] = kafka["spec"]["kafka"]["listeners"]  # nothing else gets in
+    assert listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"  # the ACLs are enforced
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["auto.create.topics.enable"] is False
+    for service in SERVICES:
+        env = environment(objects, service)
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{name}-kafka-bootstrap:{listener['port']}"
+        replication = int(env["TRADELANE_TOPIC_REPLICATION_FACTOR"])
+        min_insync = int(env["TRADELANE_TOPIC_MIN_INSYNC_REPLICAS"])
+        assert config["default.replication.factor"] == replication, service
+        assert config["min.insync.replicas"] == min_insync, service
+        assert pool["spec"]["replicas"] >= replication, "fewer brokers than copies of a topic"
+        assert replication == 1 or min_insync < replication, "one broker down must not stop writes"
+    assert "broker" in pool["spec"]["roles"]
+
+
 def mounted_secret(pod: Object, path: str) -> tuple[str, str]:
     """The Secret and key behind the file at `path`, which must be mounted read-only."""
     [container] = pod["containers"]
