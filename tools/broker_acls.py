@@ -33,6 +33,12 @@ RESOURCE_TYPES = {
 }
 
 
+PATTERN_TYPES = {
+    "literal": ACLResourcePatternType.LITERAL,
+    "prefix": ACLResourcePatternType.PREFIXED,  # Strimzi says `prefix`, Kafka `PREFIXED`
+}
+
+
 def _operation(strimzi: str) -> ACLOperation:
     """Strimzi's `IdempotentWrite` is Kafka's `IDEMPOTENT_WRITE`."""
     return ACLOperation[re.sub(r"(?<!^)(?=[A-Z])", "_", strimzi).upper()]
@@ -51,8 +57,8 @@ def kafka_acls(user: str, rules: Iterable[Mapping[str, Any]], prefix: str = "") 
         name = resource.get("name", "kafka-cluster")
         if kind in (ResourceType.TOPIC, ResourceType.GROUP):
             name = f"{prefix}{name}"
-        pattern_type = resource.get("patternType", "literal")  # Strimzi's default
-        pattern = ResourcePattern(kind, name, ACLResourcePatternType[pattern_type.upper()])
+        pattern_type = PATTERN_TYPES[resource.get("patternType", "literal")]  # Strimzi's default
+        pattern = ResourcePattern(kind, name, pattern_type)
         for operation in rule["operations"]:
             acls.append(
                 ACL(

@@ -20,22 +20,28 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 
 from shared.contract import OrderState
 from shared.kafka_connection import KafkaConnection
-from shared.topics import ORDERS_PRICED, ORDERS_STATUS, ORDERS_VALIDATED, TopicSpec
+from shared.topics import (
+    ORDERS_PRICED,
+    ORDERS_STATUS,
+    ORDERS_SUBMITTED,
+    ORDERS_VALIDATED,
+    TopicSpec,
+)
 from tests.e2e.conftest import Pipeline, new_topic_prefix, running_pipeline
 from tools.broker_acls import grant, tradelane_acls
 from tools.fleet import SERVICES, wait_for
-from tools.k8s.registry import SHOPS
+from tools.k8s.registry import OPS, SHOPS
 from tools.k8s.strimzi import user_name
 from tools.local_kafka import LocalKafka
 from tools.seed import b2c_order
 
-USERS = [user_name(service) for service in (*SERVICES, SHOPS)]
+USERS = [user_name(service) for service in (*SERVICES, SHOPS, OPS)]
 REFUSAL_TIMEOUT_MS = 3000
 """How long a refused client keeps retrying before it reports that it could not bootstrap."""
 
@@ -188,6 +194,57 @@ def test_a_user_writing_a_topic_its_acl_does_not_allow_is_refused(
     producer = KafkaProducer(**secured_kafka.connection(user).kafka_python(), max_block_ms=10_000)
     try:
         sent = producer.send(secured_pipeline.names.of(topic), key=b"k", value=b"{}")
+        with pytest.raises(TopicAuthorizationFailedError):
+            sent.get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+
+def test_ops_read_any_topic_and_look_at_a_services_group(
+    secured_pipeline: Pipeline, secured_kafka: LocalKafka
+) -> None:
+    """The runbook's commands work as `tradelane-ops`: read a topic with a group of its own,
+    and see a service's consumer group (members, committed offsets) without joining it."""
+    pipeline = secured_pipeline
+    order = b2c_order(pipeline.order_id("ops"), [("BOLT-M8-100", 1)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.publisher.flush()
+    pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+    ops = secured_kafka.connection(user_name(OPS))
+
+    consumer = KafkaConsumer(
+        pipeline.names.of(ORDERS_STATUS),
+        **ops.kafka_python(),
+        group_id=f"{pipeline.names.prefix}tradelane-ops-runbook",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        keys: set[bytes] = set()
+
+        def read_the_order() -> bool:
+            batches = consumer.poll(timeout_ms=500).values()
+            keys.update(record.key or b"" for batch in batches for record in batch)
+            return order.order_id.encode() in keys
+
+        wait_for("ops to read the order's statuses", read_the_order, timeout=30)
+    finally:
+        consumer.close()
+
+    admin = KafkaAdminClient(**ops.kafka_python(), request_timeout_ms=15_000)
+    try:
+        group = f"{pipeline.names.prefix}tradelane-catalog"
+        described = admin.describe_groups([group])[group]
+        assert described["group_state"] == "Stable" and described["members"], described
+        assert admin.list_group_offsets({group: None})[group]  # what the lag is measured from
+    finally:
+        admin.close()
+
+    # Ops look, they never write. (Without idempotence: with it, a user who may write no
+    # topic at all is refused a producer id before any topic is asked.)
+    producer = KafkaProducer(**ops.kafka_python(), enable_idempotence=False, max_block_ms=10_000)
+    try:
+        sent = producer.send(pipeline.names.of(ORDERS_SUBMITTED), key=b"k", value=b"{}")
         with pytest.raises(TopicAuthorizationFailedError):
             sent.get(timeout=10)
     finally:

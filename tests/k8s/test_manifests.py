@@ -17,7 +17,7 @@ from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
 from tools import dashboards
 from tools.k8s import check
-from tools.k8s.registry import SERVICES, SHOPS, access, published
+from tools.k8s.registry import OPS, SERVICES, SHOPS, access, published
 from tools.k8s.strimzi import drifted_files, user_name
 
 Object = dict[str, Any]
@@ -441,6 +441,29 @@ def test_the_shops_user_writes_orders_and_cancellations_and_reads_statuses_only(
         "topic:orders.cancelled": {"Write"},
         "topic:orders.status": {"Read"},
         "group:tradelane-shops": {"Read"},
+    }
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_the_ops_user_reads_every_topic_and_inspects_groups_but_writes_nothing(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    objects = overlays[overlay]
+    ops = of_kind(objects, "KafkaUser")[user_name(OPS)]
+    all_topics = {t["spec"]["topicName"] for t in of_kind(objects, "KafkaTopic").values()}
+    granted: dict[tuple[str, str, str], set[str]] = {}
+    for rule in ops["spec"]["authorization"]["acls"]:
+        resource = rule["resource"]
+        key = (resource["type"], resource["name"], resource["patternType"])
+        granted.setdefault(key, set()).update(rule["operations"])
+    topics = {name: ops for (kind, name, _), ops in granted.items() if kind == "topic"}
+    assert topics == {topic: {"Describe", "Read"} for topic in all_topics}
+    groups = {
+        (name, pattern): ops for (kind, name, pattern), ops in granted.items() if kind == "group"
+    }
+    assert groups == {
+        ("tradelane-ops", "prefix"): {"Read", "Describe"},  # groups of its own
+        ("tradelane-", "prefix"): {"Describe"},  # the services' groups: look, never join
     }
 
 

@@ -35,3 +35,16 @@ def test_strimzi_rules_become_allow_acls_with_the_prefix_on_topics_and_groups() 
     assert {acl.principal for acl in acls} == {"User:tradelane-pricing"}
     assert {acl.permission_type for acl in acls} == {ACLPermissionType.ALLOW}
     assert {acl.host for acl in acls} == {"*"}
+
+
+def test_a_strimzi_prefix_rule_becomes_a_prefixed_kafka_acl_behind_the_topic_prefix() -> None:
+    rules = [
+        {
+            "resource": {"type": "group", "name": "tradelane-", "patternType": "prefix"},
+            "operations": ["Describe"],
+            "host": "*",
+        }
+    ]
+    [acl] = kafka_acls("tradelane-ops", rules, prefix="e2e1.")
+    assert acl.resource_pattern.pattern_type == ACLResourcePatternType.PREFIXED
+    assert acl.resource_pattern.resource_name == "e2e1.tradelane-"

@@ -30,6 +30,8 @@ class Access:
     service: str
     reads: frozenset[str]
     writes: frozenset[str]
+    inspects_groups: bool = False
+    """Describe every Tradelane consumer group, and read with any group named after the user."""
 
     @property
     def group(self) -> str:
@@ -81,3 +83,13 @@ def shop_access() -> Access:
 
 def all_topic_names() -> list[str]:
     return [name for spec in ALL_TOPICS for name in (spec.name, f"{spec.name}.dlq")]
+
+
+OPS = "ops"
+"""Ops' own KafkaUser, for the runbook's commands: read any topic (the `.dlq` twins above all)
+and look at the services' consumer groups; never write."""
+
+
+def ops_access() -> Access:
+    """Read every registry topic and `.dlq` twin, write none, inspect the services' groups."""
+    return Access(OPS, frozenset(all_topic_names()), frozenset(), inspects_groups=True)
