@@ -8,7 +8,10 @@ Every wait is a condition with a deadline, never a bare sleep.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +32,7 @@ from shared.contract import (
     ApprovalNotice,
     ApprovalProgress,
     DeadLetter,
+    Event,
     OrderState,
     OrderStatusChanged,
     PriceEntry,
@@ -267,6 +271,23 @@ class Pipeline:
             self.publisher.publish(spec, event)
         self.publisher.flush()
         self.fleet.wait_caught_up([spec], timeout=WAIT_SECONDS)
+
+
+def publish_with_cli(
+    events: Sequence[Event], folder: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`tradelane publish FILE` as a shop runs it: a JSONL file of `events`, in a process of its
+    own with `env` (this process's environment and the given variables)."""
+    path = folder / "events.jsonl"
+    path.write_text("".join(event.to_bytes().decode() + "\n" for event in events))
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "publish", str(path)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def new_topic_prefix() -> str:

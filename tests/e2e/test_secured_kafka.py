@@ -11,10 +11,7 @@ A shop sends its order with the `tradelane` CLI as `tradelane-shops`.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +30,7 @@ from shared.topics import (
     ORDERS_VALIDATED,
     TopicSpec,
 )
-from tests.e2e.conftest import Pipeline, new_topic_prefix, running_pipeline
+from tests.e2e.conftest import Pipeline, new_topic_prefix, publish_with_cli, running_pipeline
 from tools.broker_acls import grant, tradelane_acls
 from tools.fleet import SERVICES, wait_for
 from tools.k8s.registry import OPS, SHOPS
@@ -89,11 +86,8 @@ def test_an_order_a_shop_sends_with_the_cli_is_fulfilled_by_services_logged_in_a
 ) -> None:
     pipeline = secured_pipeline
     order = b2c_order(pipeline.order_id("secured"), [("BOLT-M8-100", 2)])
-    path = tmp_path / "orders.jsonl"
-    path.write_text(order.to_bytes().decode() + "\n")
     shop = user_name(SHOPS)
     env = {
-        **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": secured_kafka.bootstrap,
         "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
         "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -101,14 +95,7 @@ def test_an_order_a_shop_sends_with_the_cli_is_fulfilled_by_services_logged_in_a
         "KAFKA_PASSWORD": secured_kafka.users[shop],
         "KAFKA_SSL_CA_FILE": str(secured_kafka.ca_file),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "publish", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = publish_with_cli([order], tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "sent 1 event(s)" in result.stdout
     assert secured_kafka.users[shop] not in result.stdout + result.stderr

@@ -31,7 +31,7 @@ from shared.topics import (
     STOCK_ADJUSTMENTS,
     TopicSpec,
 )
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, publish_with_cli
 from tools.seed import b2c_order
 
 
@@ -166,21 +166,11 @@ def test_the_cli_publishes_a_valid_file_and_the_order_completes(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     order = b2c_order(pipeline.order_id("cli"), [("SCREW-5X50", 2)])
-    path = tmp_path / "orders.jsonl"
-    path.write_text(order.to_bytes().decode() + "\n")
     env = {
-        **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": pipeline.fleet.bootstrap,
         "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "publish", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = publish_with_cli([order], tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "sent 1 event(s)" in result.stdout
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
