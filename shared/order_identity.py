@@ -18,8 +18,14 @@ from shared.contract import Order
 
 
 def fingerprint(order: Order) -> str:
-    """SHA-256 of the order's content as the shop wrote it; the envelope does not count."""
-    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+    """SHA-256 of the order's content as the shop wrote it; the envelope does not count.
+
+    A reorder is fingerprinted as sent (its `reorder_of`, not the lines catalog
+    resolves), so its retry matches. `reorder_of` is left out when absent, so
+    orders recorded before the field existed keep their fingerprints.
+    """
+    unset = {"reorder_of"} if order.reorder_of is None else None
+    return hashlib.sha256(order.model_dump_json(exclude=unset).encode()).hexdigest()
 
 
 class Resubmission(StrEnum):

@@ -376,8 +376,12 @@ def b2b_order(
     buyer_id: str = "acme-buyer",
     terms: str = "NET30",
     reference: str | None = None,
+    reorder_of: str | None = None,
 ) -> OrderSubmitted:
-    """A business's order from the EDI gateway: on invoice, freight to a building site."""
+    """A business's order from the EDI gateway: on invoice, freight to a building site.
+
+    With `reorder_of` and no lines it buys that earlier order again (one-click reorder).
+    """
     return OrderSubmitted.new(
         order_id=order_id,
         shop_id="edi",
@@ -387,6 +391,7 @@ def b2b_order(
         currency="EUR",
         reference=reference or f"PO-{order_id}",
         lines=[{"sku": s, "quantity": q} for s, q in lines],
+        reorder_of=reorder_of,
         payment={"method": "invoice", "terms": terms},
         delivery={"speed": "standard", "address": HAMBURG_SITE},
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from services.catalog import domain, store
+from services.catalog import domain, reorder, store
 from services.catalog import metrics as m
 from services.catalog.domain import Cause, Stage, StockMove
 from shared.categories import top_level
@@ -175,6 +175,7 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
             Stage.CANCELLED,
             content,
         )
+        await store.record_requested_lines(tx.session, order.order_id, order.lines)
         reason = Reason(
             code=ReasonCode.CANCELLED_BY_SHOP,
             message=early.reason or "cancelled by shop before the order arrived",
@@ -192,6 +193,7 @@ async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
     await tx.report(order, OrderState.RECEIVED)
     tx.order_reached(OrderStage.RECEIVED, event.occurred_at)
     try:
+        order = await requested_lines(tx, order)
         allocations = await plan_allocations(tx, order)
         await store.hold_stock(tx.session, order.order_id, allocations, event.occurred_at)
     except (Rejected, store.StockTaken) as refused:
@@ -258,6 +260,17 @@ async def refuse_order(tx: Transaction, refusal: Refusal) -> bool:
         tx.session, refusal.order_id, refusal.account_id, channel, Stage.REJECTED
     )
     return True
+
+
+async def requested_lines(tx: Transaction, order: Order) -> Order:
+    """The order with the lines it asks for (a reorder's are its earlier order's), kept as
+    the template of a later reorder; raises `Rejected` for a reorder of no order of its own."""
+    if order.reorder_of is not None:
+        earlier = await store.earlier_order(tx.session, order.reorder_of)
+        order = reorder.resolve(order, earlier)
+        log.info("order %s reorders %s", order.order_id, order.reorder_of)
+    await store.record_requested_lines(tx.session, order.order_id, order.lines)
+    return order
 
 
 async def plan_allocations(tx: Transaction, order: Order) -> list[domain.Allocation]:

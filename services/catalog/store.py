@@ -11,6 +11,7 @@ how units move between those; this module writes down what it says).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -45,9 +46,11 @@ from services.catalog.domain import (
     WaitingLine,
     adjusted_on_hand,
 )
+from services.catalog.reorder import EarlierOrder
 from shared.contract import (
     Account,
     Channel,
+    OrderLine,
     Product,
     QuantityRule,
     ReservedLine,
@@ -114,6 +117,20 @@ class OrderRow(OrderRecord, Base):
     # account_id is None when the id's first message was unreadable; state is a `domain.Stage`.
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """SHA-256 of the order's content, to tell a retry from a different order (order_identity)."""
+
+
+class RequestedLineRow(Base):
+    """A line as the shop asked for it (a reorder's: as resolved), the template of a reorder.
+
+    Kept as long as the order's row: the inbox's retention does not touch it, so
+    an order can be bought again months later.
+    """
+
+    __tablename__ = "requested_lines"
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
 
 
 class EarlyCancellationRow(Base):
@@ -357,6 +374,21 @@ async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
     return await session.get(OrderRow, order_id)
 
 
+async def earlier_order(session: AsyncSession, order_id: str) -> EarlierOrder | None:
+    """The order a reorder names, with the lines it asked for; None if catalog never saw it."""
+    row = await session.get(OrderRow, order_id)
+    if row is None:
+        return None
+    lines = await session.scalars(
+        select(RequestedLineRow)
+        .where(RequestedLineRow.order_id == order_id)
+        .order_by(RequestedLineRow.line_no)
+    )
+    return EarlierOrder(
+        row.account_id, [OrderLine(sku=line.sku, quantity=line.quantity) for line in lines]
+    )
+
+
 async def reservations_of(session: AsyncSession, order_id: str) -> list[ReservationRow]:
     return list(
         await session.scalars(
@@ -388,6 +420,16 @@ async def record_order(
     session.add(row)
     await session.flush()
     return row
+
+
+async def record_requested_lines(
+    session: AsyncSession, order_id: str, lines: Sequence[OrderLine]
+) -> None:
+    session.add_all(
+        RequestedLineRow(order_id=order_id, line_no=number, sku=line.sku, quantity=line.quantity)
+        for number, line in enumerate(lines, start=1)
+    )
+    await session.flush()
 
 
 async def remember_early_cancellation(

@@ -82,7 +82,15 @@ class Order(ContractModel):
         default=None, description="The buyer's cost centre (B2B), for budgets and approvals."
     )
     lines: list[OrderLine] = Field(
-        min_length=1, max_length=500, description="One line per SKU (a SKU may not repeat)."
+        default_factory=list,
+        max_length=500,
+        description="One line per SKU (a SKU may not repeat). Empty only with `reorder_of`.",
+    )
+    reorder_of: Id | None = Field(
+        default=None,
+        description="One-click reorder: the id of an earlier order of the same account whose "
+        "lines this order takes, instead of listing them. Catalog fills `lines` in from it; "
+        "later stages see both.",
     )
     quote_id: Id | None = None
     promo_codes: list[PromoCode] = Field(default_factory=list, max_length=10)
@@ -101,11 +109,29 @@ class Order(ContractModel):
             first[line.sku] = number
         return self
 
+    @model_validator(mode="after")
+    def _lines_or_reorder(self) -> Self:
+        if not self.lines and self.reorder_of is None:
+            raise ValueError(
+                "lines: an order needs at least one line, or reorder_of naming an earlier order"
+            )
+        return self
+
 
 class OrderSubmitted(Order, Event):
     """`orders.submitted/v1`, keyed by `account_id` so one account's orders stay in order."""
 
     schema_: Literal["orders.submitted/v1"] = Field(alias="schema")
+
+    @model_validator(mode="after")
+    def _not_lines_and_reorder(self) -> Self:
+        """A shop sends lines or a reorder, never both: which would win is no one's guess."""
+        if self.lines and self.reorder_of is not None:
+            raise ValueError(
+                "reorder_of: a reorder takes the earlier order's lines; send either lines "
+                "or reorder_of, not both"
+            )
+        return self
 
     def order(self) -> Order:
         return Order.model_validate(self.model_dump(include=set(Order.model_fields)))

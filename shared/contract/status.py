@@ -34,6 +34,7 @@ class ReasonCode(StrEnum):
     INVALID_EVENT = "invalid_event"
     PROCESSING_FAILED = "processing_failed"
     DUPLICATE_ORDER_ID = "duplicate_order_id"
+    UNKNOWN_REORDER = "unknown_reorder"
     UNKNOWN_SKU = "unknown_sku"
     NOT_IN_ASSORTMENT = "not_in_assortment"
     QUANTITY_RULE = "quantity_rule"

@@ -610,3 +610,102 @@ async def test_a_level_below_what_is_reserved_keeps_the_reservations(catalog: Se
     await catalog.deliver(STOCK, StockLevel.new(sku="BOLT-M8-100", warehouse_id=DC, on_hand=25))
     assert await shelf(catalog, "BOLT-M8-100") == (25, 40)
     assert await fills(catalog) == []
+
+
+# --- one-click reorder -----------------------------------------------------------------------
+
+
+async def test_a_reorder_takes_the_earlier_orders_lines_and_holds_their_stock_again(
+    catalog: ServiceBench,
+) -> None:
+    earlier = b2b_order("b-1", [("BOLT-M8-100", 40), ("CEMENT-25", 200)])
+    first = await accept(catalog, earlier)
+    handed_on = await accept(catalog, b2b_order("b-2", [], reorder_of="b-1", reference="PO-77"))
+    assert handed_on.order.lines == earlier.lines
+    assert (handed_on.order.reorder_of, handed_on.order.reference) == ("b-1", "PO-77")
+    assert [line.model_dump() for line in handed_on.lines] == [
+        line.model_dump() for line in first.lines
+    ]
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 80)
+    assert await shelf(catalog, "CEMENT-25") == (20000, 400)
+
+
+async def test_a_reorder_of_a_reorder_and_of_a_cancelled_order_takes_the_same_lines(
+    catalog: ServiceBench,
+) -> None:
+    earlier = b2b_order("b-1", [("BOLT-M8-100", 40)])
+    await accept(catalog, earlier)
+    await catalog.deliver(ORDERS_CANCELLED, OrderCancelled.new(order_id="b-1", account_id=ACME))
+    await accept(catalog, b2b_order("b-2", [], reorder_of="b-1"))
+    again = await accept(catalog, b2b_order("b-3", [], reorder_of="b-2"))
+    assert (again.order.lines, again.order.reorder_of) == (earlier.lines, "b-2")
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 80)
+
+
+async def test_a_reorder_meets_todays_catalog_not_the_one_of_the_earlier_order(
+    catalog: ServiceBench,
+) -> None:
+    await catalog.deliver(ORDERS_SUBMITTED, b2b_order("g-1", [("DRILL-18V", 1)], account_id=GLOBEX))
+    assert reason_of((await catalog.statuses("g-1"))[-1]).code is ReasonCode.NOT_IN_ASSORTMENT
+    [globex] = [a for a in accounts() if a.account_id == GLOBEX]
+    await catalog.deliver(ACCOUNTS, resent(globex, assortment_categories=None))
+    handed_on = await accept(catalog, b2b_order("g-2", [], account_id=GLOBEX, reorder_of="g-1"))
+    assert [(line.sku, line.quantity) for line in handed_on.lines] == [("DRILL-18V", 1)]
+
+    [drill] = [p for p in products() if p.sku == "DRILL-18V"]
+    await catalog.deliver(PRODUCTS, resent(drill, active=False))
+    await catalog.deliver(
+        ORDERS_SUBMITTED, b2b_order("g-3", [], account_id=GLOBEX, reorder_of="g-2")
+    )
+    rejected = (await catalog.statuses("g-3"))[-1]
+    assert (rejected.status, reason_of(rejected).code) == (
+        OrderState.REJECTED,
+        ReasonCode.UNKNOWN_SKU,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reorder", "earlier_id"),
+    [
+        (b2b_order("g-1", [], account_id=GLOBEX, reorder_of="b-1"), "b-1"),
+        (b2b_order("g-1", [], account_id=GLOBEX, reorder_of="b-404"), "b-404"),
+        (b2b_order("g-1", [], account_id=GLOBEX, reorder_of="broken-1"), "broken-1"),
+    ],
+    ids=["another account's", "unknown", "unreadable"],
+)
+async def test_a_reorder_of_no_order_of_ones_own_is_rejected_alike_and_holds_nothing(
+    catalog: ServiceBench, reorder: OrderSubmitted, earlier_id: str
+) -> None:
+    await accept(catalog, b2b_order("b-1", [("BOLT-M8-100", 40)]))
+    await deliver_invalid(catalog, ORDERS_SUBMITTED, order_id="broken-1", account_id=GLOBEX)
+    await catalog.deliver(ORDERS_SUBMITTED, reorder)
+    received, rejected = await catalog.statuses("g-1")
+    assert (received.status, rejected.status) == (OrderState.RECEIVED, OrderState.REJECTED)
+    assert reason_of(rejected) == Reason(
+        code=ReasonCode.UNKNOWN_REORDER,
+        message=f"reorder_of {earlier_id}: account globex-ag has no earlier order with this id "
+        "to reorder; send the lines instead",
+    )
+    assert [v.order.order_id for v in await validated(catalog)] == ["b-1"]
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
+    assert await catalog.history("b-1") == ["received"]
+
+
+async def test_a_redelivered_or_retried_reorder_changes_nothing(catalog: ServiceBench) -> None:
+    await accept(catalog, b2b_order("b-1", [("BOLT-M8-100", 40)]))
+    reorder = b2b_order("b-2", [], reorder_of="b-1")
+    await accept(catalog, reorder)
+    await catalog.deliver(ORDERS_SUBMITTED, reorder)  # the broker again
+    await catalog.deliver(ORDERS_SUBMITTED, resent(reorder))  # the shop again, same content
+    assert await catalog.history("b-2") == ["received"]
+    assert [v.order.order_id for v in await validated(catalog)] == ["b-1", "b-2"]
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 80)
+    assert await catalog.dead_letters(ORDERS_SUBMITTED) == []
+
+
+async def test_a_retried_rejected_reorder_is_answered_once(catalog: ServiceBench) -> None:
+    reorder = b2b_order("b-2", [], reorder_of="b-404")
+    await catalog.deliver(ORDERS_SUBMITTED, reorder)
+    await catalog.deliver(ORDERS_SUBMITTED, reorder)
+    await catalog.deliver(ORDERS_SUBMITTED, resent(reorder))
+    assert await catalog.history("b-2") == ["received", "rejected"]
