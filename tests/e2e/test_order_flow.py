@@ -21,7 +21,7 @@ from shared.topics import (
     STOCK_ADJUSTMENTS,
 )
 from tests.e2e.conftest import Pipeline
-from tools.seed import b2b_order, b2c_order
+from tools.seed import ACME, GLOBEX, b2b_order, b2c_order
 
 
 def test_b2c_order_is_shipped_as_parcel_from_a_nearby_warehouse(pipeline: Pipeline) -> None:
@@ -154,7 +154,8 @@ def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_next_order_co
     pipeline.publisher.send_raw(
         topic,
         b"cust-anna",
-        f'{{"schema": "orders.submitted/v1", "order_id": "{bad_id}", "lines": []}}'.encode(),
+        f'{{"schema": "orders.submitted/v1", "order_id": "{bad_id}", '
+        '"lines": [{"sku": "GLOVE-L", "quantity": 0}]}'.encode(),
     )
     good = b2c_order(pipeline.order_id("good"), [("SCREW-5X50", 1)])
     pipeline.publisher.publish(ORDERS_SUBMITTED, good)
@@ -194,6 +195,46 @@ def test_a_duplicate_submission_is_processed_once(pipeline: Pipeline) -> None:
     pipeline.watch.wait_for_status(marker.order_id, OrderState.FULFILLMENT_PLANNED)
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     assert pipeline.watch.history(order.order_id) == ["received", "approved", "fulfillment_planned"]
+
+
+def test_a_reorder_is_priced_and_planned_like_any_order_and_foreign_ones_are_refused(
+    pipeline: Pipeline,
+) -> None:
+    """One click buys Acme's earlier order again; Globex naming that order learns nothing."""
+    earlier = b2b_order(pipeline.order_id("first"), [("BOLT-M8-100", 40), ("CEMENT-25", 200)])
+    pipeline.publisher.publish(ORDERS_SUBMITTED, earlier)
+    first = pipeline.watch.wait_for_status(earlier.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    reorder = b2b_order(pipeline.order_id("again"), [], reorder_of=earlier.order_id)
+    pipeline.publisher.publish(ORDERS_SUBMITTED, reorder)
+    planned = pipeline.watch.wait_for_status(reorder.order_id, OrderState.FULFILLMENT_PLANNED)
+
+    assert pipeline.watch.history(reorder.order_id) == [
+        "received",
+        "approved",
+        "fulfillment_planned",
+    ]
+    approved = pipeline.watch.wait_for_status(reorder.order_id, OrderState.APPROVED)
+    assert [(line.sku, line.quantity) for line in approved.lines or []] == [
+        ("BOLT-M8-100", 40),
+        ("CEMENT-25", 200),
+    ]
+    assert planned.totals is not None and first.totals is not None
+    # today's contract prices, as for the first order: 40 x 9.80 + 200 x 5.90
+    assert planned.totals.total == first.totals.total == Decimal("1572.00")
+    assert sorted(
+        (line.sku, line.quantity) for shipment in planned.shipments or [] for line in shipment.lines
+    ) == [("BOLT-M8-100", 40), ("CEMENT-25", 200)]
+
+    foreign = b2b_order(
+        pipeline.order_id("foreign"), [], account_id=GLOBEX, reorder_of=earlier.order_id
+    )
+    pipeline.publisher.publish(ORDERS_SUBMITTED, foreign)
+    rejected = pipeline.watch.wait_for_status(foreign.order_id, OrderState.REJECTED)
+    assert rejected.reason is not None
+    assert rejected.reason.code is ReasonCode.UNKNOWN_REORDER
+    assert ACME not in rejected.reason.message
+    assert pipeline.watch.history(foreign.order_id) == ["received", "rejected"]
 
 
 def test_a_line_outside_the_accounts_category_assortment_is_rejected(pipeline: Pipeline) -> None:
