@@ -1,6 +1,7 @@
 """Catalog's handlers: the first step of an order's life, and the keeper of stock.
 
-It checks every line against the catalog (exists, sold on this channel, in the
+A reorder first takes the lines of the earlier order it names (`reorder`). It
+checks every line against the catalog (exists, sold on this channel, in the
 account's assortment, in an allowed quantity), holds the stock in one warehouse
 per line (a B2B account that allows backorders waits for what is missing), and
 hands the order to pricing. It gives the stock back when a later step rejects

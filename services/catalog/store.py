@@ -1,4 +1,5 @@
-"""Catalog's own database: products, accounts, warehouses, stock, orders and reservations.
+"""Catalog's own database: products, accounts, warehouses, stock, orders, their lines and
+reservations.
 
 Stock moves only through guarded UPDATEs on the `stock` row, and planning an
 order locks the rows it reads (`SELECT … FOR UPDATE` on PostgreSQL; SQLite

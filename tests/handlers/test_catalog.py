@@ -7,6 +7,7 @@ delivers every event through the whole consume path.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -709,3 +710,16 @@ async def test_a_retried_rejected_reorder_is_answered_once(catalog: ServiceBench
     await catalog.deliver(ORDERS_SUBMITTED, reorder)
     await catalog.deliver(ORDERS_SUBMITTED, resent(reorder))
     assert await catalog.history("b-2") == ["received", "rejected"]
+
+
+async def test_a_submission_with_both_lines_and_reorder_of_is_dead_lettered_and_rejected(
+    catalog: ServiceBench,
+) -> None:
+    await accept(catalog, b2b_order("b-1", [("BOLT-M8-100", 40)]))
+    body = json.loads(b2b_order("b-2", [("GLOVE-L", 20)]).to_bytes())
+    await catalog.deliver(ORDERS_SUBMITTED, json.dumps({**body, "reorder_of": "b-1"}).encode())
+    [letter] = await catalog.dead_letters(ORDERS_SUBMITTED)
+    assert "send either lines or reorder_of, not both" in letter.error
+    [rejected] = await catalog.statuses("b-2")
+    assert reason_of(rejected).code is ReasonCode.INVALID_EVENT
+    assert await shelf(catalog, "GLOVE-L") == (5000, 0)
