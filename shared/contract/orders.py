@@ -69,7 +69,8 @@ class Delivery(ContractModel):
 
 
 class Order(ContractModel):
-    """The order as the shop wrote it; later stages carry it along unchanged."""
+    """The order as the shop wrote it; later stages carry it along unchanged (but for a
+    reorder's `lines`, which catalog fills in from the earlier order)."""
 
     order_id: Id
     shop_id: Id
