@@ -273,6 +273,7 @@ async def release_to_fulfillment(
             order=priced.order,
             lines=priced.lines,
             totals=priced.totals,
+            payment=priced.payment,
             approval_mode=mode,
             approved_by=list(progress.approved_by) if progress else [],
             submitted_at=priced.submitted_at,

@@ -20,8 +20,9 @@ Where a line's price comes from:
 - **Volume tiers:** within a list, the tier with the highest `min_quantity` not
   above the line's quantity wins.
 
-Totals: each line total is `unit_price * quantity` rounded to cents with banker's
-rounding; `subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
+Totals: each line total is `unit_price * quantity` rounded to the currency's minor
+unit (JPY 0, EUR 2, BHD 3 decimals) with banker's rounding (`round_money`);
+`subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
 tax, shipping, promotions and promo codes, negotiated quotes; the credit limit is
 not checked yet either.
 """
@@ -220,7 +221,9 @@ def contract_of(
     return contract
 
 
-def price_line(line_no: int, line: ReservedLine, sources: Sequence[PriceSource]) -> PricedLine:
+def price_line(
+    line_no: int, line: ReservedLine, sources: Sequence[PriceSource], currency: str
+) -> PricedLine:
     """Price one line from the first source that prices its SKU at its quantity."""
     price = next(
         (found for s in sources if (found := s.unit_price(line.sku, line.quantity)) is not None),
@@ -236,14 +239,14 @@ def price_line(line_no: int, line: ReservedLine, sources: Sequence[PriceSource])
     return PricedLine(
         **line.model_dump(),
         unit_price=price.amount,
-        line_total=round_money(price.amount * line.quantity),
+        line_total=round_money(price.amount * line.quantity, currency),
         price_source=price.source,
     )
 
 
 def totals_of(currency: str, lines: Iterable[PricedLine]) -> Totals:
     """Sum of the rounded line totals; no tax or shipping yet, so `total` is the `subtotal`."""
-    subtotal = round_money(sum((line.line_total for line in lines), Decimal(0)))
+    subtotal = round_money(sum((line.line_total for line in lines), Decimal(0)), currency)
     return Totals(currency=currency, subtotal=subtotal, total=subtotal)
 
 
@@ -255,7 +258,10 @@ def price_order(
 ) -> PricedOrder:
     """Price every line the catalog reserved and total the order, or reject it whole."""
     sources = price_sources(order, account, price_books)
-    priced = [price_line(line_no, line, sources) for line_no, line in enumerate(lines, start=1)]
+    priced = [
+        price_line(line_no, line, sources, order.currency)
+        for line_no, line in enumerate(lines, start=1)
+    ]
     return PricedOrder(priced, totals_of(order.currency, priced))
 
 
