@@ -141,8 +141,11 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         ),
     ),
     ShopScenario(
-        "B2C parcel, express, paid in 3 monthly instalments",
-        lambda oid: b2c_order(oid, [("DRILL-18V", 1)], speed="express", installments=3),
+        "B2C parcel, express, paid in 3 monthly instalments (133.99 EUR: 44.67, then 44.66 "
+        "twice; the first takes the cent left over)",
+        lambda oid: b2c_order(
+            oid, [("DRILL-18V", 1), ("GLOVE-L", 1)], speed="express", installments=3
+        ),
     ),
     ShopScenario(
         "B2B acme at or over 5000 EUR (700 x 7.95 = 5565 EUR): the manager, then finance",
@@ -390,7 +393,7 @@ def orders_table(orders: list[TrackedOrder]) -> Table:
     table.add_column("account", no_wrap=True)
     table.add_column("lines", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
-    table.add_column("payment", no_wrap=True, overflow="ellipsis", max_width=36)
+    table.add_column("payment", no_wrap=True, overflow="ellipsis", ratio=1, max_width=36)
     table.add_column("status", no_wrap=True, min_width=len("fulfillment_planned"))
     table.add_column("detail", ratio=1, no_wrap=True, overflow="ellipsis", min_width=24)
     for order in orders[-VISIBLE_ORDERS:]:

@@ -119,10 +119,6 @@ Terms = Annotated[
 """Payment terms an account may use, checked against the grammar (docs/pricing.md)."""
 
 
-INSTALLMENT_MONTHS = (3, 6, 12)
-"""How many monthly instalments a consumer may choose."""
-
-
 class DueKind(StrEnum):
     FULL = "full"
     DEPOSIT = "deposit"
@@ -159,18 +155,16 @@ class PaymentPlan(ContractModel):
 
     method: Literal["card", "prepaid", "installments", "invoice"]
     terms: Terms | None = Field(default=None, description="Invoice terms (B2B), as agreed.")
-    installments: int | None = Field(
+    installments: Literal[3, 6, 12] | None = Field(
         default=None, description="Number of monthly instalments (B2C installments)."
     )
     priced_on: date
     schedule: list[DueAmount] = Field(min_length=1, max_length=12)
 
     @model_validator(mode="after")
-    def _one_currency_and_consistent(self) -> Self:
+    def _one_currency(self) -> Self:
         if len({due.currency for due in self.schedule}) != 1:
             raise ValueError("schedule: every amount of one plan is in the order's currency")
-        if self.installments is not None and self.installments not in INSTALLMENT_MONTHS:
-            raise ValueError(f"installments: one of {INSTALLMENT_MONTHS}")
         return self
 
     @property
