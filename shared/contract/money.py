@@ -12,6 +12,7 @@ units, summed over at most 500 lines).
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -105,6 +106,7 @@ Currency = Annotated[
 ]
 
 
+@functools.cache
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of a currency: 1 JPY, 0.01 EUR, 0.001 BHD (ISO 4217's exponent)."""
     exponent = iso4217.Currency(currency).exponent
