@@ -53,6 +53,7 @@ from shared.contract import (
     OrderState,
     OrderStatusChanged,
     OrderSubmitted,
+    PaymentPlan,
     ShipmentDispatched,
     StepProgress,
     StockAdjustment,
@@ -132,13 +133,19 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2c_order(oid, [("SCREW-5X50", 2), ("GLOVE-L", 3)]),
     ),
     ShopScenario(
-        "B2B acme under 5000 EUR: no rule applies, approved at once, freight (once acme-buyer "
-        "has spent 20000 EUR this month, the buyer-limit rule asks the manager)",
-        lambda oid: b2b_order(oid, [("BOLT-M8-100", 40), ("SCREW-5X50", 10)]),
+        "B2B acme under 5000 EUR, 30 % deposit now and the rest on NET30: no rule applies, "
+        "approved at once, freight (once acme-buyer has spent 20000 EUR this month, the "
+        "buyer-limit rule asks the manager)",
+        lambda oid: b2b_order(
+            oid, [("BOLT-M8-100", 40), ("SCREW-5X50", 10)], terms="DEPOSIT30_NET30"
+        ),
     ),
     ShopScenario(
-        "B2C parcel, express",
-        lambda oid: b2c_order(oid, [("DRILL-18V", 1)], speed="express"),
+        "B2C parcel, express, paid in 3 monthly instalments (133.99 EUR: 44.67, then 44.66 "
+        "twice; the first takes the cent left over)",
+        lambda oid: b2c_order(
+            oid, [("DRILL-18V", 1), ("GLOVE-L", 1)], speed="express", installments=3
+        ),
     ),
     ShopScenario(
         "B2B acme at or over 5000 EUR (700 x 7.95 = 5565 EUR): the manager, then finance",
@@ -169,8 +176,11 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2b_order(oid, [("CEMENT-25", 1000)], terms="NET60"),
     ),
     ShopScenario(
-        "B2B globex gloves under 2000 EUR: approved at once, contract tier price",
-        lambda oid: b2b_order(oid, [("GLOVE-L", 120)], account_id=GLOBEX, buyer_id="globex-buyer"),
+        "B2B globex gloves under 2000 EUR on DOM15 (due the 15th of next month): approved at "
+        "once, contract tier price",
+        lambda oid: b2b_order(
+            oid, [("GLOVE-L", 120)], account_id=GLOBEX, buyer_id="globex-buyer", terms="DOM15"
+        ),
     ),
 )
 
@@ -199,6 +209,7 @@ class TrackedOrder:
     units: int
     status: OrderState | None = None
     total: str = ""
+    payment: str = ""
     detail: str = "sent to orders.submitted"
     planned: frozenset[str] = frozenset()
     """Ids of the shipments planned so far; replaced, never changed, so a snapshot may share it."""
@@ -286,6 +297,16 @@ def describe_approval(approval: ApprovalProgress) -> str:
     return f"{describe_steps(approval)} (ok: {done}; next: {waiting})"
 
 
+def describe_payment(plan: PaymentPlan) -> str:
+    """The plan in a few words: '3x: 66.34 02 Dec, 66.33 02 Jan, …' or 'DEPOSIT30_NET30: …'."""
+    amounts = ", ".join(
+        f"{due.amount} {'on fulfillment' if due.due_on is None else f'{due.due_on:%d %b}'}"
+        for due in plan.schedule
+    )
+    how = f"{plan.installments}x" if plan.installments else (plan.terms or plan.method)
+    return f"{how}: {amounts}"
+
+
 def describe_status(status: OrderStatusChanged) -> str:
     """The one detail a person wants next to each status: why, who, or how it ships."""
     if status.reason is not None:
@@ -334,6 +355,8 @@ class Board:
             tracked.status = status.status
             if status.totals is not None:
                 tracked.total = f"{status.totals.total} {status.totals.currency}"
+            if status.payment is not None:
+                tracked.payment = describe_payment(status.payment)
             tracked.record_shipments(status)
             tracked.detail = describe_status(status)
             if status.shipments:
@@ -370,6 +393,7 @@ def orders_table(orders: list[TrackedOrder]) -> Table:
     table.add_column("account", no_wrap=True)
     table.add_column("lines", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("payment", no_wrap=True, overflow="ellipsis", ratio=1, max_width=36)
     table.add_column("status", no_wrap=True, min_width=len("fulfillment_planned"))
     table.add_column("detail", ratio=1, no_wrap=True, overflow="ellipsis", min_width=24)
     for order in orders[-VISIBLE_ORDERS:]:
@@ -379,6 +403,7 @@ def orders_table(orders: list[TrackedOrder]) -> Table:
             order.account_id,
             order.lines,
             order.total,
+            order.payment,
             status_text(order.state_name),
             order.detail,
         )

@@ -200,7 +200,7 @@ def accounts() -> list[Account]:
             name="ACME Bau GmbH",
             channel=Channel.B2B,
             price_list_id="contract-acme-2026",
-            payment_terms=["PREPAY", "NET30", "NET60"],
+            payment_terms=["PREPAY", "NET30", "NET60", "DEPOSIT30_NET30"],
             default_payment_terms="NET30",
             approval_threshold=Decimal("5000.00"),
             allows_backorders=True,
@@ -221,7 +221,7 @@ def accounts() -> list[Account]:
             name="Globex Industrie AG",
             channel=Channel.B2B,
             price_list_id="contract-globex-2026",
-            payment_terms=["NET30"],
+            payment_terms=["NET30", "DOM15"],
             approval_threshold=Decimal("2000.00"),
             assortment_categories=["fasteners", "safety"],
             quantity_rules=[AccountQuantityRule(sku="GLOVE-L", min_quantity=20, increment=10)],
@@ -353,8 +353,9 @@ def b2c_order(
     speed: str = "standard",
     account_id: str = B2C_CUSTOMER,
     method: str = "card",
+    installments: int | None = None,
 ) -> OrderSubmitted:
-    """A consumer's web-shop order, paid by card, parcel to Berlin."""
+    """A consumer's web-shop order, paid by card (or in `installments`), parcel to Berlin."""
     return OrderSubmitted.new(
         order_id=order_id,
         shop_id="web",
@@ -363,7 +364,9 @@ def b2c_order(
         buyer_id=account_id,
         currency="EUR",
         lines=[{"sku": s, "quantity": q} for s, q in lines],
-        payment={"method": method},
+        payment={"method": "installments", "installments": installments}
+        if installments
+        else {"method": method},
         delivery={"speed": speed, "address": BERLIN},
     )
 

@@ -227,6 +227,7 @@ async def report_progress(
         priced.order,
         OrderState.AWAITING_APPROVAL,
         totals=priced.totals,
+        payment=priced.payment,
         approval=request.progress(now, account, history),
     )
 
@@ -264,6 +265,7 @@ async def release_to_fulfillment(
         priced.order,
         OrderState.APPROVED,
         totals=priced.totals,
+        payment=priced.payment,
         lines=priced.lines,
         approval=progress,
     )
@@ -273,6 +275,7 @@ async def release_to_fulfillment(
             order=priced.order,
             lines=priced.lines,
             totals=priced.totals,
+            payment=priced.payment,
             approval_mode=mode,
             approved_by=list(progress.approved_by) if progress else [],
             submitted_at=priced.submitted_at,

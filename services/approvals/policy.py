@@ -16,7 +16,6 @@ The merge rule, when several rules match (docs/approvals.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from shared.contract import (
     Channel,
     LimitScope,
     Order,
+    PaymentTerms,
     Period,
     PricedLine,
     ReasonCode,
@@ -76,13 +76,14 @@ class OrderFacts:
 
 
 def terms_days(terms: str | None) -> int | None:
-    """NET30 -> 30, PREPAY -> 0; None for no invoice terms."""
+    """NET30 -> 30, PREPAY -> 0, DEPOSIT30_NET60 -> 60 (the credit the terms give, by the
+    grammar of docs/pricing.md); None for no invoice terms or terms that do not parse."""
     if terms is None:
         return None
-    if terms == "PREPAY":
-        return 0
-    found = re.fullmatch(r"NET(\d{1,3})", terms)
-    return int(found.group(1)) if found else None
+    try:
+        return PaymentTerms.parse(terms).credit_days
+    except ValueError:
+        return None
 
 
 def default_terms(account: Account) -> str | None:

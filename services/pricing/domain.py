@@ -18,16 +18,20 @@ Where a line's price comes from:
   a fallback case: the order is rejected (`price_not_found`), because pricing a
   contract customer at list prices by accident is the expensive mistake.
 - **Volume tiers:** within a list, the tier with the highest `min_quantity` not
-  above the line's quantity wins.
+  above the line's quantity wins. A list whose tiers *raise* the unit price for a
+  larger quantity is refused (dead-letter topic, the previous version stays):
+  buyers expect volume tiers never to cost more per unit.
 
-Totals: each line total is `unit_price * quantity` rounded to cents with banker's
-rounding; `subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
+Totals: each line total is `unit_price * quantity` rounded to the currency's minor
+unit (JPY 0, EUR 2, BHD 3 decimals) with banker's rounding (`round_money`);
+`subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
 tax, shipping, promotions and promo codes, negotiated quotes; the credit limit is
 not checked yet either.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,7 +98,7 @@ class PriceBook:
                         f"from {tier.min_quantity} units"
                     )
                 by_quantity[tier.min_quantity] = tier.unit_price
-        return cls(
+        book = cls(
             price_list.price_list_id,
             price_list.currency,
             {
@@ -102,6 +106,22 @@ class PriceBook:
                 for sku, by_quantity in tiers.items()
             },
         )
+        book.refuse_rising_tiers()
+        return book
+
+    def refuse_rising_tiers(self) -> None:
+        """Volume tiers never raise the unit price: a list where buying more costs more per
+        unit is a data error (a swapped price, a missing digit), not a deal. It raises
+        `AmbiguousPriceList` and goes to the dead-letter topic like any undecided list."""
+        for sku, sku_tiers in self.tiers.items():
+            for lower, higher in itertools.pairwise(sku_tiers):
+                if higher.unit_price > lower.unit_price:
+                    raise AmbiguousPriceList(
+                        f"price list {self.price_list_id!r} raises the unit price of SKU "
+                        f"{sku!r} from {lower.unit_price} (from {lower.min_quantity} units) to "
+                        f"{higher.unit_price} (from {higher.min_quantity} units); volume tiers "
+                        "may only keep or lower it"
+                    )
 
     def tier_for(self, sku: str, quantity: int) -> Tier | None:
         """The tier with the highest `min_quantity` not above `quantity`; None if unpriced."""
@@ -220,7 +240,9 @@ def contract_of(
     return contract
 
 
-def price_line(line_no: int, line: ReservedLine, sources: Sequence[PriceSource]) -> PricedLine:
+def price_line(
+    line_no: int, line: ReservedLine, sources: Sequence[PriceSource], currency: str
+) -> PricedLine:
     """Price one line from the first source that prices its SKU at its quantity."""
     price = next(
         (found for s in sources if (found := s.unit_price(line.sku, line.quantity)) is not None),
@@ -236,14 +258,14 @@ def price_line(line_no: int, line: ReservedLine, sources: Sequence[PriceSource])
     return PricedLine(
         **line.model_dump(),
         unit_price=price.amount,
-        line_total=round_money(price.amount * line.quantity),
+        line_total=round_money(price.amount * line.quantity, currency),
         price_source=price.source,
     )
 
 
 def totals_of(currency: str, lines: Iterable[PricedLine]) -> Totals:
     """Sum of the rounded line totals; no tax or shipping yet, so `total` is the `subtotal`."""
-    subtotal = round_money(sum((line.line_total for line in lines), Decimal(0)))
+    subtotal = round_money(sum((line.line_total for line in lines), Decimal(0)), currency)
     return Totals(currency=currency, subtotal=subtotal, total=subtotal)
 
 
@@ -255,7 +277,10 @@ def price_order(
 ) -> PricedOrder:
     """Price every line the catalog reserved and total the order, or reject it whole."""
     sources = price_sources(order, account, price_books)
-    priced = [price_line(line_no, line, sources) for line_no, line in enumerate(lines, start=1)]
+    priced = [
+        price_line(line_no, line, sources, order.currency)
+        for line_no, line in enumerate(lines, start=1)
+    ]
     return PricedOrder(priced, totals_of(order.currency, priced))
 
 

@@ -2,7 +2,8 @@
 
 It prices every line catalog reserved — list prices for consumers, the
 account's contract price list and volume tiers for businesses — totals the order
-in Decimal, checks that the customer may pay the way the order says, and hands
+in Decimal, checks that the customer may pay the way the order says, plans
+when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A rejection goes out on `orders.status`; catalog
 hears it there and releases the stock. A priced order gets no status from here:
 approvals reports the order's next transition.
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.pricing import domain, store
+from services.pricing import domain, store, terms
 from services.pricing.store import OrderStates
 from shared import metrics
 from shared.consume import Handler
@@ -27,6 +28,7 @@ from shared.contract import (
     PriceList,
     ReservedLine,
 )
+from shared.contract.envelope import now_utc
 from shared.db import Transaction
 from shared.metrics import OrderStage
 from shared.rejection import Rejected
@@ -61,6 +63,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         return
     try:
         priced = await price(tx, order, event.lines)
+        plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
     except Rejected as rejected:
         await store.record_order(tx.session, order, OrderStates.REJECTED)
         await tx.report(order, OrderState.REJECTED, reason=rejected.reason)
@@ -73,6 +76,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
             order=order,
             lines=priced.lines,
             totals=priced.totals,
+            payment=plan,
             submitted_at=event.submitted_at,
         ),
     )

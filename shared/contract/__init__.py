@@ -34,6 +34,13 @@ from shared.contract.orders import (
     Payment,
     PaymentMethod,
 )
+from shared.contract.payment import (
+    DueAmount,
+    DueKind,
+    PaymentPlan,
+    PaymentTerms,
+    Terms,
+)
 from shared.contract.pipeline import (
     ApprovalMode,
     BackorderFilled,
@@ -99,6 +106,8 @@ __all__ = [
     "Delegation",
     "Delivery",
     "DeliverySpeed",
+    "DueAmount",
+    "DueKind",
     "Event",
     "Id",
     "LimitScope",
@@ -116,6 +125,8 @@ __all__ = [
     "OrderValidated",
     "Payment",
     "PaymentMethod",
+    "PaymentPlan",
+    "PaymentTerms",
     "Period",
     "PriceEntry",
     "PriceList",
@@ -139,6 +150,7 @@ __all__ = [
     "StepSignature",
     "StockAdjustment",
     "StockLevel",
+    "Terms",
     "Totals",
     "Warehouse",
     "WarehouseKind",

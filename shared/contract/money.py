@@ -12,8 +12,9 @@ units, summed over at most 500 lines).
 
 from __future__ import annotations
 
+import functools
 import re
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import iso4217
@@ -29,7 +30,6 @@ INTEGER_DIGITS = 12
 FRACTION_DIGITS = 6
 DECIMAL_PATTERN = rf"^-?(0|[1-9][0-9]{{0,{INTEGER_DIGITS - 1}}})(\.[0-9]{{1,{FRACTION_DIGITS}}})?$"
 _DECIMAL = re.compile(DECIMAL_PATTERN.replace("$", r"\Z"))
-CENT = Decimal("0.01")
 
 
 def _decimal_from_wire(value: Any, info: ValidationInfo) -> Decimal:
@@ -106,6 +106,25 @@ Currency = Annotated[
 ]
 
 
-def round_money(amount: Decimal) -> Decimal:
-    """Round to cents with banker's rounding, so totals of many lines do not drift upwards."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
+@functools.cache
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of a currency: 1 JPY, 0.01 EUR, 0.001 BHD (ISO 4217's exponent)."""
+    exponent = iso4217.Currency(currency).exponent
+    if exponent is None:
+        raise ValueError(f"{currency} has no minor unit; it is not money we sell in")
+    return Decimal(1).scaleb(-exponent)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round to the currency's minor unit with banker's rounding (half to even).
+
+    The one rounding rule for every computed amount (docs/pricing.md): half to
+    even rather than half up, so the totals of many lines do not drift upwards.
+    """
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+
+
+def round_down_money(amount: Decimal, currency: str) -> Decimal:
+    """Round towards zero to the currency's minor unit: a share of a total that must not
+    exceed its part (instalments), the remainder being placed explicitly."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_DOWN)

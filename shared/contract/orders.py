@@ -48,9 +48,24 @@ class OrderLine(ContractModel):
 
 class Payment(ContractModel):
     method: PaymentMethod
-    terms: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_-]{1,20}$")] | None = Field(
-        default=None, description="Invoice terms such as PREPAY, NET30, NET60, NET90 (B2B)."
+    terms: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_-]{1,40}$")] | None = Field(
+        default=None,
+        description="Invoice terms (B2B) such as PREPAY, NET30, DOM15, ON_FULFILLMENT or "
+        "DEPOSIT30_NET30; see docs/pricing.md. Terms the account has not agreed are rejected.",
     )
+    installments: Literal[3, 6, 12] | None = Field(
+        default=None,
+        description="With method `installments` (B2C): how many monthly instalments.",
+    )
+
+    @model_validator(mode="after")
+    def _installments_with_their_method(self) -> Self:
+        if self.installments is not None and self.method is not PaymentMethod.INSTALLMENTS:
+            raise ValueError(
+                f"installments: a number of instalments goes with method 'installments', "
+                f"not {self.method.value!r}"
+            )
+        return self
 
 
 class Address(ContractModel):

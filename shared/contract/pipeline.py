@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from shared.contract.envelope import ContractModel, Event, UtcTime
 from shared.contract.money import Amount, Currency
 from shared.contract.orders import Id, Order
+from shared.contract.payment import PaymentPlan
 
 
 class ReservedLine(ContractModel):
@@ -73,6 +74,27 @@ def submitted_at_field() -> Any:
     )
 
 
+def payment_plan_field() -> Any:
+    return Field(
+        default=None,
+        description="How and when the total is paid: method, terms, and the due amounts "
+        "(deposit and remainder, or instalments) that sum exactly to `totals.total` "
+        "(docs/pricing.md). Absent on events written before it was added.",
+    )
+
+
+def one_currency(order: Order, totals: Totals, payment: PaymentPlan | None) -> None:
+    """Mixed currencies in one order are refused: totals and plan are in the order's currency."""
+    currencies = {order.currency, totals.currency}
+    if payment is not None:
+        currencies |= {due.currency for due in payment.schedule}
+    if len(currencies) > 1:
+        raise ValueError(
+            f"one order, one currency: the order is in {order.currency}, "
+            f"but its amounts are in {', '.join(sorted(currencies))}"
+        )
+
+
 class ApprovalMode(StrEnum):
     AUTOMATIC = "automatic"
     APPROVERS = "approvers"
@@ -100,6 +122,12 @@ class OrderPriced(Event):
         description="The order exceeds the account's credit limit and pricing let it through "
         "for approval to decide.",
     )
+    payment: PaymentPlan | None = payment_plan_field()
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> Self:
+        one_currency(self.order, self.totals, self.payment)
+        return self
 
 
 class OrderApproved(Event):
@@ -112,6 +140,12 @@ class OrderApproved(Event):
     totals: Totals
     approval_mode: ApprovalMode
     approved_by: list[Id] = Field(default_factory=list)
+    payment: PaymentPlan | None = payment_plan_field()
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> Self:
+        one_currency(self.order, self.totals, self.payment)
+        return self
 
 
 class BackorderFilled(Event):

@@ -14,11 +14,11 @@ from pydantic import Field, StringConstraints, model_validator
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount, Currency, SignedDecimal
 from shared.contract.orders import Channel, Id
+from shared.contract.payment import Terms
 
 MAX_UNITS = 1_000_000_000
 """Most units one stock figure may say: a typo beyond it is refused, not stored."""
 
-Terms = Annotated[str, StringConstraints(pattern=r"^(PREPAY|NET\d{1,3})$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -191,7 +191,9 @@ class Account(Event):
     currency: Currency = "EUR"
     price_list_id: Id | None = Field(default=None, description="B2B contract price list.")
     payment_terms: list[Terms] = Field(
-        default_factory=list, description="Invoice terms this account may use (B2B)."
+        default_factory=list,
+        description="Invoice terms this account may use (B2B); the grammar is in "
+        "docs/pricing.md, and an account with terms that do not parse is refused.",
     )
     default_payment_terms: Terms | None = Field(
         default=None,

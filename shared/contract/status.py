@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount
 from shared.contract.orders import Channel, Id
+from shared.contract.payment import PaymentPlan
 from shared.contract.pipeline import PricedLine, Totals
 
 
@@ -153,6 +154,11 @@ class OrderStatusChanged(Event):
     reason: Reason | None = None
     lines: list[PricedLine] | None = None
     totals: Totals | None = None
+    payment: PaymentPlan | None = Field(
+        default=None,
+        description="How and when the total is paid (awaiting_approval, approved): terms "
+        "and due amounts, as pricing planned them (docs/pricing.md).",
+    )
     approval: ApprovalProgress | None = None
     shipments: list[Shipment] | None = None
 

@@ -6,13 +6,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData
 
+from services.pricing.terms import payment_plan
 from shared.consume import Handler, OrderRefused, publish_every_refusal
 from shared.contract import (
     ApprovalMode,
@@ -39,6 +40,8 @@ CATEGORIES = {p.sku: p.category for p in products()}
 LIST_PRICES = {p.sku: Decimal(p.list_price) for p in DEMO_PRODUCTS}
 
 E = TypeVar("E", bound=Event)
+PRICED_ON = date(2026, 11, 30)
+"""The day `priced` plans payments from."""
 
 
 @asynccontextmanager
@@ -97,7 +100,7 @@ def priced(
     credit_limit_override: bool = False,
 ) -> OrderPriced:
     """What pricing hands on for `order`: held in `warehouse_id`, every line at its list price
-    (e.g. 400 x BOLT-M8-100 at 12.90 make 5160.00 EUR)."""
+    (e.g. 400 x BOLT-M8-100 at 12.90 make 5160.00 EUR), its payment planned on `PRICED_ON`."""
     lines = [
         PricedLine(
             **line.model_dump(),
@@ -112,6 +115,7 @@ def priced(
         order=order.order(),
         lines=lines,
         totals=Totals(currency=order.currency, subtotal=total, total=total),
+        payment=payment_plan(order.order(), total, PRICED_ON),
         credit_limit_override=credit_limit_override,
         submitted_at=order.occurred_at,
     )
@@ -131,6 +135,7 @@ def approved(
         order=at_list_prices.order,
         lines=at_list_prices.lines,
         totals=at_list_prices.totals,
+        payment=at_list_prices.payment,
         approval_mode=ApprovalMode.AUTOMATIC,
         submitted_at=order.occurred_at,
         **envelope,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,23 @@ async def test_a_consumer_order_is_approved_at_once(approvals: ServiceBench) -> 
         None,
     )
     assert status.totals == approved.totals and status.lines == approved.lines
+    assert status.payment == approved.payment == priced(b2c_order("c-1", [("GLOVE-L", 3)])).payment
+
+
+async def test_the_payment_plan_travels_with_the_order_to_its_approvers_and_on(
+    approvals: ServiceBench,
+) -> None:
+    """Approvers see how the order is paid; fulfillment and shops get the plan pricing made."""
+    submitted = b2b_order("b-plan", LARGE, terms="DEPOSIT30_NET30")
+    await approvals.deliver(ORDERS_PRICED, priced(submitted))
+    [awaiting] = await approvals.statuses("b-plan")
+    assert awaiting.payment is not None and awaiting.payment.terms == "DEPOSIT30_NET30"
+    assert [d.amount for d in awaiting.payment.schedule] == [Decimal("1548.00"), Decimal("3612.00")]
+    await decide(approvals, "b-plan", "acme-manager")
+    await decide(approvals, "b-plan", "acme-finance")
+    [approved] = await approvals.published(ORDERS_APPROVED, OrderApproved)
+    assert approved.payment == awaiting.payment
+    assert (await approvals.statuses("b-plan"))[-1].payment == awaiting.payment
 
 
 async def test_a_business_order_under_its_policys_threshold_is_approved_at_once(

@@ -460,6 +460,9 @@ def test_a_delegation_reason_is_at_most_200_characters() -> None:
         ("NET", None),
         ("NET30 ", None),
         ("COD", None),
+        ("ON_FULFILLMENT", 0),
+        ("DEPOSIT30_NET60", 60),
+        ("DOM15", 46),
     ],
 )
 def test_terms_days_reads_net_terms_and_prepay(terms: str | None, days: int | None) -> None:
