@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Any
 
 from shared.contract import Order
 
@@ -21,11 +22,15 @@ def fingerprint(order: Order) -> str:
     """SHA-256 of the order's content as the shop wrote it; the envelope does not count.
 
     A reorder is fingerprinted as sent (its `reorder_of`, not the lines catalog
-    resolves), so its retry matches. `reorder_of` is left out when absent, so
-    orders recorded before the field existed keep their fingerprints.
+    resolves), so its retry matches. Fields added to the contract later are left
+    out while absent, so orders recorded before they existed keep their fingerprints.
     """
-    unset = {"reorder_of"} if order.reorder_of is None else None
-    return hashlib.sha256(order.model_dump_json(exclude=unset).encode()).hexdigest()
+    absent: dict[str, Any] = {}
+    if order.reorder_of is None:
+        absent["reorder_of"] = True
+    if order.payment.installments is None:
+        absent["payment"] = {"installments"}
+    return hashlib.sha256(order.model_dump_json(exclude=absent or None).encode()).hexdigest()
 
 
 class Resubmission(StrEnum):
