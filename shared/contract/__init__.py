@@ -34,6 +34,7 @@ from shared.contract.orders import (
     Payment,
     PaymentMethod,
 )
+from shared.contract.payments import PaymentReceived
 from shared.contract.pipeline import (
     ApprovalMode,
     BackorderFilled,
@@ -47,6 +48,8 @@ from shared.contract.pipeline import (
 from shared.contract.reference import (
     Account,
     AccountQuantityRule,
+    CreditPolicy,
+    CreditTerms,
     Member,
     PriceEntry,
     PriceList,
@@ -95,6 +98,8 @@ __all__ = [
     "BackorderFilled",
     "Channel",
     "ContractModel",
+    "CreditPolicy",
+    "CreditTerms",
     "DeadLetter",
     "Delegation",
     "Delivery",
@@ -116,6 +121,7 @@ __all__ = [
     "OrderValidated",
     "Payment",
     "PaymentMethod",
+    "PaymentReceived",
     "Period",
     "PriceEntry",
     "PriceList",
