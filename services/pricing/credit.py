@@ -23,9 +23,19 @@ from decimal import Decimal
 from enum import StrEnum
 
 from shared.contract import CreditPolicy, ReasonCode
+from shared.contract.money import CENT
 from shared.rejection import Rejected
 
 HUNDRED = Decimal(100)
+
+
+def shown(amount: Decimal) -> str:
+    """Money for people and the API: at least cents (`0.00`, `12.50`), never fewer digits shown
+    than it has (a payment of 0.005 stays 0.005)."""
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        amount = amount.quantize(CENT)
+    return format(amount, "f")
 
 
 class CreditOutcome(StrEnum):
@@ -101,10 +111,10 @@ def over_the_limit(
     """Over the limit: the account's policy says reject, or let finance decide."""
     assert line.limit is not None
     said = (
-        f"order total {amount} {line.currency} would take the open exposure of account "
-        f"{line.account_id!r} from {exposure} to {exposure + amount} {line.currency}, "
-        f"over its credit limit of {line.limit} {line.currency} "
-        f"(available {max(line.limit - exposure, Decimal(0))} {line.currency})"
+        f"order total {shown(amount)} {line.currency} would take the open exposure of account "
+        f"{line.account_id!r} from {shown(exposure)} to {shown(exposure + amount)} "
+        f"{line.currency}, over its credit limit of {shown(line.limit)} {line.currency} "
+        f"(available {shown(max(line.limit - exposure, Decimal(0)))} {line.currency})"
     )
     if line.policy is CreditPolicy.FINANCE_APPROVAL:
         return CreditCheck(CreditOutcome.OVERRIDE, f"{said}; finance must approve", ratio)
@@ -115,8 +125,9 @@ def warning_text(line: CreditLine, after: Decimal) -> str:
     assert line.limit is not None
     percent = (after * HUNDRED / line.limit).quantize(Decimal(1))
     return (
-        f"open exposure of {after} {line.currency} after this order is {percent} % of the "
-        f"credit limit of {line.limit} {line.currency} (warning from {line.warning_percent} %)"
+        f"open exposure of {shown(after)} {line.currency} after this order is {percent} % of "
+        f"the credit limit of {shown(line.limit)} {line.currency} "
+        f"(warning from {line.warning_percent} %)"
     )
 
 

@@ -9,18 +9,20 @@ not a finance role, and are not accepted here.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from faust.web import Request, Response, View
 
 from services.pricing import credit_ledger
+from services.pricing.credit import shown
 from services.pricing.credit_ledger import CreditPosition
 from shared.service import Service
 
 
-def money(amount: Any) -> str | None:
-    """Decimal as the contract sends it: a string, never a float."""
-    return None if amount is None else format(amount, "f")
+def money(amount: Decimal | None) -> str | None:
+    """Decimal as the contract sends it: a string (at least cents), never a float."""
+    return None if amount is None else shown(amount)
 
 
 def credit_view(account_id: str, position: CreditPosition) -> dict[str, Any]:
