@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.pricing import credit_api, store
+from services.pricing import metrics as pricing_metrics
 from services.pricing.handlers import HANDLERS
 from shared import metrics
 from shared.metrics import OrderStage
@@ -16,5 +17,6 @@ def create_service(settings: Settings) -> Service:
     service = Service(NAME, store.Base.metadata, settings)
     service.handle_all(HANDLERS)
     credit_api.register(service)
+    pricing_metrics.show_every_outcome()
     metrics.stages_timed(NAME, OrderStage.PRICED, OrderStage.REJECTED)
     return service

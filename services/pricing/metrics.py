@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from services.pricing.credit import CreditOutcome
+
+PAYMENT_OUTCOMES = ("partial", "settled", "overpaid")
+
 CREDIT_CHECKS = Counter(
     "tradelane_credit_checks_total",
     "Credit checks of priced B2B orders, by outcome: unlimited, within_limit, warned "
@@ -30,3 +34,12 @@ CREDIT_PAYMENTS = Counter(
     "settled (paid in full) or overpaid (the surplus is credit on account).",
     ["outcome"],
 )
+
+
+def show_every_outcome() -> None:
+    """Every outcome from the start at 0, so dashboards and alerts see a series before the
+    first order or payment of its kind."""
+    for outcome in CreditOutcome:
+        CREDIT_CHECKS.labels(outcome.value)
+    for payment in PAYMENT_OUTCOMES:
+        CREDIT_PAYMENTS.labels(payment)
