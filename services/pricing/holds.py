@@ -79,7 +79,7 @@ class HoldRow(Base):
 
     __tablename__ = "holds"
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     state: Mapped[str] = mapped_column(String(10))
     amount: Mapped[Decimal] = mapped_column(ExactDecimal)
