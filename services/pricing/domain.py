@@ -22,8 +22,8 @@ Where a line's price comes from:
 
 Totals: each line total is `unit_price * quantity` rounded to cents with banker's
 rounding; `subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
-tax, shipping, promotions and promo codes, negotiated quotes; the credit limit is
-not checked yet either.
+tax, shipping, promotions and promo codes, negotiated quotes. The credit limit
+is checked after pricing, in `services/pricing/credit.py`.
 """
 
 from __future__ import annotations
