@@ -26,6 +26,7 @@ from shared.contract import (
     OrderStatusChanged,
     OrderSubmitted,
     OrderValidated,
+    PaymentReceived,
     PriceList,
     Product,
     ShipmentDispatched,
@@ -132,6 +133,14 @@ DISPATCHES = TopicSpec(
     "A planned shipment left the warehouse.",
     max_bytes=64 * KIB,
 )
+PAYMENTS_RECEIVED = TopicSpec(
+    "payments.received",
+    PaymentReceived,
+    "{account_id}",
+    "ERP",
+    "Payments booked against invoiced orders; they reduce the account's credit exposure.",
+    max_bytes=16 * KIB,
+)
 ORDERS_STATUS = TopicSpec(
     "orders.status", OrderStatusChanged, "{order_id}", "all services", "Every order transition."
 )
@@ -233,6 +242,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     BACKORDERS_FILLED,
     ORDERS_STATUS,
     DISPATCHES,
+    PAYMENTS_RECEIVED,
     APPROVAL_DECISIONS,
     APPROVAL_NOTICES,
     APPROVAL_POLICIES,

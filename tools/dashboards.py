@@ -285,6 +285,26 @@ APPROVALS = Board(
                 ),
             ),
         ),
+        Section(
+            "Credit",
+            (
+                chart(
+                    "Credit checks/s by outcome",
+                    "B2B orders checked against their account's credit limit at pricing: "
+                    "within the limit, past the warning threshold, sent to finance, rejected.",
+                    "reqps",
+                    (rate("tradelane_credit_checks_total", "outcome"), "{{outcome}}"),
+                    (rate("tradelane_credit_payments_total", "outcome"), "payment {{outcome}}"),
+                ),
+                chart(
+                    "Credit utilisation at pricing",
+                    "Open exposure after the order over the account's limit (1 = at the "
+                    "limit), accounts with a limit; never per account.",
+                    "percentunit",
+                    *percentiles("tradelane_credit_utilisation_ratio", "service"),
+                ),
+            ),
+        ),
     ),
 )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.pricing import store
+from services.pricing import credit_api, store
+from services.pricing import metrics as pricing_metrics
 from services.pricing.handlers import HANDLERS
 from shared import metrics
 from shared.metrics import OrderStage
@@ -15,5 +16,7 @@ NAME = "pricing"
 def create_service(settings: Settings) -> Service:
     service = Service(NAME, store.Base.metadata, settings)
     service.handle_all(HANDLERS)
+    credit_api.register(service)
+    pricing_metrics.show_every_outcome()
     metrics.stages_timed(NAME, OrderStage.PRICED, OrderStage.REJECTED)
     return service

@@ -25,8 +25,8 @@ Where a line's price comes from:
 Totals: each line total is `unit_price * quantity` rounded to the currency's minor
 unit (JPY 0, EUR 2, BHD 3 decimals) with banker's rounding (`round_money`);
 `subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
-tax, shipping, promotions and promo codes, negotiated quotes; the credit limit is
-not checked yet either.
+tax, shipping, promotions and promo codes, negotiated quotes. The credit limit
+is checked after pricing, in `services/pricing/credit.py`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ It prices every line catalog reserved — list prices for consumers, the
 account's contract price list and volume tiers for businesses — totals the order
 in Decimal, checks that the customer may pay the way the order says, plans
 when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
-the priced order to approvals. A rejection goes out on `orders.status`; catalog
-hears it there and releases the stock. A priced order gets no status from here:
-approvals reports the order's next transition.
+the priced order to approvals. A business order is also held against the
+account's credit limit (`credit_handlers`); `orders.status` and
+`payments.received` tell pricing when that exposure ends. A rejection goes out
+on `orders.status`; catalog hears it there and releases the stock. A priced
+order gets no status from here: approvals reports the order's next transition.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.pricing import domain, store, terms
+from services.pricing import credit_handlers, domain, store, terms
 from services.pricing.store import OrderStates
 from shared import metrics
 from shared.consume import Handler
@@ -32,7 +34,15 @@ from shared.contract.envelope import now_utc
 from shared.db import Transaction
 from shared.metrics import OrderStage
 from shared.rejection import Rejected
-from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, TopicSpec
+from shared.topics import (
+    ACCOUNTS,
+    ORDERS_PRICED,
+    ORDERS_STATUS,
+    ORDERS_VALIDATED,
+    PAYMENTS_RECEIVED,
+    PRICE_LISTS,
+    TopicSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,7 @@ PRICED = "priced"
 
 async def account_changed(account: Account, tx: Transaction) -> None:
     await store.save_account(tx.session, account)
+    await credit_handlers.credit_terms_changed(account, tx)
 
 
 async def price_list_changed(price_list: PriceList, tx: Transaction) -> None:
@@ -64,6 +75,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
     try:
         priced = await price(tx, order, event.lines)
         plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
+        credit = await credit_handlers.hold_credit(tx, order, priced.totals.total)
     except Rejected as rejected:
         await store.record_order(tx.session, order, OrderStates.REJECTED)
         await tx.report(order, OrderState.REJECTED, reason=rejected.reason)
@@ -78,6 +90,8 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
             totals=priced.totals,
             payment=plan,
             submitted_at=event.submitted_at,
+            credit_limit_override=credit.override,
+            credit_warning=credit.warning,
         ),
     )
     tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)
@@ -99,4 +113,6 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
     ORDERS_VALIDATED: order_validated,
+    ORDERS_STATUS: credit_handlers.order_status_changed,
+    PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

@@ -38,6 +38,7 @@ from shared.contract.payment import (
     DueAmount,
     DueKind,
     PaymentPlan,
+    PaymentReceived,
     PaymentTerms,
     Terms,
 )
@@ -54,6 +55,8 @@ from shared.contract.pipeline import (
 from shared.contract.reference import (
     Account,
     AccountQuantityRule,
+    CreditPolicy,
+    CreditTerms,
     Member,
     PriceEntry,
     PriceList,
@@ -102,6 +105,8 @@ __all__ = [
     "BackorderFilled",
     "Channel",
     "ContractModel",
+    "CreditPolicy",
+    "CreditTerms",
     "DeadLetter",
     "Delegation",
     "Delivery",
@@ -126,6 +131,7 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "PaymentPlan",
+    "PaymentReceived",
     "PaymentTerms",
     "Period",
     "PriceEntry",

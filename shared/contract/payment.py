@@ -1,4 +1,5 @@
-"""Payment terms and the payment plan a priced order carries (docs/pricing.md).
+"""How an order is paid: its terms, the plan a priced order carries, and the payments finance
+receives against it (`payments.received`): docs/pricing.md.
 
 Terms travel as a short string, as they always have (`NET30`), so older
 events stay valid; this module reads that string into a `PaymentTerms` value
@@ -28,8 +29,9 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
-from shared.contract.envelope import ContractModel
+from shared.contract.envelope import ContractModel, Event, UtcTime
 from shared.contract.money import Amount, Currency
+from shared.contract.orders import Id
 
 
 class DueRule(StrEnum):
@@ -170,3 +172,28 @@ class PaymentPlan(ContractModel):
     @property
     def total(self) -> Decimal:
         return sum((due.amount for due in self.schedule), Decimal(0))
+
+
+# --- payments received (ERP -> pricing) ------------------------------------------------------
+# Pricing reads them to reduce the account's open credit exposure. `payment_id` is finance's own
+# id of the payment: the same payment sent twice (under two event ids) is applied once.
+
+
+class PaymentReceived(Event):
+    """`payments.received/v1` (ERP → pricing), key `account_id`."""
+
+    schema_: Literal["payments.received/v1"] = Field(alias="schema")
+    payment_id: Id = Field(description="Finance's id of the payment; applied once.")
+    account_id: Id
+    order_id: Id = Field(description="The invoiced order the payment is for.")
+    amount: Amount = Field(
+        description="More than 0; what exceeds the order's open amount is credit on account."
+    )
+    currency: Currency = Field(description="The order's currency; another is refused.")
+    received_at: UtcTime = Field(description="When the money arrived (RFC 3339 UTC).")
+
+    @model_validator(mode="after")
+    def _some_money(self) -> Self:
+        if self.amount == 0:
+            raise ValueError("amount: a payment of 0 pays nothing")
+        return self

@@ -122,6 +122,12 @@ class OrderPriced(Event):
         description="The order exceeds the account's credit limit and pricing let it through "
         "for approval to decide.",
     )
+    credit_warning: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Set when the order takes the account's open exposure past its credit "
+        "warning threshold (or over its limit): limit, exposure and utilisation in words.",
+    )
     payment: PaymentPlan | None = payment_plan_field()
 
     @model_validator(mode="after")

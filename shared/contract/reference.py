@@ -181,6 +181,29 @@ class Member(ContractModel):
     roles: list[Role] = Field(max_length=len(Role))
 
 
+class CreditPolicy(StrEnum):
+    """What pricing does with an order that would take the account over its credit limit."""
+
+    REJECT = "reject"
+    FINANCE_APPROVAL = "finance_approval"
+
+
+class CreditTerms(ContractModel):
+    """A business account's credit line, in the account's `currency` (docs/pricing.md)."""
+
+    limit: Amount = Field(description="Most open exposure the account may run up.")
+    policy: CreditPolicy = Field(
+        default=CreditPolicy.REJECT,
+        description="Over the limit: reject the order, or let finance approve it.",
+    )
+    warning_percent: int = Field(
+        default=80,
+        ge=1,
+        le=100,
+        description="From this share of the limit on, a priced order carries a credit warning.",
+    )
+
+
 class Account(Event):
     """`accounts/v1`, key `account_id`: a B2B company or a B2C customer, with its terms."""
 
@@ -228,6 +251,16 @@ class Account(Event):
         description="B2B only: an order for more than is in stock proceeds, and the short "
         "quantity ships later when stock arrives. Consumer orders never backorder.",
     )
+    credit: CreditTerms | None = Field(
+        default=None,
+        description="B2B credit limit in the account's currency; none means no limit.",
+    )
+
+    @model_validator(mode="after")
+    def _credit_for_businesses_only(self) -> Self:
+        if self.credit is not None and self.channel is not Channel.B2B:
+            raise ValueError("credit: only business (b2b) accounts buy on credit")
+        return self
 
     @model_validator(mode="after")
     def _one_quantity_rule_per_sku(self) -> Self:

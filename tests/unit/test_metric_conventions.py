@@ -120,7 +120,7 @@ def test_timed_and_sized_metrics_are_in_base_units(services: list[Service]) -> N
         if SIZED & set(words):
             assert words[-1] == "bytes", f"{name} measures size: end it in _bytes"
         if kind in ("histogram", "summary"):
-            assert words[-1] in ("seconds", "bytes"), f"{kind} {name} needs a base unit"
+            assert words[-1] in ("seconds", "bytes", "ratio"), f"{kind} {name} needs a base unit"
 
 
 def test_labels_are_bounded_and_never_name_an_order_an_account_or_a_sku(

@@ -1,0 +1,160 @@
+"""Pricing's hold ledger: what pricing set aside for an order, until the order's fate is known.
+
+Pricing decides an order's price once, but some of what it decides only
+counts while the order lives: the account's credit exposure today, a promo
+code's uses and a single-use quote later. Each is a **hold**, one per order,
+kind and subject (the account for credit; the code or quote for the others):
+
+    held ──approved──▶ committed ──rejected / cancelled──▶ released
+      └──────────rejected / cancelled / expired──────────────▲
+
+- `held`: taken when the order is priced, in the same transaction as the
+  `orders.priced` event, so a priced order always has its holds.
+- `committed`: the order was approved; the hold stays (credit: the order is
+  open exposure until it is paid).
+- `released`: the order was rejected (by approvals, an approver, or because its
+  approval expired) or cancelled; the hold no longer counts. Final: a late or
+  redelivered status never takes it back.
+
+Pricing learns an order's fate from `orders.status` (`fate_of`). A status that
+would not move a hold (the same state again, or anything after `released`)
+changes nothing, so redelivery and reordering are harmless. The ledger knows
+nothing about what a kind means: credit (`services.pricing.credit`) reads its
+rows and reacts to what moved.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import DateTime, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.pricing.store import Base
+from shared.contract import OrderState
+from shared.db import ExactDecimal
+
+
+class HoldKind(StrEnum):
+    """What is held; promo-code uses and single-use quotes will join credit here."""
+
+    CREDIT = "credit"
+
+
+class HoldState(StrEnum):
+    HELD = "held"
+    COMMITTED = "committed"
+    RELEASED = "released"
+
+
+LIVE = (HoldState.HELD, HoldState.COMMITTED)
+"""States in which a hold still counts."""
+
+MOVES = {
+    (HoldState.HELD, HoldState.COMMITTED),
+    (HoldState.HELD, HoldState.RELEASED),
+    (HoldState.COMMITTED, HoldState.RELEASED),
+}
+
+
+def moves(current: HoldState, wanted: HoldState) -> bool:
+    """Whether a hold in `current` moves to `wanted`; anything else is a no-op, never an error."""
+    return (current, wanted) in MOVES
+
+
+def fate_of(status: OrderState) -> HoldState | None:
+    """What an order's transition means for its holds; None: nothing (still on its way)."""
+    if status is OrderState.APPROVED:
+        return HoldState.COMMITTED
+    if status in (OrderState.REJECTED, OrderState.CANCELLED):
+        return HoldState.RELEASED
+    return None
+
+
+class HoldRow(Base):
+    """One hold: `amount` set aside for `order_id` against `subject`; `settled` of it paid off."""
+
+    __tablename__ = "holds"
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    state: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    settled: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def open(self) -> Decimal:
+        """What still counts of this hold: nothing once released, else the unsettled rest."""
+        return self.amount - self.settled if self.state in LIVE else Decimal(0)
+
+
+async def hold(
+    session: AsyncSession,
+    kind: HoldKind,
+    order_id: str,
+    subject: str,
+    amount: Decimal,
+    currency: str | None = None,
+) -> HoldRow:
+    """Set `amount` aside for the order; the caller has checked that it may."""
+    now = datetime.now(UTC)
+    row = HoldRow(
+        kind=kind.value,
+        order_id=order_id,
+        subject=subject,
+        state=HoldState.HELD.value,
+        amount=amount,
+        settled=Decimal(0),
+        currency=currency,
+        held_at=now,
+        changed_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def move_order(session: AsyncSession, order_id: str, wanted: HoldState) -> list[HoldRow]:
+    """Move every hold of the order (any kind) to `wanted`; returns the holds that moved."""
+    rows = await session.scalars(
+        select(HoldRow)
+        .where(HoldRow.order_id == order_id)
+        .execution_options(populate_existing=True)
+    )
+    moved = [row for row in rows if moves(HoldState(row.state), wanted)]
+    for row in moved:
+        row.state = wanted.value
+        row.changed_at = datetime.now(UTC)
+    return moved
+
+
+async def live_holds(session: AsyncSession, kind: HoldKind, subject: str) -> list[HoldRow]:
+    """The holds of `kind` on `subject` that still count, oldest first."""
+    rows = await session.scalars(
+        select(HoldRow)
+        .where(
+            HoldRow.kind == kind.value,
+            HoldRow.subject == subject,
+            HoldRow.state.in_([s.value for s in LIVE]),
+        )
+        .order_by(HoldRow.held_at, HoldRow.order_id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def holds_of_order(session: AsyncSession, kind: HoldKind, order_id: str) -> list[HoldRow]:
+    """Every hold of `kind` the order has or had, whatever its state."""
+    return list(
+        await session.scalars(
+            select(HoldRow)
+            .where(HoldRow.kind == kind.value, HoldRow.order_id == order_id)
+            .execution_options(populate_existing=True)
+        )
+    )

@@ -1,0 +1,45 @@
+"""Pricing's own metrics: credit checks and payments, never per account.
+
+Credit utilisation is a histogram of the ratio `exposure after the order /
+limit`, observed once per priced B2B order of an account with a limit — the
+buckets are the utilisation bands (up to 50 %, 80 % (the usual warning), 90 %,
+100 %, over). Labels are closed lists only (the check's outcome); an account id
+would make a series per customer.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from services.pricing.credit import CreditOutcome
+
+PAYMENT_OUTCOMES = ("partial", "settled", "overpaid")
+
+CREDIT_CHECKS = Counter(
+    "tradelane_credit_checks_total",
+    "Credit checks of priced B2B orders, by outcome: unlimited, within_limit, warned "
+    "(past the account's warning threshold), finance_override (over the limit, sent to "
+    "finance) or rejected (credit_limit_exceeded).",
+    ["outcome"],
+)
+CREDIT_UTILISATION = Histogram(
+    "tradelane_credit_utilisation_ratio",
+    "Open exposure after the order over the account's credit limit, at pricing time "
+    "(1 = at the limit), for accounts with a limit.",
+    buckets=(0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
+)
+CREDIT_PAYMENTS = Counter(
+    "tradelane_credit_payments_total",
+    "Payments applied to invoiced orders, by outcome: partial (the order still owes), "
+    "settled (paid in full) or overpaid (the surplus is credit on account).",
+    ["outcome"],
+)
+
+
+def show_every_outcome() -> None:
+    """Every outcome from the start at 0, so dashboards and alerts see a series before the
+    first order or payment of its kind."""
+    for outcome in CreditOutcome:
+        CREDIT_CHECKS.labels(outcome.value)
+    for payment in PAYMENT_OUTCOMES:
+        CREDIT_PAYMENTS.labels(payment)
