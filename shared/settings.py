@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         validation_alias="APPROVALS_TIMER_SECONDS",
         description="How often approvals looks for reminders, escalations and expiries due.",
     )
+    quote_timer_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        validation_alias="PRICING_QUOTE_TIMER_SECONDS",
+        description="How often pricing looks for quotes whose valid-until passed (`expired`).",
+    )
 
     _kafka_password_read: SecretStr | None = PrivateAttr(None)
 

@@ -29,6 +29,8 @@ from shared.contract import (
     PaymentReceived,
     PriceList,
     Product,
+    Quote,
+    QuoteEvent,
     ShipmentDispatched,
     StockAdjustment,
     StockLevel,
@@ -223,6 +225,23 @@ PRICE_LISTS = TopicSpec(
     compacted=True,
     retention_ms=None,
 )
+QUOTES = TopicSpec(
+    "pricing.quotes",
+    Quote,
+    "{quote_id}",
+    "CRM",
+    "Negotiated quotes: an account's agreed unit prices, until a time, single or multiple use.",
+    compacted=True,
+    retention_ms=None,
+)
+QUOTE_EVENTS = TopicSpec(
+    "pricing.quote_events",
+    QuoteEvent,
+    "{quote_id}",
+    "pricing",
+    "A quote's lifecycle for the CRM: used, released, expired, with the quote's version.",
+    max_bytes=16 * KIB,
+)
 WAREHOUSES = TopicSpec(
     "warehouses",
     Warehouse,
@@ -252,6 +271,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_ADJUSTMENTS,
     ACCOUNTS,
     PRICE_LISTS,
+    QUOTES,
+    QUOTE_EVENTS,
     WAREHOUSES,
 )
 REFERENCE_TOPICS = tuple(t for t in ALL_TOPICS if t.compacted)

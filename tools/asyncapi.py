@@ -29,7 +29,10 @@ FILE_NAME = "asyncapi.json"
 SERVICES: tuple[str, ...] = tuple(SERVICE_WEB_PORTS)
 ALL_SERVICES = "all services"
 """The registry's writer of `orders.status`: every service reports its own transitions."""
-EXTERNAL_READERS: dict[str, tuple[str, ...]] = {"orders.status": ("shops",)}
+EXTERNAL_READERS: dict[str, tuple[str, ...]] = {
+    "orders.status": ("shops",),
+    "pricing.quote_events": ("CRM",),
+}
 """Readers outside Tradelane that the contract promises a topic to (the registry knows writers)."""
 KAFKA_BINDING = "0.5.0"
 SPECS_DIR = ROOT / "tools" / "asyncapi-specs" / "node_modules" / "@asyncapi" / "specs" / "schemas"

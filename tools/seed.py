@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from cli.publisher import EventPublisher
@@ -27,6 +28,8 @@ from shared.contract import (
     PriceTier,
     Product,
     QuantityRule,
+    Quote,
+    QuoteLine,
     Role,
     StockLevel,
     Warehouse,
@@ -38,6 +41,7 @@ from shared.topics import (
     APPROVAL_POLICIES,
     PRICE_LISTS,
     PRODUCTS,
+    QUOTES,
     STOCK,
     WAREHOUSES,
 )
@@ -328,6 +332,30 @@ def approval_policies() -> list[ApprovalPolicy]:
     ]
 
 
+ACME_QUOTE = "Q-ACME-0001"
+"""The demo's negotiated quote: ACME's site order of drills and bolts, single use."""
+
+
+def quotes(now: datetime | None = None) -> list[Quote]:
+    """A single-use quote for ACME, valid 60 days from `now` (the sales team's usual term)."""
+    issued = (now or datetime.now(UTC)).replace(microsecond=0)
+    return [
+        Quote.new(
+            quote_id=ACME_QUOTE,
+            account_id=ACME,
+            version=1,
+            currency="EUR",
+            lines=[
+                QuoteLine(sku="DRILL-18V", quantity=20, unit_price=Decimal("89.00")),
+                QuoteLine(sku="BOLT-M8-100", quantity=500, unit_price=Decimal("7.40")),
+            ],
+            issued_at=issued,
+            valid_until=issued + timedelta(days=60),
+            use="single",
+        )
+    ]
+
+
 def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
     """Publish the whole data set; returns how many events went to each topic."""
     counts = {
@@ -335,6 +363,7 @@ def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
         PRODUCTS.name: publisher.publish_all(PRODUCTS, products()),
         STOCK.name: publisher.publish_all(STOCK, stock_levels()),
         PRICE_LISTS.name: publisher.publish_all(PRICE_LISTS, price_lists()),
+        QUOTES.name: publisher.publish_all(QUOTES, quotes()),
         ACCOUNTS.name: publisher.publish_all(ACCOUNTS, accounts()),
         APPROVAL_POLICIES.name: publisher.publish_all(APPROVAL_POLICIES, approval_policies()),
     }
@@ -380,6 +409,7 @@ def b2b_order(
     terms: str = "NET30",
     reference: str | None = None,
     reorder_of: str | None = None,
+    quote_id: str | None = None,
 ) -> OrderSubmitted:
     """A business's order from the EDI gateway: on invoice, freight to a building site.
 
@@ -395,6 +425,7 @@ def b2b_order(
         reference=reference or f"PO-{order_id}",
         lines=[{"sku": s, "quantity": q} for s, q in lines],
         reorder_of=reorder_of,
+        quote_id=quote_id,
         payment={"method": "invoice", "terms": terms},
         delivery={"speed": "standard", "address": HAMBURG_SITE},
     )

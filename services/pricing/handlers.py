@@ -17,7 +17,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.pricing import credit_handlers, domain, store, terms
+from services.pricing import credit_handlers, domain, quote_handlers, store, terms
+from services.pricing.quotes import QuoteTerms
 from services.pricing.store import OrderStates
 from shared import metrics
 from shared.consume import Handler
@@ -26,6 +27,7 @@ from shared.contract import (
     Order,
     OrderPriced,
     OrderState,
+    OrderStatusChanged,
     OrderValidated,
     PriceList,
     ReservedLine,
@@ -41,6 +43,7 @@ from shared.topics import (
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
+    QUOTES,
     TopicSpec,
 )
 
@@ -73,9 +76,11 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         log.info("order %s was priced before; its outcome stands", order.order_id)
         return
     try:
-        priced = await price(tx, order, event.lines)
+        priced, quote = await price(tx, order, event.lines)
         plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
         credit = await credit_handlers.hold_credit(tx, order, priced.totals.total)
+        if quote is not None:
+            await quote_handlers.hold_quote(tx, order, quote, priced.totals.total)
     except Rejected as rejected:
         await store.record_order(tx.session, order, OrderStates.REJECTED)
         await tx.report(order, OrderState.REJECTED, reason=rejected.reason)
@@ -98,21 +103,33 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
     tx.order_reached(OrderStage.PRICED, event.submitted_at)
 
 
-async def price(tx: Transaction, order: Order, lines: Sequence[ReservedLine]) -> domain.PricedOrder:
+async def price(
+    tx: Transaction, order: Order, lines: Sequence[ReservedLine]
+) -> tuple[domain.PricedOrder, QuoteTerms | None]:
+    """From the order's quote if it names one, else from the account's contract and lists."""
     account = await store.account_terms(tx.session, order.account_id)
     domain.check_payment_terms(order, account)
+    if order.quote_id is not None:
+        return await quote_handlers.price_quoted(tx, order, lines, now_utc())
     books = await store.price_books(
         tx.session,
         domain.price_lists_to_consult(order, account),
         {line.sku for line in lines},
     )
-    return domain.price_order(order, lines, account, books)
+    return domain.price_order(order, lines, account, books), None
+
+
+async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> None:
+    """An order's fate moves its holds: quotes announce their release before the ledger moves."""
+    await quote_handlers.order_status_changed(event, tx)
+    await credit_handlers.order_status_changed(event, tx)
 
 
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
+    QUOTES: quote_handlers.quote_changed,
     ORDERS_VALIDATED: order_validated,
-    ORDERS_STATUS: credit_handlers.order_status_changed,
+    ORDERS_STATUS: order_status_changed,
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

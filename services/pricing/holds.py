@@ -39,9 +39,10 @@ from shared.db import ExactDecimal
 
 
 class HoldKind(StrEnum):
-    """What is held; promo-code uses and single-use quotes will join credit here."""
+    """What is held; promo-code uses will join credit and single-use quotes here."""
 
     CREDIT = "credit"
+    QUOTE = "quote"
 
 
 class HoldState(StrEnum):

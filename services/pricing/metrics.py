@@ -35,6 +35,24 @@ CREDIT_PAYMENTS = Counter(
     ["outcome"],
 )
 
+QUOTE_OUTCOMES = (
+    "used",
+    "priced",
+    "released",
+    "expired",
+    "unknown_quote",
+    "quote_expired",
+    "quote_mismatch",
+    "quote_already_used",
+)
+QUOTE_USES = Counter(
+    "tradelane_quote_uses_total",
+    "Orders naming a negotiated quote and quote lifecycle moves, by outcome: used (a single-use "
+    "quote taken), priced (a multi-use quote's prices applied), released (its order rejected or "
+    "cancelled), expired (valid-until passed), or the reason an order was refused it.",
+    ["outcome"],
+)
+
 
 def show_every_outcome() -> None:
     """Every outcome from the start at 0, so dashboards and alerts see a series before the
@@ -43,3 +61,5 @@ def show_every_outcome() -> None:
         CREDIT_CHECKS.labels(outcome.value)
     for payment in PAYMENT_OUTCOMES:
         CREDIT_PAYMENTS.labels(payment)
+    for quote_outcome in QUOTE_OUTCOMES:
+        QUOTE_USES.labels(quote_outcome)

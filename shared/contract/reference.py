@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from shared.contract.envelope import ContractModel, Event
+from shared.contract.envelope import ContractModel, Event, UtcTime
 from shared.contract.money import Amount, Currency, SignedDecimal
 from shared.contract.orders import Channel, Id
 from shared.contract.payment import Terms
@@ -288,3 +288,75 @@ class PriceList(Event):
     price_list_id: Id
     currency: Currency
     prices: list[PriceEntry]
+
+
+class QuoteUse(StrEnum):
+    """How often a negotiated quote may be ordered against."""
+
+    SINGLE = "single"
+    MULTIPLE = "multiple"
+
+
+class QuoteLine(ContractModel):
+    """One SKU of a quote: the agreed unit price for up to `quantity` units per order."""
+
+    sku: Id
+    quantity: int = Field(ge=1, le=1_000_000, description="Most units one order may take.")
+    unit_price: Amount
+
+
+class Quote(Event):
+    """`pricing.quotes/v1`, key `quote_id`: a price the sales team negotiated with one account.
+
+    The CRM republishes a changed quote with a higher `version`; pricing keeps
+    the highest version it has seen, so a late older one changes nothing.
+    """
+
+    schema_: Literal["pricing.quotes/v1"] = Field(alias="schema")
+    quote_id: Id
+    account_id: Id
+    version: int = Field(ge=1, le=1_000_000_000)
+    currency: Currency
+    lines: list[QuoteLine] = Field(min_length=1, max_length=500)
+    issued_at: UtcTime
+    valid_until: UtcTime = Field(description="Orders priced from this instant on are refused.")
+    use: QuoteUse = Field(
+        default=QuoteUse.SINGLE,
+        description="single: one order may use it (held while the order lives); multiple: any "
+        "number of the account's orders until it expires.",
+    )
+
+    @model_validator(mode="after")
+    def _sound(self) -> Self:
+        skus = [line.sku for line in self.lines]
+        repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
+        if repeated:
+            raise ValueError(f"lines: SKU {repeated[0]!r} is quoted more than once")
+        if self.valid_until <= self.issued_at:
+            raise ValueError(
+                f"valid_until {self.valid_until.isoformat()} is not after "
+                f"issued_at {self.issued_at.isoformat()}"
+            )
+        return self
+
+
+class QuoteEventKind(StrEnum):
+    USED = "used"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class QuoteEvent(Event):
+    """`pricing.quote_events/v1` (pricing → CRM), key `quote_id`: a quote's lifecycle.
+
+    `used`: an order took a single-use quote (held until the order's fate);
+    `released`: that order was rejected or cancelled, the quote is free again;
+    `expired`: its `valid_until` passed. `version` is the quote's version pricing used.
+    """
+
+    schema_: Literal["pricing.quote_events/v1"] = Field(alias="schema")
+    quote_id: Id
+    account_id: Id
+    version: int = Field(ge=1)
+    kind: QuoteEventKind
+    order_id: Id | None = Field(default=None, description="The order (used, released).")

@@ -51,6 +51,7 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_SESSION_TIMEOUT_SECONDS": "30 s, the default rebalance trade-off",
     "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",
     "APPROVALS_TIMER_SECONDS": "1 s between looks for due reminders and expiries",
+    "PRICING_QUOTE_TIMER_SECONDS": "1 s between looks for quotes whose valid-until passed",
     "TRADELANE_SHUTDOWN_SECONDS": "20 s, inside the pods' 30 s grace period (checked below)",
     "TRADELANE_DATABASE_POOL_SIZE": "5 kept + 5 overflow per worker; sizing in the runbook",
     "TRADELANE_DATABASE_MAX_OVERFLOW": "5: a prod worker holds at most 10 connections",

@@ -23,8 +23,19 @@ from services.approvals.handlers import HANDLERS as APPROVALS
 from services.catalog.handlers import HANDLERS as CATALOG
 from services.fulfillment.handlers import HANDLERS as FULFILLMENT
 from services.pricing.handlers import HANDLERS as PRICING
-from shared.topics import ALL_TOPICS, DEAD_LETTER_MODEL, ORDERS_STATUS, ORDERS_SUBMITTED
-from tools.asyncapi import FILE_NAME, SPECS_DIR, asyncapi_document, validation_errors
+from shared.topics import (
+    ALL_TOPICS,
+    DEAD_LETTER_MODEL,
+    ORDERS_STATUS,
+    ORDERS_SUBMITTED,
+    QUOTE_EVENTS,
+)
+from tools.asyncapi import (
+    FILE_NAME,
+    SPECS_DIR,
+    asyncapi_document,
+    validation_errors,
+)
 from tools.schemas import SCHEMA_DIR, drifted_schemas
 from tools.seed import b2b_order
 
@@ -158,7 +169,7 @@ def test_senders_and_receivers_are_the_registry_writers_and_the_handlers(
     }
     for spec in ALL_TOPICS:
         consumers = {name for name, handlers in services.items() if spec in handlers}
-        external = {"shops"} if spec is ORDERS_STATUS else set()
+        external = {ORDERS_STATUS: {"shops"}, QUOTE_EVENTS: {"CRM"}}.get(spec, set())
         assert _parties(committed, "receive", spec.name) == consumers | external, spec.name
         writers = set(services) if spec is ORDERS_STATUS else {spec.writer}
         assert _parties(committed, "send", spec.name) == writers, spec.name
