@@ -38,6 +38,7 @@ from shared.contract import (
     PriceEntry,
     PriceList,
     PriceTier,
+    QuoteEvent,
 )
 from shared.kafka_connection import KafkaConnection, kafka_connection
 from shared.tokens import issue_token
@@ -47,6 +48,7 @@ from shared.topics import (
     APPROVAL_NOTICES,
     ORDERS_STATUS,
     PRICE_LISTS,
+    QUOTE_EVENTS,
     REFERENCE_TOPICS,
     TopicNames,
     create_topics,
@@ -70,13 +72,15 @@ def free_port() -> int:
 
 
 class TopicWatcher:
-    """Reads `orders.status`, approval notices and every `.dlq` topic, in a background thread."""
+    """Reads `orders.status`, approval notices, quote events and every `.dlq` topic, in a
+    background thread."""
 
     def __init__(self, kafka: KafkaConnection | str, names: TopicNames) -> None:
         self.names = names
         self.statuses: dict[str, list[OrderStatusChanged]] = defaultdict(list)
         self.dead_letters: dict[str, list[DeadLetter]] = defaultdict(list)
         self.notices: dict[str, list[ApprovalNotice]] = defaultdict(list)
+        self.quote_events: dict[str, list[QuoteEvent]] = defaultdict(list)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
@@ -85,7 +89,7 @@ class TopicWatcher:
             enable_auto_commit=False,
             consumer_timeout_ms=200,
         )
-        topics = [names.of(ORDERS_STATUS), names.of(APPROVAL_NOTICES)] + [
+        topics = [names.of(ORDERS_STATUS), names.of(APPROVAL_NOTICES), names.of(QUOTE_EVENTS)] + [
             names.dlq_of(spec) for spec in ALL_TOPICS
         ]
         partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
@@ -105,6 +109,9 @@ class TopicWatcher:
             if topic == self.names.of(ORDERS_STATUS):
                 status = OrderStatusChanged.model_validate_json(value)
                 self.statuses[status.order_id].append(status)
+            elif topic == self.names.of(QUOTE_EVENTS):
+                event = QuoteEvent.model_validate_json(value)
+                self.quote_events[event.quote_id].append(event)
             elif topic == self.names.of(APPROVAL_NOTICES):
                 notice = ApprovalNotice.model_validate_json(value)
                 self.notices[notice.order_id].append(notice)
