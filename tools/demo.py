@@ -74,7 +74,7 @@ from shared.topics import (
 )
 from tools.fleet import SERVICES, Fleet, FleetError
 from tools.local_kafka import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
-from tools.seed import GLOBEX, b2b_order, b2c_order, publish_reference_data
+from tools.seed import ACME_QUOTE, GLOBEX, b2b_order, b2c_order, publish_reference_data
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,12 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         lambda oid: b2b_order(
             oid, [("GLOVE-L", 120)], account_id=GLOBEX, buyer_id="globex-buyer", terms="DOM15"
         ),
+    ),
+    ShopScenario(
+        f"B2B acme against its negotiated single-use quote {ACME_QUOTE} (5 drills at the "
+        "quoted 89.00 EUR, not the contract's 104.00): the first takes the quote; later "
+        "rounds are rejected quote_already_used",
+        lambda oid: b2b_order(oid, [("DRILL-18V", 5)], quote_id=ACME_QUOTE),
     ),
 )
 
@@ -315,14 +321,23 @@ def describe_status(status: OrderStatusChanged) -> str:
     if status.status is OrderState.AWAITING_APPROVAL and approval is not None:
         return describe_approval(approval)
     if status.status is OrderState.APPROVED:
+        quoted = quoted_at(status)
         if approval is not None and approval.approved_by:
-            return "approved by " + ", ".join(approval.approved_by)
-        return "no approval rule applies: approved at once"
+            return "approved by " + ", ".join(approval.approved_by) + quoted
+        return "no approval rule applies: approved at once" + quoted
     if status.status is OrderState.SHIPPED and status.shipments:
         return "left the warehouse: " + "; ".join(describe_shipment(s) for s in status.shipments)
     if status.shipments:
         return "; ".join(describe_shipment(s) for s in status.shipments)
     return f"by {status.reported_by}"
+
+
+def quoted_at(status: OrderStatusChanged) -> str:
+    """`; priced from quote:Q-ACME-0001 v1` when the order's lines came from a quote."""
+    sources = sorted(
+        {line.price_source for line in status.lines or [] if line.price_source.startswith("quote:")}
+    )
+    return f"; priced from {', '.join(sources)}" if sources else ""
 
 
 class Board:
