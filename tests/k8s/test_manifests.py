@@ -384,7 +384,7 @@ def mounted_secret(pod: Object, path: str) -> tuple[str, str]:
 
 def test_the_writes_found_in_the_code_include_what_each_service_is_known_to_publish() -> None:
     assert {"orders.validated", "orders.backorder_filled", "orders.status"} <= published("catalog")
-    assert published("pricing") == {"orders.priced", "orders.status"}
+    assert published("pricing") == {"orders.priced", "orders.status", "pricing.quote_events"}
     assert {"orders.approved", "approvals.notifications", "approvals.decisions"} <= published(
         "approvals"
     )
