@@ -305,6 +305,20 @@ APPROVALS = Board(
                 ),
             ),
         ),
+        Section(
+            "Quotes",
+            (
+                chart(
+                    "Quote uses/s by outcome",
+                    "Orders naming a negotiated quote and its lifecycle: a single-use quote "
+                    "used or released, a multi-use one priced, quotes expired, and the reasons "
+                    "orders were refused their quote; never per quote or account.",
+                    "reqps",
+                    (rate("tradelane_quote_uses_total", "outcome"), "{{outcome}}"),
+                    width=24,
+                ),
+            ),
+        ),
     ),
 )
 
