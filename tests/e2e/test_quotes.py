@@ -1,6 +1,7 @@
 """Negotiated quotes end to end over real Kafka: a quoted order approved at the quote's prices,
 an expired quote (rejected, and `expired` announced), and two orders racing for one single-use
-quote — exactly one takes it, and its cancellation releases the quote.
+quote — exactly one takes it (and waits for its manager), and its cancellation releases the
+quote for a third order.
 
 Each test publishes its own business account and quote (as the CRM would), acts as a shop and
 reads `pricing.quote_events` as the CRM does; waits are conditions on what the system publishes.
@@ -15,14 +16,17 @@ from typing import Any
 
 from shared.contract import (
     Account,
+    ApprovalPolicy,
     Channel,
+    Member,
     OrderCancelled,
     OrderState,
     Quote,
     QuoteEvent,
     ReasonCode,
+    Role,
 )
-from shared.topics import ACCOUNTS, ORDERS_CANCELLED, ORDERS_SUBMITTED, QUOTES
+from shared.topics import ACCOUNTS, APPROVAL_POLICIES, ORDERS_CANCELLED, ORDERS_SUBMITTED, QUOTES
 from tests.e2e.conftest import Pipeline
 from tools.seed import b2b_order
 
@@ -33,7 +37,9 @@ DRILL = "DRILL-18V"
 class QuoteCustomer:
     """One test's business account (approved automatically) and its quote."""
 
-    def __init__(self, pipeline: Pipeline, label: str, **quote: Any) -> None:
+    def __init__(
+        self, pipeline: Pipeline, label: str, *, manager_approves: bool = False, **quote: Any
+    ) -> None:
         self.pipeline = pipeline
         self.account_id = f"{label}-{pipeline.run_id}-{uuid.uuid4().hex[:4]}"
         self.quote_id = f"Q-{self.account_id}"
@@ -44,8 +50,28 @@ class QuoteCustomer:
                 name=f"{self.account_id} GmbH",
                 channel=Channel.B2B,
                 payment_terms=["NET30"],
+                members=[
+                    Member(member_id=f"{self.account_id}-buyer", name="Buyer", roles=[Role.BUYER]),
+                    Member(member_id=f"{self.account_id}-boss", name="Boss", roles=[Role.MANAGER]),
+                ],
             ),
         )
+        if manager_approves:  # every order waits for the manager: it stays cancellable
+            pipeline.publish_reference(
+                APPROVAL_POLICIES,
+                ApprovalPolicy.new(
+                    account_id=self.account_id,
+                    version=1,
+                    rules=[
+                        {
+                            "rule_id": "all",
+                            "version": 1,
+                            "when": {},
+                            "steps": [{"step_id": "manager", "role": "manager", "quorum": 1}],
+                        }
+                    ],
+                ),
+            )
         now = datetime.now(UTC).replace(microsecond=0)
         fields: dict[str, Any] = {
             "quote_id": self.quote_id,
@@ -111,23 +137,23 @@ def test_an_expired_quote_rejects_the_order_and_is_announced_expired(pipeline: P
 def test_two_orders_racing_for_a_single_use_quote_one_takes_it_and_its_cancellation_frees_it(
     pipeline: Pipeline,
 ) -> None:
-    customer = QuoteCustomer(pipeline, "qrace")
+    customer = QuoteCustomer(pipeline, "qrace", manager_approves=True)
     one, two = customer.order("one"), customer.order("two")
     fates = {
         order_id: pipeline.watch.wait_until(
-            f"{order_id} approved or rejected",
+            f"{order_id} awaiting approval or rejected",
             lambda order_id=order_id: next(
                 (
                     s
                     for s in pipeline.watch.statuses[order_id]
-                    if s.status in (OrderState.APPROVED, OrderState.REJECTED)
+                    if s.status in (OrderState.AWAITING_APPROVAL, OrderState.REJECTED)
                 ),
                 None,
             ),
         )
         for order_id in (one, two)
     }
-    winners = [o for o, s in fates.items() if s.status is OrderState.APPROVED]
+    winners = [o for o, s in fates.items() if s.status is OrderState.AWAITING_APPROVAL]
     losers = [s for s in fates.values() if s.status is OrderState.REJECTED]
     assert len(winners) == 1 and len(losers) == 1
     assert losers[0].reason is not None
@@ -144,5 +170,5 @@ def test_two_orders_racing_for_a_single_use_quote_one_takes_it_and_its_cancellat
     released = customer.wait_for_quote_events("used", "released")[1]
     assert (released.order_id, released.version) == (winners[0], 2)
     third = customer.order("third")
-    pipeline.watch.wait_for_status(third, OrderState.APPROVED)
+    pipeline.watch.wait_for_status(third, OrderState.AWAITING_APPROVAL)
     customer.wait_for_quote_events("used", "released", "used")
