@@ -25,7 +25,8 @@ Where a line's price comes from:
 Totals: each line total is `unit_price * quantity` rounded to the currency's minor
 unit (JPY 0, EUR 2, BHD 3 decimals) with banker's rounding (`round_money`);
 `subtotal` is their sum and `total` equals `subtotal`. Not priced yet:
-tax, shipping, promotions and promo codes, negotiated quotes. The credit limit
+tax, shipping, promotions and promo codes. An order naming a negotiated quote is
+priced from the quote instead (`services/pricing/quotes.py`). The credit limit
 is checked after pricing, in `services/pricing/credit.py`.
 """
 

@@ -1,7 +1,8 @@
 """Pricing's handlers: the second step of an order's life, one function per incoming event.
 
 It prices every line catalog reserved — list prices for consumers, the
-account's contract price list and volume tiers for businesses — totals the order
+account's contract price list and volume tiers for businesses, or the order's
+negotiated quote (`quote_handlers`, single use held until the order's fate) — totals the order
 in Decimal, checks that the customer may pay the way the order says, plans
 when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A business order is also held against the
