@@ -29,6 +29,7 @@ from shared.contract import (
     PaymentReceived,
     PriceList,
     Product,
+    Promotion,
     ShipmentDispatched,
     StockAdjustment,
     StockLevel,
@@ -223,6 +224,15 @@ PRICE_LISTS = TopicSpec(
     compacted=True,
     retention_ms=None,
 )
+PROMOTIONS = TopicSpec(
+    "pricing.promotions",
+    Promotion,
+    "{promotion_id}",
+    "ERP",
+    "Promotions and promo codes; `active: false` retires one.",
+    compacted=True,
+    retention_ms=None,
+)
 WAREHOUSES = TopicSpec(
     "warehouses",
     Warehouse,
@@ -252,6 +262,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_ADJUSTMENTS,
     ACCOUNTS,
     PRICE_LISTS,
+    PROMOTIONS,
     WAREHOUSES,
 )
 REFERENCE_TOPICS = tuple(t for t in ALL_TOPICS if t.compacted)

@@ -5,7 +5,8 @@ account's contract price list and volume tiers for businesses — totals the ord
 in Decimal, checks that the customer may pay the way the order says, plans
 when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A business order is also held against the
-account's credit limit (`credit_handlers`); `orders.status` and
+account's credit limit (`credit_handlers`); promotions and promo codes
+apply between the prices and the plan (`promotion_handlers`); `orders.status` and
 `payments.received` tell pricing when that exposure ends. A rejection goes out
 on `orders.status`; catalog hears it there and releases the stock. A priced
 order gets no status from here: approvals reports the order's next transition.
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.pricing import credit_handlers, domain, store, terms
+from services.pricing import credit_handlers, domain, promotion_handlers, store, terms
 from services.pricing.store import OrderStates
 from shared import metrics
 from shared.consume import Handler
@@ -41,6 +42,7 @@ from shared.topics import (
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
+    PROMOTIONS,
     TopicSpec,
 )
 
@@ -74,6 +76,8 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         return
     try:
         priced = await price(tx, order, event.lines)
+        at = event.submitted_at or now_utc()
+        priced = await promotion_handlers.apply_promotions(tx, order, priced, at)
         plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
         credit = await credit_handlers.hold_credit(tx, order, priced.totals.total)
     except Rejected as rejected:
@@ -95,6 +99,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         ),
     )
     tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)
+    promotion_handlers.count_order_value(tx, order, float(priced.totals.total))
     tx.order_reached(OrderStage.PRICED, event.submitted_at)
 
 
@@ -112,6 +117,7 @@ async def price(tx: Transaction, order: Order, lines: Sequence[ReservedLine]) ->
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
+    PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: order_validated,
     ORDERS_STATUS: credit_handlers.order_status_changed,
     PAYMENTS_RECEIVED: credit_handlers.payment_received,

@@ -39,9 +39,11 @@ from shared.db import ExactDecimal
 
 
 class HoldKind(StrEnum):
-    """What is held; promo-code uses and single-use quotes will join credit here."""
+    """What is held: credit exposure, promotion uses; single-use quotes will join here."""
 
     CREDIT = "credit"
+    PROMOTION = "promotion"
+    """One use of a promotion by the order (subject: the promotion id), see `promotion_ledger`."""
 
 
 class HoldState(StrEnum):
