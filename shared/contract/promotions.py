@@ -87,8 +87,9 @@ class Promotion(Event):
 
     @model_validator(mode="after")
     def _makes_sense(self) -> Self:
-        for problem in promotion_problems(self):
-            raise ValueError(f"promotion {self.promotion_id!r}: {problem}")
+        problems = promotion_problems(self)
+        if problems:
+            raise ValueError(f"promotion {self.promotion_id!r}: {'; '.join(problems)}")
         return self
 
 
