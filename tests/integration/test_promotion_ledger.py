@@ -174,8 +174,8 @@ def step_event(
     if (books.fate[order_id], wanted) in MOVES:
         books.fate[order_id] = wanted
     reason = None if code is None else {"code": code, "message": kind}
-    order = coded(order_id, books.customer[order_id], promotion_id.upper()).order()
-    return ORDERS_STATUS, status_from("approvals", order, state, reason=reason)
+    fated = coded(order_id, books.customer[order_id], promotion_id.upper()).order()
+    return ORDERS_STATUS, status_from("approvals", fated, state, reason=reason)
 
 
 async def check_the_books(bench: ServiceBench, books: Books, promotion_id: str) -> None:
