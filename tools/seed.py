@@ -341,12 +341,12 @@ def promotions() -> list[Promotion]:
     }
     return [
         Promotion.new(
-            promotion_id="safety-week",
-            name="Safety week: 15 % off safety gear",
+            promotion_id="audio-week",
+            name="Audio week: 15 % off electronics",
             kind=PromotionKind.PERCENTAGE,
             percent=Decimal(15),
             scope=PromotionScope.CATEGORY,
-            categories=["safety"],
+            categories=["electronics"],
             **window,
         ),
         Promotion.new(

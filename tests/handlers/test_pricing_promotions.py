@@ -1,8 +1,8 @@
 """Pricing's promotions, in-process on SQLite: applied with reasons, codes refused, uses held
 and given back.
 
-The demo seed's promotions: `safety-week` (automatic, 15 % off the `safety`
-category: GLOVE-L at 4.99) and `welcome10` (code WELCOME10, 10 % off an order
+The demo seed's promotions: `audio-week` (automatic, 15 % off the
+`electronics` category: HEADSET-BT at 59.00) and `welcome10` (code WELCOME10, 10 % off an order
 from 50 EUR, once per customer, 1000 uses). DRILL-18V lists at 129.00 EUR.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from services.pricing import promotion_ledger, store
 from services.pricing.app import NAME
 from services.pricing.handlers import HANDLERS
-from shared.contract import OrderPriced, OrderState, OrderSubmitted, Promotion, ReasonCode
+from shared.contract import Channel, OrderPriced, OrderState, OrderSubmitted, Promotion, ReasonCode
 from shared.topics import (
     ACCOUNTS,
     ORDERS_PRICED,
@@ -70,21 +70,24 @@ def a_limited_code(total: int) -> Promotion:
 async def test_a_promo_code_and_an_automatic_promotion_are_applied_and_explained(
     pricing: ServiceBench,
 ) -> None:
-    order = b2c_order("p-1", [("DRILL-18V", 1), ("GLOVE-L", 2)], promo_codes=["WELCOME10"])
+    order = b2c_order(
+        "p-1", [("DRILL-18V", 1), ("HEADSET-BT", 1), ("GLOVE-L", 1)], promo_codes=["WELCOME10"]
+    )
     priced = await price(pricing, order)
     assert priced is not None
-    drill, gloves = priced.lines
+    drill, headset, gloves = priced.lines
     assert (drill.discount, drill.line_total, drill.promotions) == (0, Decimal("129.00"), [])
-    assert gloves.discount == Decimal("1.50")  # 15 % of 9.98 = 1.497
-    assert gloves.line_total == Decimal("8.48")
-    assert gloves.price_source == "list:list-EUR promotion:safety-week"
-    assert [(n.promotion_id, n.applied) for n in gloves.promotions] == [("safety-week", True)]
+    assert headset.discount == Decimal("8.85")  # 15 % of 59.00
+    assert headset.line_total == Decimal("50.15")
+    assert headset.price_source == "list:list-EUR promotion:audio-week"
+    assert [(n.promotion_id, n.applied) for n in headset.promotions] == [("audio-week", True)]
+    assert (gloves.discount, gloves.line_total) == (0, Decimal("4.99"))
     totals = priced.totals
-    assert totals.subtotal == Decimal("137.48")
-    assert totals.discount == Decimal("13.75")
-    assert totals.total == Decimal("123.73")
+    assert totals.subtotal == Decimal("184.14")
+    assert totals.discount == Decimal("18.41")  # 10 % of 184.14 = 18.414
+    assert totals.total == Decimal("165.73")
     assert [(n.promotion_id, n.code, n.discount) for n in totals.promotions] == [
-        ("welcome10", "WELCOME10", Decimal("13.75"))
+        ("welcome10", "WELCOME10", Decimal("18.41"))
     ]
     assert priced.payment is not None
     assert sum(due.amount for due in priced.payment.schedule) == totals.total
@@ -106,12 +109,19 @@ async def test_below_the_minimum_the_code_is_refused_with_the_figure(pricing: Se
     assert "minimum_not_met" in rejected.reason.message and "50 EUR" in rejected.reason.message
 
 
-async def test_a_business_order_gets_no_consumer_promotion(pricing: ServiceBench) -> None:
-    order = b2b_order("p-4", [("GLOVE-L", 10)])
-    priced = await price(pricing, order)
+async def test_a_business_gets_a_promotion_only_where_it_names_b2b(pricing: ServiceBench) -> None:
+    [audio_week, _] = promotions()
+    bolts = {"promotion_id": "bolts", "categories": ["fasteners"]}
+    await pricing.deliver(PROMOTIONS, resent(audio_week, **bolts))
+    priced = await price(pricing, b2b_order("p-4", [("BOLT-M8-100", 10)]))
     assert priced is not None
     [note] = priced.lines[0].promotions
     assert (note.applied, note.reason) == (False, "channel_not_allowed")
+    for_business = {**bolts, "channels": [Channel.B2B]}
+    await pricing.deliver(PROMOTIONS, resent(audio_week, **for_business))
+    priced = await price(pricing, b2b_order("p-4b", [("BOLT-M8-100", 10)]))
+    assert priced is not None
+    assert priced.lines[0].discount == Decimal("14.70")  # 15 % of the contract's 10 x 9.80
 
 
 async def test_a_use_is_held_then_given_back_when_the_order_is_cancelled(
