@@ -76,8 +76,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         return
     try:
         priced = await price(tx, order, event.lines)
-        at = event.submitted_at or now_utc()
-        priced = await promotion_handlers.apply_promotions(tx, order, priced, at)
+        priced = await promotion_handlers.apply_promotions(tx, order, priced, now_utc())
         plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
         credit = await credit_handlers.hold_credit(tx, order, priced.totals.total)
     except Rejected as rejected:

@@ -31,7 +31,11 @@ async def promotion_changed(promotion: Promotion, tx: Transaction) -> None:
 async def apply_promotions(
     tx: Transaction, order: Order, priced: PricedOrder, at: datetime
 ) -> PricedOrder:
-    """The order with its promotions applied and their uses held; `Rejected` for a bad code."""
+    """The order with its promotions applied and their uses held; `Rejected` for a bad code.
+
+    `at` is when pricing prices the order, not the shop's `submitted_at`: a shop
+    sets its own event time and could backdate an order into an expired window.
+    """
     found = await promotion_ledger.candidates(tx.session, order.promo_codes)
     await promotion_ledger.lock_limited(tx.session, found)
     usage = {
