@@ -46,6 +46,9 @@ from shared.contract import (
 )
 from shared.rejection import Rejected
 
+MAX_NOTES = 100
+"""Most promotions listed per line or order (the contract's bound): the applied one first."""
+
 QUOTE_SOURCE = "quote:"
 """A line priced from a negotiated quote (`price_source` starts with it) gets no promotion."""
 
@@ -199,7 +202,7 @@ def promote_line(
                 "discount": discount,
                 "line_total": gross - discount,
                 "price_source": source[:200],
-                "promotions": notes,
+                "promotions": first_applied(notes),
             }
         ),
         best,
@@ -280,7 +283,13 @@ def promote_order(
         else outcome(p, Decimal(0), barred.get(p.promotion_id, NotApplied.BETTER_PROMOTION_APPLIED))
         for p in considered
     ]
-    return notes, best, offers[best.promotion_id] if best else Decimal(0)
+    return first_applied(notes), best, offers[best.promotion_id] if best else Decimal(0)
+
+
+def first_applied(notes: list[PromotionOutcome]) -> list[PromotionOutcome]:
+    """The applied promotion first, then the others by id, at most `MAX_NOTES`: a shop with
+    hundreds of automatic promotions must not make an order unpublishable."""
+    return sorted(notes, key=lambda note: not note.applied)[:MAX_NOTES]
 
 
 def check_codes(

@@ -219,3 +219,14 @@ def test_no_promotion_makes_a_price_negative(
     assert sum(promoted.applied.values()) == promoted.totals.discount + sum(
         line.discount for line in promoted.lines
     )
+
+
+def test_many_promotions_on_a_line_list_the_applied_one_first_and_at_most_100() -> None:
+    many = [
+        a_promotion(f"p{i:03d}", scope="sku", skus=["MUG"], percent=Decimal(1 + i % 50))
+        for i in range(150)
+    ]
+    [line] = apply_promotions(an_order(), [a_line()], many, {}, NOW).lines
+    assert len(line.promotions) == 100
+    assert line.promotions[0].applied and line.promotions[0].promotion_id == "p049"
+    assert not any(note.applied for note in line.promotions[1:])
