@@ -29,6 +29,7 @@ from shared.contract import (
     PaymentReceived,
     PriceList,
     Product,
+    Promotion,
     Quote,
     QuoteEvent,
     ShipmentDispatched,
@@ -242,6 +243,15 @@ QUOTE_EVENTS = TopicSpec(
     "A quote's lifecycle for the CRM: used, released, expired, with the quote's version.",
     max_bytes=16 * KIB,
 )
+PROMOTIONS = TopicSpec(
+    "pricing.promotions",
+    Promotion,
+    "{promotion_id}",
+    "ERP",
+    "Promotions and promo codes; `active: false` retires one.",
+    compacted=True,
+    retention_ms=None,
+)
 WAREHOUSES = TopicSpec(
     "warehouses",
     Warehouse,
@@ -273,6 +283,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PRICE_LISTS,
     QUOTES,
     QUOTE_EVENTS,
+    PROMOTIONS,
     WAREHOUSES,
 )
 REFERENCE_TOPICS = tuple(t for t in ALL_TOPICS if t.compacted)

@@ -219,6 +219,36 @@ OVERVIEW = Board(
                 ),
             ),
         ),
+        Section(
+            "Order value and promotions",
+            (
+                chart(
+                    "Order value by channel",
+                    "Totals of priced orders after promotions, in the order's currency "
+                    "(major unit).",
+                    "none",
+                    *percentiles("tradelane_order_value_amount", "channel, currency"),
+                ),
+                chart(
+                    "Discounts granted/s by promotion kind",
+                    "What promotions took off priced orders, by kind and scope, in the "
+                    "order's currency; never per promotion or code.",
+                    "none",
+                    (
+                        rate("tradelane_promotion_discount_amount_total", "kind, scope, currency"),
+                        "{{kind}} {{scope}} {{currency}}",
+                    ),
+                ),
+                chart(
+                    "Promo-code rejections/s by reason",
+                    "Orders rejected invalid_promo_code: unknown, expired, exhausted, "
+                    "below the minimum, …",
+                    "reqps",
+                    (rate("tradelane_promo_code_rejections_total", "reason"), "{{reason}}"),
+                    width=24,
+                ),
+            ),
+        ),
     ),
 )
 

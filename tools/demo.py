@@ -163,7 +163,22 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
         ),
     ),
     ShopScenario(
-        "B2C parcel, economy, from the regional warehouse",
+        "B2C with promo code WELCOME10 (10 % off from 50 EUR, once per customer) and the "
+        "automatic audio-week promotion (15 % off electronics): 129.00 + 59.00 - 8.85 = "
+        "179.15, minus 17.92 = 161.23 EUR",
+        lambda oid: b2c_order(
+            oid,
+            [("DRILL-18V", 1), ("HEADSET-BT", 1)],
+            account_id=f"cust-{oid}",
+            promo_codes=["WELCOME10"],
+        ),
+    ),
+    ShopScenario(
+        "B2C with an unknown promo code SPRING24: rejected invalid_promo_code",
+        lambda oid: b2c_order(oid, [("GLOVE-L", 2)], promo_codes=["SPRING24"]),
+    ),
+    ShopScenario(
+        "B2C parcel, economy, from the regional warehouse (audio-week: 15 % off the headset)",
         lambda oid: b2c_order(oid, [("HEADSET-BT", 1), ("GLOVE-L", 2)], speed="economy"),
     ),
     ShopScenario(
@@ -313,6 +328,19 @@ def describe_payment(plan: PaymentPlan) -> str:
     return f"{how}: {amounts}"
 
 
+def describe_promotions(status: OrderStatusChanged) -> str:
+    """'; promotions: audio-week -8.85, welcome10 -17.92 = 161.23 EUR', or nothing."""
+    applied = [
+        f"{note.promotion_id} -{note.discount}"
+        for note in [n for line in status.lines or [] for n in line.promotions]
+        + (status.totals.promotions if status.totals else [])
+        if note.applied
+    ]
+    if not applied or status.totals is None:
+        return ""
+    return f"; promotions: {', '.join(applied)} = {status.totals.total} {status.totals.currency}"
+
+
 def describe_status(status: OrderStatusChanged) -> str:
     """The one detail a person wants next to each status: why, who, or how it ships."""
     if status.reason is not None:
@@ -321,10 +349,12 @@ def describe_status(status: OrderStatusChanged) -> str:
     if status.status is OrderState.AWAITING_APPROVAL and approval is not None:
         return describe_approval(approval)
     if status.status is OrderState.APPROVED:
-        quoted = quoted_at(status)
-        if approval is not None and approval.approved_by:
-            return "approved by " + ", ".join(approval.approved_by) + quoted
-        return "no approval rule applies: approved at once" + quoted
+        who = (
+            "approved by " + ", ".join(approval.approved_by)
+            if approval is not None and approval.approved_by
+            else "no approval rule applies: approved at once"
+        )
+        return who + quoted_at(status) + describe_promotions(status)
     if status.status is OrderState.SHIPPED and status.shipments:
         return "left the warehouse: " + "; ".join(describe_shipment(s) for s in status.shipments)
     if status.shipments:

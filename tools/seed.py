@@ -27,6 +27,9 @@ from shared.contract import (
     PriceList,
     PriceTier,
     Product,
+    Promotion,
+    PromotionKind,
+    PromotionScope,
     QuantityRule,
     Quote,
     QuoteLine,
@@ -41,6 +44,7 @@ from shared.topics import (
     APPROVAL_POLICIES,
     PRICE_LISTS,
     PRODUCTS,
+    PROMOTIONS,
     QUOTES,
     STOCK,
     WAREHOUSES,
@@ -356,6 +360,38 @@ def quotes(now: datetime | None = None) -> list[Quote]:
     ]
 
 
+def promotions() -> list[Promotion]:
+    """An automatic promotion and a promo code for consumers (docs/pricing.md)."""
+    window = {
+        "valid_from": datetime(2026, 1, 1, tzinfo=UTC),
+        "valid_until": datetime(2030, 1, 1, tzinfo=UTC),
+    }
+    return [
+        Promotion.new(
+            promotion_id="audio-week",
+            name="Audio week: 15 % off electronics",
+            kind=PromotionKind.PERCENTAGE,
+            percent=Decimal(15),
+            scope=PromotionScope.CATEGORY,
+            categories=["electronics"],
+            **window,
+        ),
+        Promotion.new(
+            promotion_id="welcome10",
+            name="Welcome: 10 % off your first order from 50 EUR",
+            kind=PromotionKind.PERCENTAGE,
+            percent=Decimal(10),
+            currency="EUR",
+            scope=PromotionScope.ORDER,
+            min_order_value=Decimal(50),
+            code="WELCOME10",
+            max_uses_per_customer=1,
+            max_uses_total=1000,
+            **window,
+        ),
+    ]
+
+
 def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
     """Publish the whole data set; returns how many events went to each topic."""
     counts = {
@@ -364,6 +400,7 @@ def publish_reference_data(publisher: EventPublisher) -> dict[str, int]:
         STOCK.name: publisher.publish_all(STOCK, stock_levels()),
         PRICE_LISTS.name: publisher.publish_all(PRICE_LISTS, price_lists()),
         QUOTES.name: publisher.publish_all(QUOTES, quotes()),
+        PROMOTIONS.name: publisher.publish_all(PROMOTIONS, promotions()),
         ACCOUNTS.name: publisher.publish_all(ACCOUNTS, accounts()),
         APPROVAL_POLICIES.name: publisher.publish_all(APPROVAL_POLICIES, approval_policies()),
     }
@@ -383,6 +420,7 @@ def b2c_order(
     account_id: str = B2C_CUSTOMER,
     method: str = "card",
     installments: int | None = None,
+    promo_codes: Sequence[str] = (),
 ) -> OrderSubmitted:
     """A consumer's web-shop order, paid by card (or in `installments`), parcel to Berlin."""
     return OrderSubmitted.new(
@@ -397,6 +435,7 @@ def b2c_order(
         if installments
         else {"method": method},
         delivery={"speed": speed, "address": BERLIN},
+        promo_codes=list(promo_codes),
     )
 
 

@@ -23,6 +23,7 @@ def create_service(settings: Settings) -> Service:
     service.handle_all(HANDLERS)
     credit_api.register(service)
     pricing_metrics.show_every_outcome()
+    pricing_metrics.show_every_promotion_outcome()
     metrics.stages_timed(NAME, OrderStage.PRICED, OrderStage.REJECTED)
 
     async def announce_expiries() -> None:

@@ -6,7 +6,8 @@ negotiated quote (`quote_handlers`, single use held until the order's fate) — 
 in Decimal, checks that the customer may pay the way the order says, plans
 when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A business order is also held against the
-account's credit limit (`credit_handlers`); `orders.status` and
+account's credit limit (`credit_handlers`); promotions and promo codes
+apply between the prices and the plan (`promotion_handlers`); `orders.status` and
 `payments.received` tell pricing when that exposure ends. A rejection goes out
 on `orders.status`; catalog hears it there and releases the stock. A priced
 order gets no status from here: approvals reports the order's next transition.
@@ -18,7 +19,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.pricing import credit_handlers, domain, quote_handlers, store, terms
+from services.pricing import (
+    credit_handlers,
+    domain,
+    promotion_handlers,
+    quote_handlers,
+    store,
+    terms,
+)
 from services.pricing.quotes import QuoteTerms
 from services.pricing.store import OrderStates
 from shared import metrics
@@ -44,6 +52,7 @@ from shared.topics import (
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
+    PROMOTIONS,
     QUOTES,
     TopicSpec,
 )
@@ -78,8 +87,13 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         return
     try:
         priced, quote = await price(tx, order, event.lines)
+        promoted = await promotion_handlers.apply_promotions(tx, order, priced, now_utc())
+        priced = promoted.priced
         plan = terms.payment_plan(order, priced.totals.total, now_utc().date())
+        # The credit check is the last that may reject the order: every hold after it
+        # stands, since pricing never hears its own rejection to give a hold back.
         credit = await credit_handlers.hold_credit(tx, order, priced.totals.total)
+        await promotion_handlers.hold_uses(tx, order, promoted)
         if quote is not None:
             await quote_handlers.hold_quote(tx, order, quote, priced.totals.total)
     except Rejected as rejected:
@@ -101,6 +115,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
         ),
     )
     tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)
+    promotion_handlers.count_order_value(tx, order, float(priced.totals.total))
     tx.order_reached(OrderStage.PRICED, event.submitted_at)
 
 
@@ -130,6 +145,7 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
     QUOTES: quote_handlers.quote_changed,
+    PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: order_validated,
     ORDERS_STATUS: order_status_changed,
     PAYMENTS_RECEIVED: credit_handlers.payment_received,

@@ -39,9 +39,11 @@ from shared.db import ExactDecimal
 
 
 class HoldKind(StrEnum):
-    """What is held; promo-code uses will join credit and single-use quotes here."""
+    """What is held: credit exposure, promotion uses and single-use quotes."""
 
     CREDIT = "credit"
+    PROMOTION = "promotion"
+    """One use of a promotion by the order (subject: the promotion id), see `promotion_ledger`."""
     QUOTE = "quote"
 
 

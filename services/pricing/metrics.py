@@ -63,3 +63,44 @@ def show_every_outcome() -> None:
         CREDIT_PAYMENTS.labels(payment)
     for quote_outcome in QUOTE_OUTCOMES:
         QUOTE_USES.labels(quote_outcome)
+
+
+# --- promotions ----------------------------------------------------------------------------
+
+ORDER_VALUE = Histogram(
+    "tradelane_order_value_amount",
+    "Totals of priced orders (after promotions), in the order's currency, by channel and "
+    "currency: what shops sell per order.",
+    ["channel", "currency"],
+    buckets=(10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 100000),
+)
+PROMOTION_DISCOUNTS = Counter(
+    "tradelane_promotion_discount_amount_total",
+    "Discounts granted by promotions on priced orders, in the order's currency, by promotion "
+    "kind (percentage, fixed), scope (sku, category, order) and currency.",
+    ["kind", "scope", "currency"],
+)
+PROMO_CODE_REJECTIONS = Counter(
+    "tradelane_promo_code_rejections_total",
+    "Orders rejected invalid_promo_code, by reason: unknown, expired, not_yet_valid, exhausted, "
+    "customer_limit_reached, channel_not_allowed, currency_mismatch, minimum_not_met, "
+    "not_applicable.",
+    ["reason"],
+)
+SHOWN_CURRENCIES = ("EUR",)
+"""Currencies shown at 0 from the start (the demo's); others appear with their first order."""
+
+
+def show_every_promotion_outcome() -> None:
+    """Promotion series at 0 from the start, so the dashboard's panels have data at once."""
+    from services.pricing.promotions import CODE_REJECTIONS
+    from shared.contract import Channel, PromotionKind, PromotionScope
+
+    for reason in CODE_REJECTIONS:
+        PROMO_CODE_REJECTIONS.labels(reason.value)
+    for currency in SHOWN_CURRENCIES:
+        for kind in PromotionKind:
+            for scope in PromotionScope:
+                PROMOTION_DISCOUNTS.labels(kind.value, scope.value, currency)
+        for channel in Channel:
+            ORDER_VALUE.labels(channel.value, currency)

@@ -52,6 +52,12 @@ from shared.contract.pipeline import (
     ReservedLine,
     Totals,
 )
+from shared.contract.promotions import (
+    Promotion,
+    PromotionKind,
+    PromotionOutcome,
+    PromotionScope,
+)
 from shared.contract.reference import (
     Account,
     AccountQuantityRule,
@@ -144,6 +150,10 @@ __all__ = [
     "PriceTier",
     "PricedLine",
     "Product",
+    "Promotion",
+    "PromotionKind",
+    "PromotionOutcome",
+    "PromotionScope",
     "QuantityRule",
     "Quote",
     "QuoteEvent",

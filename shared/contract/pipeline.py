@@ -8,6 +8,7 @@ how long the order took to reach it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Self
 
@@ -17,6 +18,7 @@ from shared.contract.envelope import ContractModel, Event, UtcTime
 from shared.contract.money import Amount, Currency
 from shared.contract.orders import Id, Order
 from shared.contract.payment import PaymentPlan
+from shared.contract.promotions import PromotionOutcome
 
 
 class ReservedLine(ContractModel):
@@ -55,14 +57,38 @@ class PricedLine(ReservedLine):
     unit_price: Amount
     line_total: Amount
     price_source: str = Field(
-        max_length=200, description="e.g. 'list:list-EUR' or 'contract:acme-2026 tier>=100'"
+        max_length=200,
+        description="e.g. 'list:list-EUR', 'contract:acme-2026 tier>=100', or with a line "
+        "promotion 'list:list-EUR promotion:spring-bolts'",
+    )
+    discount: Amount = Field(
+        default=Decimal(0),
+        description="What a line promotion took off: `line_total` is `unit_price * quantity` "
+        "(rounded) minus this.",
+    )
+    promotions: list[PromotionOutcome] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The line promotions considered for this line: the one applied and the "
+        "others with why not (docs/pricing.md).",
     )
 
 
 class Totals(ContractModel):
+    """`subtotal` is the sum of the line totals; `total` is `subtotal - discount`."""
+
     currency: Currency
     subtotal: Amount
+    discount: Amount = Field(
+        default=Decimal(0), description="The order-level promotion's discount; lines unchanged."
+    )
     total: Amount
+    promotions: list[PromotionOutcome] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The order-level promotions considered: at most one applied, the others "
+        "with why not.",
+    )
 
 
 def submitted_at_field() -> Any:

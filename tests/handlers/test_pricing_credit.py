@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from services.pricing import credit_ledger, store
+from services.pricing import credit_ledger, holds, promotion_ledger, store
 from services.pricing.app import NAME
 from services.pricing.credit_ledger import CreditPosition
 from services.pricing.handlers import HANDLERS
+from services.pricing.holds import HoldKind
 from shared.contract import (
     Account,
     Channel,
@@ -38,10 +39,11 @@ from shared.topics import (
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
+    PROMOTIONS,
 )
 from tests.handlers.conftest import on_sqlite, resent, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import accounts, b2b_order, b2c_order, price_lists
+from tools.seed import accounts, b2b_order, b2c_order, price_lists, promotions
 
 CREDIT = "credit-gmbh"
 OTHER = "other-gmbh"
@@ -315,3 +317,37 @@ async def test_a_payment_of_a_float_or_of_nothing_is_dead_lettered(pricing: Serv
     zero = payment("c-1", "0.01").model_dump(mode="json", by_alias=True) | {"amount": "0"}
     await pricing.deliver(PAYMENTS_RECEIVED, json.dumps(zero).encode())
     assert len(await pricing.dead_letters(PAYMENTS_RECEIVED)) == 2
+
+
+async def test_an_order_credit_rejects_holds_no_promotion_use(
+    pricing: ServiceBench,
+) -> None:
+    """Credit is the last check: pricing never hears its own rejections, so a use held
+    before it would never be given back, and the code's last use would be lost for good."""
+    [_, welcome10] = promotions()
+    last_use = welcome10.model_copy(
+        update={
+            "promotion_id": "b2b-last",
+            "code": "B2BLAST",
+            "channels": [Channel.B2B],
+            "max_uses_total": 1,
+            "max_uses_per_customer": None,
+        }
+    )
+    await pricing.deliver(PROMOTIONS, last_use)
+    over = with_code(bolts("c-promo-1", 20), "B2BLAST")
+    assert await price(pricing, over) is None
+    [rejected] = await pricing.statuses("c-promo-1")
+    assert rejected.reason is not None
+    assert rejected.reason.code is ReasonCode.CREDIT_LIMIT_EXCEEDED
+    async with pricing.db.sessions() as session:
+        assert (await promotion_ledger.usage(session, "b2b-last", CREDIT)).total == 0
+        assert await holds.holds_of_order(session, HoldKind.PROMOTION, "c-promo-1") == []
+
+    within = with_code(bolts("c-promo-2", 6), "B2BLAST")  # 58.80: over the 50.00 minimum
+    priced = await price(pricing, within)
+    assert priced is not None and priced.totals.discount > 0  # the last use was still there
+
+
+def with_code(order: OrderSubmitted, code: str) -> OrderSubmitted:
+    return order.model_copy(update={"promo_codes": [code]})

@@ -37,6 +37,9 @@ ALLOWED_LABELS = {
     "warehouse",  # the warehouse reference list
     "mode",  # ShipmentMode: parcel, freight
     "carrier",  # the carriers in fulfillment's ShippingRules: five
+    "kind",  # PromotionKind: percentage, fixed
+    "scope",  # PromotionScope: sku, category, order
+    "currency",  # ISO 4217 codes: a closed list
 }
 ID_LABELS = {"order_id", "account_id", "sku", "event_id", "buyer_id", "approver_id"}
 """Unbounded: one series per order, account or product. Never a label."""
@@ -120,7 +123,10 @@ def test_timed_and_sized_metrics_are_in_base_units(services: list[Service]) -> N
         if SIZED & set(words):
             assert words[-1] == "bytes", f"{name} measures size: end it in _bytes"
         if kind in ("histogram", "summary"):
-            assert words[-1] in ("seconds", "bytes", "ratio"), f"{kind} {name} needs a base unit"
+            # money: `_amount`, in the major unit of the series' `currency` label
+            assert words[-1] in ("seconds", "bytes", "ratio", "amount"), (
+                f"{kind} {name} needs a base unit"
+            )
 
 
 def test_labels_are_bounded_and_never_name_an_order_an_account_or_a_sku(
