@@ -74,7 +74,7 @@ from shared.topics import (
 )
 from tools.fleet import SERVICES, Fleet, FleetError
 from tools.local_kafka import BOOTSTRAP_ENV, BrokerError, LocalKafka, project_root
-from tools.seed import ACME_QUOTE, GLOBEX, b2b_order, b2c_order, publish_reference_data
+from tools.seed import ACME, ACME_QUOTE, GLOBEX, b2b_order, b2c_order, publish_reference_data
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,18 @@ def where_things_are(bootstrap: str, broker_origin: str) -> RenderableType:
         "  policies, steps, delegation, timers: docs/approvals.md\n",
     )
     kafka = Text.assemble(("Kafka ", "bold"), f"{bootstrap} ({broker_origin})")
-    return Group(kafka, Text(""), services, api, warehouse_help())
+    return Group(kafka, Text(""), services, api, pricing_help(), warehouse_help())
+
+
+def pricing_help() -> Text:
+    """Where the demo's promotions, quote and credit line show (docs/pricing.md)."""
+    base = f"http://127.0.0.1:{SERVICE_WEB_PORTS['pricing']}"
+    return Text.assemble(
+        ("Pricing", "bold"),
+        " (promotions audio-week and code WELCOME10, ACME's quote Q-ACME-0001, payment plans)\n",
+        f"  curl -s {base}/accounts/{ACME}/credit   # ACME's credit line: limit, exposure, "
+        "open items\n",
+    )
 
 
 def warehouse_help() -> Text:

@@ -21,6 +21,8 @@ from shared.contract import (
     AccountQuantityRule,
     ApprovalPolicy,
     Channel,
+    CreditPolicy,
+    CreditTerms,
     Member,
     OrderSubmitted,
     PriceEntry,
@@ -211,6 +213,9 @@ def accounts() -> list[Account]:
             payment_terms=["PREPAY", "NET30", "NET60", "DEPOSIT30_NET30"],
             default_payment_terms="NET30",
             approval_threshold=Decimal("5000.00"),
+            # A credit line big enough for every demo and test order: GET /accounts/acme-gmbh/credit
+            # on pricing shows it fill up; over it, finance would have to approve.
+            credit=CreditTerms(limit=Decimal("250000.00"), policy=CreditPolicy.FINANCE_APPROVAL),
             allows_backorders=True,
             quantity_rules=[AccountQuantityRule(sku="CEMENT-25", min_quantity=200)],
             members=[
