@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -31,7 +32,7 @@ from shared.contract import (
     ReservedLine,
     Totals,
 )
-from shared.topics import TopicSpec
+from shared.topics import ORDERS_PRICED, ORDERS_VALIDATED, TopicSpec
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, DEMO_PRODUCTS, products
 
@@ -176,3 +177,17 @@ def status_from(
         reported_by=service,
         **details,
     )
+
+
+async def price_at_once(
+    first: ServiceBench, second: ServiceBench, one: OrderSubmitted, two: OrderSubmitted
+) -> tuple[list[OrderPriced], list[OrderStatusChanged]]:
+    """Two pricing workers on one database price an order each, at the same moment: what was
+    priced, and the statuses of both orders (a rejection is the loser's)."""
+    await asyncio.gather(
+        first.deliver(ORDERS_VALIDATED, validated(one)),
+        second.deliver(ORDERS_VALIDATED, validated(two)),
+    )
+    priced = await first.published(ORDERS_PRICED, OrderPriced)
+    statuses = [s for order in (one, two) for s in await first.statuses(order.order_id)]
+    return priced, statuses

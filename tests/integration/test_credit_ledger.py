@@ -29,7 +29,6 @@ from shared.contract import (
     Channel,
     CreditTerms,
     Event,
-    OrderPriced,
     OrderState,
     OrderSubmitted,
     PaymentReceived,
@@ -37,14 +36,13 @@ from shared.contract import (
 )
 from shared.topics import (
     ACCOUNTS,
-    ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
     TopicSpec,
 )
-from tests.handlers.conftest import status_from, validated
+from tests.handlers.conftest import price_at_once, status_from, validated
 from tests.support.bench import ServiceBench
 from tools.seed import b2b_order, price_lists
 
@@ -85,12 +83,7 @@ async def test_two_workers_pricing_two_orders_at_the_limit_let_exactly_one_throu
         await first.deliver_all(PRICE_LISTS, price_lists())
         await first.deliver(ACCOUNTS, account("racer", UNIT * 10))
         one, two = bolts("race-1", "racer", 10), bolts("race-2", "racer", 10)
-        await asyncio.gather(
-            first.deliver(ORDERS_VALIDATED, validated(one)),
-            second.deliver(ORDERS_VALIDATED, validated(two)),
-        )
-        priced = await first.published(ORDERS_PRICED, OrderPriced)
-        rejected = [s for o in (one, two) for s in await first.statuses(o.order_id)]
+        priced, rejected = await price_at_once(first, second, one, two)
         assert len(priced) == 1 and len(rejected) == 1
         assert rejected[0].reason is not None
         assert rejected[0].reason.code is ReasonCode.CREDIT_LIMIT_EXCEEDED

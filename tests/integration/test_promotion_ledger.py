@@ -25,7 +25,6 @@ from services.pricing.handlers import HANDLERS
 from services.pricing.holds import HoldKind, HoldRow
 from shared.contract import (
     Event,
-    OrderPriced,
     OrderState,
     OrderSubmitted,
     Promotion,
@@ -34,14 +33,13 @@ from shared.contract import (
     ReasonCode,
 )
 from shared.topics import (
-    ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
     PRICE_LISTS,
     PROMOTIONS,
     TopicSpec,
 )
-from tests.handlers.conftest import status_from, validated
+from tests.handlers.conftest import price_at_once, status_from, validated
 from tests.support.bench import ServiceBench
 from tools.seed import b2c_order, price_lists
 
@@ -90,12 +88,7 @@ async def test_two_workers_and_the_last_use_let_exactly_one_order_have_it(
     try:
         await first.deliver(PROMOTIONS, limited("last", total=1))
         one, two = coded("race-1", "c-1", "LAST"), coded("race-2", "c-2", "LAST")
-        await asyncio.gather(
-            first.deliver(ORDERS_VALIDATED, validated(one)),
-            second.deliver(ORDERS_VALIDATED, validated(two)),
-        )
-        priced = await first.published(ORDERS_PRICED, OrderPriced)
-        rejected = [s for o in (one, two) for s in await first.statuses(o.order_id)]
+        priced, rejected = await price_at_once(first, second, one, two)
         assert len(priced) == 1 and len(rejected) == 1
         assert rejected[0].reason is not None
         assert rejected[0].reason.code is ReasonCode.INVALID_PROMO_CODE

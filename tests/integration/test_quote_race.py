@@ -28,7 +28,7 @@ from shared.topics import (
     QUOTE_EVENTS,
     QUOTES,
 )
-from tests.handlers.conftest import status_from, validated
+from tests.handlers.conftest import price_at_once, status_from, validated
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, accounts, b2b_order, price_lists
 
@@ -67,12 +67,7 @@ async def test_two_workers_racing_for_a_single_use_quote_let_exactly_one_take_it
         one, two = (
             b2b_order(f"race-{attempt}-{n}", [("DRILL-18V", 5)], quote_id="q-race") for n in (1, 2)
         )
-        await asyncio.gather(
-            first.deliver(ORDERS_VALIDATED, validated(one)),
-            second.deliver(ORDERS_VALIDATED, validated(two)),
-        )
-        priced = await first.published(ORDERS_PRICED, OrderPriced)
-        rejected = [s for o in (one, two) for s in await first.statuses(o.order_id)]
+        priced, rejected = await price_at_once(first, second, one, two)
         assert len(priced) == 1 and len(rejected) == 1
         assert rejected[0].reason is not None
         assert rejected[0].reason.code is ReasonCode.QUOTE_ALREADY_USED
