@@ -259,6 +259,7 @@ def price_line(
     return PricedLine(
         **line.model_dump(),
         unit_price=price.amount,
+        currency=currency,
         line_total=round_money(price.amount * line.quantity, currency),
         price_source=price.source,
     )

@@ -67,12 +67,16 @@ def show_every_outcome() -> None:
 
 # --- promotions ----------------------------------------------------------------------------
 
+ORDER_VALUE_BUCKETS = tuple(step * 10**power for power in range(1, 8) for step in (1, 2.5, 5))
+"""10 to 50 million in 1, 2.5, 5 steps: one set for every currency, from BHD (a few per
+order) to JPY (tens of thousands per order), so no currency piles up in one bucket."""
+
 ORDER_VALUE = Histogram(
     "tradelane_order_value_amount",
     "Totals of priced orders (after promotions), in the order's currency, by channel and "
     "currency: what shops sell per order.",
     ["channel", "currency"],
-    buckets=(10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 100000),
+    buckets=ORDER_VALUE_BUCKETS,
 )
 PROMOTION_DISCOUNTS = Counter(
     "tradelane_promotion_discount_amount_total",

@@ -137,6 +137,7 @@ def quoted_line(line: ReservedLine, quote: QuoteTerms, currency: str) -> PricedL
     return PricedLine(
         **line.model_dump(),
         unit_price=unit_price,
+        currency=currency,
         line_total=round_money(unit_price * line.quantity, currency),
         price_source=quote.source,
     )

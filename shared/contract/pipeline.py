@@ -55,6 +55,11 @@ class ReservedLine(ContractModel):
 
 class PricedLine(ReservedLine):
     unit_price: Amount
+    currency: Currency | None = Field(
+        default=None,
+        description="The currency of `unit_price`, `line_total` and `discount`: always the "
+        "order's. Pricing writes it; a line written before it was added takes `totals.currency`.",
+    )
     line_total: Amount
     price_source: str = Field(
         max_length=200,
@@ -109,9 +114,34 @@ def payment_plan_field() -> Any:
     )
 
 
-def one_currency(order: Order, totals: Totals, payment: PaymentPlan | None) -> None:
-    """Mixed currencies in one order are refused: totals and plan are in the order's currency."""
+def lines_in_totals_currency(data: Any) -> Any:
+    """Give a line without `currency` (written before lines carried it) the totals' currency."""
+    if not isinstance(data, dict) or not isinstance(data.get("lines"), list):
+        return data
+    totals = data.get("totals")
+    currency = totals.currency if isinstance(totals, Totals) else None
+    if isinstance(totals, dict):
+        currency = totals.get("currency")
+    if currency is None:
+        return data
+    lines = [_with_currency(line, currency) for line in data["lines"]]
+    return {**data, "lines": lines}
+
+
+def _with_currency(line: Any, currency: Any) -> Any:
+    if isinstance(line, dict) and line.get("currency") is None:
+        return {**line, "currency": currency}
+    if isinstance(line, PricedLine) and line.currency is None:
+        return line.model_copy(update={"currency": currency})
+    return line
+
+
+def one_currency(
+    order: Order, lines: list[PricedLine], totals: Totals, payment: PaymentPlan | None
+) -> None:
+    """Mixed currencies in one order are refused: lines, totals and plan are in the order's."""
     currencies = {order.currency, totals.currency}
+    currencies |= {line.currency for line in lines if line.currency is not None}
     if payment is not None:
         currencies |= {due.currency for due in payment.schedule}
     if len(currencies) > 1:
@@ -156,9 +186,14 @@ class OrderPriced(Event):
     )
     payment: PaymentPlan | None = payment_plan_field()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lines_in_totals_currency(cls, data: Any) -> Any:
+        return lines_in_totals_currency(data)
+
     @model_validator(mode="after")
     def _one_currency(self) -> Self:
-        one_currency(self.order, self.totals, self.payment)
+        one_currency(self.order, self.lines, self.totals, self.payment)
         return self
 
 
@@ -174,9 +209,14 @@ class OrderApproved(Event):
     approved_by: list[Id] = Field(default_factory=list)
     payment: PaymentPlan | None = payment_plan_field()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lines_in_totals_currency(cls, data: Any) -> Any:
+        return lines_in_totals_currency(data)
+
     @model_validator(mode="after")
     def _one_currency(self) -> Self:
-        one_currency(self.order, self.totals, self.payment)
+        one_currency(self.order, self.lines, self.totals, self.payment)
         return self
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from shared.contract.envelope import ContractModel, Event
 from shared.contract.money import Amount
 from shared.contract.orders import Channel, Id
 from shared.contract.payment import PaymentPlan
-from shared.contract.pipeline import PricedLine, Totals
+from shared.contract.pipeline import PricedLine, Totals, lines_in_totals_currency
 
 
 class OrderState(StrEnum):
@@ -164,6 +164,11 @@ class OrderStatusChanged(Event):
     )
     approval: ApprovalProgress | None = None
     shipments: list[Shipment] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lines_in_totals_currency(cls, data: Any) -> Any:
+        return lines_in_totals_currency(data)
 
 
 class ShipmentDispatched(Event):

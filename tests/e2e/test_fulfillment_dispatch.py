@@ -90,6 +90,7 @@ def a_line(
         line_no=line_no,
         backordered=backordered,
         unit_price=Decimal("2.00"),
+        currency="EUR",
         line_total=Decimal(2 * quantity),
         price_source="list:list-EUR",
     )

@@ -106,6 +106,7 @@ def priced(
         PricedLine(
             **line.model_dump(),
             unit_price=LIST_PRICES.get(line.sku, Decimal("1.00")),
+            currency=order.currency,
             line_total=LIST_PRICES.get(line.sku, Decimal("1.00")) * line.quantity,
             price_source=f"list:list-{order.currency}",
         )

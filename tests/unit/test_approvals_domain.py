@@ -1000,6 +1000,7 @@ def test_order_facts_gather_what_the_rules_look_at() -> None:
             category=category,
             unit_weight_kg=Decimal("1.0"),
             unit_price=Decimal(total),
+            currency="EUR",
             line_total=Decimal(total),
             price_source="list:list-EUR",
         )

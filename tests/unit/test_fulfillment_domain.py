@@ -102,6 +102,7 @@ def a_line(
         line_no=line_no,
         backordered=backordered,
         unit_price=Decimal("1.00"),
+        currency="EUR",
         line_total=Decimal(quantity),
         price_source="list:list-EUR",
     )

@@ -26,6 +26,7 @@ from shared.contract import (
     OrderPriced,
     PaymentPlan,
     PaymentTerms,
+    PricedLine,
     ReasonCode,
     Totals,
 )
@@ -340,6 +341,25 @@ def test_an_order_with_amounts_in_two_currencies_is_refused() -> None:
             payment=usd,
         )
 
+    usd_line = PricedLine(
+        sku="BOLT-M8",
+        quantity=1,
+        warehouse_id="wh-1",
+        category="fasteners/bolts",
+        unit_weight_kg=Decimal("0.01"),
+        unit_price=Decimal(5),
+        currency="USD",
+        line_total=Decimal(5),
+        price_source="list:list-USD",
+    )
+    with pytest.raises(ValidationError, match="one order, one currency"):
+        OrderPriced.new(
+            order=order,
+            lines=[usd_line],
+            totals=Totals(currency="EUR", subtotal=Decimal(5), total=Decimal(5)),
+            payment=plan,
+        )
+
 
 def test_a_plan_mixing_currencies_is_refused() -> None:
     eur = {"kind": "instalment", "amount": "1", "due": "on_date", "due_on": "2026-01-01"}
@@ -425,3 +445,28 @@ def test_terms_without_a_deposit_put_the_whole_total_in_one_amount(
     total, currency = total_in
     [due] = due_schedule(parse(terms), total, currency, priced_on)
     assert (due.kind, due.amount, due.currency) == (DueKind.FULL, total, currency)
+
+
+def test_a_line_written_before_lines_carried_a_currency_takes_the_totals_one() -> None:
+    order = an_order(Channel.B2C, {"method": "card"})
+    line = {
+        "sku": "BOLT-M8",
+        "quantity": 2,
+        "warehouse_id": "wh-1",
+        "category": "fasteners/bolts",
+        "unit_weight_kg": "0.01",
+        "unit_price": "2.50",
+        "line_total": "5.00",
+        "price_source": "list:list-EUR",
+    }
+    priced = OrderPriced.model_validate(
+        {
+            **OrderPriced.new(
+                order=order,
+                lines=[],
+                totals=Totals(currency="EUR", subtotal=Decimal(5), total=Decimal(5)),
+            ).model_dump(mode="json", by_alias=True),
+            "lines": [line],
+        }
+    )
+    assert [priced_line.currency for priced_line in priced.lines] == ["EUR"]

@@ -73,6 +73,7 @@ def a_line(
         category=category,
         unit_weight_kg=Decimal("0.3"),
         unit_price=unit,
+        currency="EUR",
         line_total=unit * quantity,
         price_source=source,
     )
