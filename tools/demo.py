@@ -199,8 +199,9 @@ SHOP_MIX: tuple[ShopScenario, ...] = (
     ),
     ShopScenario(
         f"B2B acme against its negotiated single-use quote {ACME_QUOTE} (5 drills at the "
-        "quoted 89.00 EUR, not the contract's 104.00): the first takes the quote; later "
-        "rounds are rejected quote_already_used",
+        "quoted 89.00 EUR, not the contract's 104.00): the first since `make clean` takes "
+        "the quote; later rounds, and later runs on the same var/, are rejected "
+        "quote_already_used",
         lambda oid: b2b_order(oid, [("DRILL-18V", 5)], quote_id=ACME_QUOTE),
     ),
 )
