@@ -426,22 +426,58 @@ def test_every_acl_covers_exactly_what_its_service_reads_and_writes(
         assert all(ops <= everything for ops in allowed.values()), service
 
 
+def beyond_describe(user: Object) -> dict[str, set[str]]:
+    """What a KafkaUser may do besides describing, by `type:name` (`…*` for a prefix)."""
+    granted: dict[str, set[str]] = {}
+    for rule in user["spec"]["authorization"]["acls"]:
+        resource = rule["resource"]
+        star = "*" if resource["patternType"] == "prefix" else ""
+        name = f"{resource['type']}:{resource['name']}{star}"
+        granted.setdefault(name, set()).update(set(rule["operations"]) - {"Describe"})
+    return {name: ops for name, ops in granted.items() if ops}
+
+
 @pytest.mark.parametrize("overlay", check.OVERLAYS)
 def test_the_shops_user_writes_orders_and_cancellations_and_reads_statuses_only(
     overlays: dict[str, list[Object]], overlay: str
 ) -> None:
     shops = of_kind(overlays[overlay], "KafkaUser")[user_name(SHOPS)]
     assert shops["spec"]["authentication"] == {"type": "scram-sha-512"}
-    granted: dict[str, set[str]] = {}
-    for rule in shops["spec"]["authorization"]["acls"]:
-        name = f"{rule['resource']['type']}:{rule['resource']['name']}"
-        granted.setdefault(name, set()).update(rule["operations"])
-    beyond_describe = {name: ops - {"Describe"} for name, ops in granted.items()}
-    assert {name: ops for name, ops in beyond_describe.items() if ops} == {
+    assert beyond_describe(shops) == {
         "topic:orders.submitted": {"Write"},
         "topic:orders.cancelled": {"Write"},
         "topic:orders.status": {"Read"},
         "group:tradelane-shops": {"Read"},
+    }
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_the_crm_writes_accounts_policies_and_quotes_and_reads_the_quotes_lifecycle(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    crm = of_kind(overlays[overlay], "KafkaUser")[user_name("crm")]
+    assert crm["spec"]["authentication"] == {"type": "scram-sha-512"}
+    assert beyond_describe(crm) == {
+        "topic:accounts": {"Write"},
+        "topic:approvals.policies": {"Write"},
+        "topic:pricing.quotes": {"Write"},
+        "topic:pricing.quote_events": {"Read"},
+        "group:tradelane-crm*": {"Read"},  # any consumer of its own: tradelane-crm-quotes
+    }
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+def test_the_erp_writes_prices_promotions_warehouses_and_payments_and_reads_nothing(
+    overlays: dict[str, list[Object]], overlay: str
+) -> None:
+    erp = of_kind(overlays[overlay], "KafkaUser")[user_name("erp")]
+    assert erp["spec"]["authentication"] == {"type": "scram-sha-512"}
+    assert beyond_describe(erp) == {
+        "topic:payments.received": {"Write"},
+        "topic:pricing.price_lists": {"Write"},
+        "topic:pricing.promotions": {"Write"},
+        "topic:warehouses": {"Write"},
+        "group:tradelane-erp*": {"Read"},
     }
 
 
