@@ -199,8 +199,16 @@ def test_a_user_writing_a_topic_its_acl_does_not_allow_is_refused(
         producer.close(timeout=5)
 
 
-def read_until(consumer: KafkaConsumer, what: str, key: str) -> list[bytes]:
-    """Poll `consumer` until it has read a record keyed `key`; the values of those records."""
+def read_until(kafka: KafkaConnection, topic: str, group_id: str, key: str, what: str) -> bytes:
+    """Read `topic` from its start as `kafka`'s user, with consumer group `group_id`, until a
+    record keyed `key` comes; its value."""
+    consumer = KafkaConsumer(
+        topic,
+        **kafka.kafka_python(),
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     values: list[bytes] = []
 
     def read_it() -> bool:
@@ -208,8 +216,11 @@ def read_until(consumer: KafkaConsumer, what: str, key: str) -> list[bytes]:
             values.extend(r.value for r in batch if r.key == key.encode())
         return bool(values)
 
-    wait_for(what, read_it, timeout=30)
-    return values
+    try:
+        wait_for(what, read_it, timeout=30)
+    finally:
+        consumer.close()
+    return values[0]
 
 
 def test_ops_read_any_topic_and_look_at_a_services_group(
@@ -224,17 +235,13 @@ def test_ops_read_any_topic_and_look_at_a_services_group(
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     ops = secured_kafka.connection(user_name(OPS))
 
-    consumer = KafkaConsumer(
+    read_until(
+        ops,
         pipeline.names.of(ORDERS_STATUS),
-        **ops.kafka_python(),
-        group_id=f"{pipeline.names.prefix}tradelane-ops-runbook",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        f"{pipeline.names.prefix}tradelane-ops-runbook",
+        order.order_id,
+        "ops to read the order's statuses",
     )
-    try:
-        read_until(consumer, "ops to read the order's statuses", order.order_id)
-    finally:
-        consumer.close()
 
     admin = KafkaAdminClient(**ops.kafka_python(), request_timeout_ms=15_000)
     try:
@@ -278,17 +285,13 @@ def test_the_crm_and_the_erp_publish_to_pricing_and_the_crm_reads_the_quotes_lif
     with EventPublisher(crm, pipeline.names) as publisher:
         publisher.publish(QUOTES, quote)
 
-    consumer = KafkaConsumer(
+    value = read_until(
+        crm,
         pipeline.names.of(QUOTE_EVENTS),
-        **crm.kafka_python(),
-        group_id=f"{pipeline.names.prefix}{OUTSIDE[CRM]}-quotes",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        f"{pipeline.names.prefix}{OUTSIDE[CRM]}-quotes",
+        quote.quote_id,
+        "the CRM to read its quote's lifecycle",
     )
-    try:
-        [value] = read_until(consumer, "the CRM to read its quote's lifecycle", quote.quote_id)
-    finally:
-        consumer.close()
     announced = QuoteEvent.model_validate_json(value)
     assert (announced.kind, announced.version) == (QuoteEventKind.EXPIRED, 3)
 
