@@ -67,6 +67,13 @@ class TopicSpec:
     parse megabytes to find one mistake.
     """
 
+    readers: tuple[str, ...] = ()
+    """Parties outside Tradelane the contract promises this topic to (the shops, the CRM).
+
+    The services' own reads come from their handlers; this names the others, so the
+    AsyncAPI document and the outside systems' KafkaUsers (`tools.k8s`) say the same.
+    """
+
     def parse(self, raw: bytes) -> Event:
         """The event in `raw`, validated strictly: `"7"`, `true` or `1.0` is not an integer here.
 
@@ -145,7 +152,12 @@ PAYMENTS_RECEIVED = TopicSpec(
     max_bytes=16 * KIB,
 )
 ORDERS_STATUS = TopicSpec(
-    "orders.status", OrderStatusChanged, "{order_id}", "all services", "Every order transition."
+    "orders.status",
+    OrderStatusChanged,
+    "{order_id}",
+    "all services",
+    "Every order transition.",
+    readers=("shops",),
 )
 APPROVAL_DECISIONS = TopicSpec(
     "approvals.decisions",
@@ -241,6 +253,7 @@ QUOTE_EVENTS = TopicSpec(
     "{quote_id}",
     "pricing",
     "A quote's lifecycle for the CRM: used, released, expired, with the quote's version.",
+    readers=("CRM",),
     max_bytes=16 * KIB,
 )
 PROMOTIONS = TopicSpec(

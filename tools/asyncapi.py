@@ -3,10 +3,10 @@
 Built from the same sources as the JSON Schemas beside it: the topic registry
 (`shared.topics`: channels, keys, writers, compaction, the `.dlq` twins) and the
 pydantic models (payloads), plus who reads each topic, taken from every
-service's `HANDLERS` mapping. `tools.schemas` writes it with the other schemas
-and its drift check covers it; `tests/unit/test_asyncapi.py` validates it
-against the AsyncAPI 3.0.0 JSON Schema from the npm package `@asyncapi/specs`,
-pinned in `tools/asyncapi-specs/package-lock.json`.
+service's `HANDLERS` mapping and the registry's outside readers. `tools.schemas`
+writes it with the other schemas and its drift check covers it;
+`tests/unit/test_asyncapi.py` validates it against the AsyncAPI 3.0.0 JSON Schema
+from the npm package `@asyncapi/specs`, pinned in `tools/asyncapi-specs/package-lock.json`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,6 @@ FILE_NAME = "asyncapi.json"
 SERVICES: tuple[str, ...] = tuple(SERVICE_WEB_PORTS)
 ALL_SERVICES = "all services"
 """The registry's writer of `orders.status`: every service reports its own transitions."""
-EXTERNAL_READERS: dict[str, tuple[str, ...]] = {
-    "orders.status": ("shops",),
-    "pricing.quote_events": ("CRM",),
-}
-"""Readers outside Tradelane that the contract promises a topic to (the registry knows writers)."""
 KAFKA_BINDING = "0.5.0"
 SPECS_DIR = ROOT / "tools" / "asyncapi-specs" / "node_modules" / "@asyncapi" / "specs" / "schemas"
 """Where `npm ci --prefix tools/asyncapi-specs` (make install) puts the AsyncAPI JSON Schemas."""
@@ -154,7 +149,7 @@ def asyncapi_document() -> dict[str, Any]:
             operations[f"{party}.sends.{spec.name}"] = _operation(
                 party, "send", spec.name, message, f"Written by {party}."
             )
-        for party in [*read.get(spec.name, []), *EXTERNAL_READERS.get(spec.name, ())]:
+        for party in [*read.get(spec.name, []), *spec.readers]:
             operations[f"{party}.receives.{spec.name}"] = _operation(
                 party, "receive", spec.name, message, f"Read by {party}."
             )

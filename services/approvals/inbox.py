@@ -29,7 +29,9 @@ class InboxItem:
     """Delegators this approver stands in for today."""
 
     def summary(self, now: datetime) -> dict[str, Any]:
-        order, totals = self.priced.order, self.priced.totals
+        """The order as pricing handed it on: lines, discounts, totals, and what approving it
+        commits the account to (the payment plan, pricing's word on its credit)."""
+        order, totals, plan = self.priced.order, self.priced.totals, self.priced.payment
         return {
             "order_id": order.order_id,
             "account_id": order.account_id,
@@ -43,11 +45,16 @@ class InboxItem:
                     "quantity": line.quantity,
                     "unit_price": format(line.unit_price, "f"),
                     "line_total": format(line.line_total, "f"),
+                    "discount": format(line.discount, "f"),
+                    "price_source": line.price_source,
                     "category": line.category,
                 }
                 for line in self.priced.lines
             ],
             "totals": totals.model_dump(mode="json"),
+            "payment": plan.model_dump(mode="json") if plan is not None else None,
+            "credit_warning": self.priced.credit_warning,
+            "credit_limit_override": self.priced.credit_limit_override,
             "opened_at": self.request.opened_at.isoformat(),
             "age_seconds": int((now - self.request.opened_at).total_seconds()),
             "deadline": self.request.deadline.isoformat(),

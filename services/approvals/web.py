@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -73,7 +74,8 @@ th,td{border-bottom:1px solid #dde1e6;padding:.4rem .6rem;text-align:left;vertic
 time{white-space:nowrap}
 th{background:#eef1f5;font-weight:600}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.flash,.error,.note{padding:.6rem 1rem;border-radius:4px;margin:0 0 1rem}
+.flash,.error,.note,.warning{padding:.6rem 1rem;border-radius:4px;margin:0 0 1rem}
+.warning{background:#fff4e0;border:1px solid #e8b45a}
 .flash{background:#e3f4e8;border:1px solid #9bd3ad}
 .error{background:#fdecea;border:1px solid #f1a9a0}
 .note{background:#fff;border:1px solid #dde1e6}
@@ -244,18 +246,89 @@ def render_signature(signature: Mapping[str, Any]) -> str:
     return esc(signature["approver_id"]) + (f" for {esc(behalf)}" if behalf else "")
 
 
+def discount(amount: object) -> str:
+    """What a promotion took off, as a minus; a dash when nothing was."""
+    return "—" if Decimal(str(amount or 0)) == 0 else f"&minus;{esc(amount)}"
+
+
 def render_lines(order: Mapping[str, Any]) -> str:
-    """The priced order lines with subtotal and total: what the approver is paying for."""
+    """The priced order lines, where each price came from and what promotions took off, with
+    subtotal and total: what the approver is paying for."""
     totals = order["totals"]
+    currency = totals["currency"]
     rows = [
-        [esc(x["sku"]), esc(x["quantity"]), esc(x["unit_price"]), esc(x["line_total"])]
+        [
+            esc(x["sku"]),
+            esc(x["quantity"]),
+            esc(x["unit_price"]),
+            esc(x.get("price_source")),
+            discount(x.get("discount")),
+            esc(x["line_total"]),
+        ]
         for x in order["lines"]
     ]
-    subtotal = money(totals["subtotal"], totals["currency"])
-    total = money(totals["total"], totals["currency"])
-    rows.append(["Subtotal", "", "", subtotal])
-    rows.append(["<strong>Total</strong>", "", "", f"<strong>{total}</strong>"])
-    return table(["SKU", "Quantity", "Unit price", "Line total"], rows, numeric={1, 2, 3})
+    rows.append(["Subtotal", "", "", "", "", money(totals["subtotal"], currency)])
+    if Decimal(str(totals.get("discount") or 0)) != 0:
+        applied = [p for p in totals.get("promotions", []) if p.get("applied")]
+        why = ", ".join(f"{esc(p['name'])} ({esc(p['promotion_id'])})" for p in applied)
+        rows.append(
+            ["Order discount", "", "", why, "", f"{discount(totals['discount'])} {esc(currency)}"]
+        )
+    total = money(totals["total"], currency)
+    rows.append(["<strong>Total</strong>", "", "", "", "", f"<strong>{total}</strong>"])
+    headers = ["SKU", "Quantity", "Unit price", "Price from", "Discount", "Line total"]
+    return table(headers, rows, numeric={1, 2, 4, 5})
+
+
+DUE_PARTS = {
+    "full": "Full amount",
+    "deposit": "Deposit",
+    "remainder": "Remainder",
+    "instalment": "Instalment",
+}
+PAYMENT_METHODS = {
+    "invoice": "On invoice",
+    "installments": "In instalments",
+    "card": "By card",
+    "prepaid": "Prepaid",
+}
+
+
+def render_payment(order: Mapping[str, Any]) -> str:
+    """How and by when the total is paid, as pricing planned it: the amounts and due dates an
+    approval commits the account to."""
+    plan = order.get("payment")
+    if not plan:
+        return '<p class="note">The order came without a payment plan.</p>'
+    how = [esc(PAYMENT_METHODS.get(plan["method"], plan["method"]))]
+    if plan.get("terms"):
+        how.append(f"terms {esc(plan['terms'])}")
+    if plan.get("installments"):
+        how.append(f"{esc(plan['installments'])} monthly instalments")
+    rows = []
+    for number, due in enumerate(plan["schedule"], start=1):
+        part = esc(DUE_PARTS.get(due["kind"], due["kind"]))
+        if due["kind"] == "instalment":
+            part += f" {number}"
+        by = f"by {esc(due['due_on'])}" if due["due"] == "on_date" else "on fulfillment"
+        rows.append([part, money(due["amount"], due["currency"]), by])
+    return (
+        f"<p>{', '.join(how)}; due dates count from {esc(plan['priced_on'])}, "
+        "the day the order was priced.</p>" + table(["Part", "Amount", "Due"], rows, numeric={1})
+    )
+
+
+def render_credit(order: Mapping[str, Any]) -> str:
+    """Pricing's word on the account's credit, shown before anything else on the request."""
+    said = []
+    if order.get("credit_limit_override"):
+        said.append(
+            "This order takes the account over its credit limit; pricing passed it on "
+            "for approval to decide."
+        )
+    if order.get("credit_warning"):
+        said.append(f"Credit: {esc(order['credit_warning'])}")
+    return "".join(f'<p class="warning">{text}</p>' for text in said)
 
 
 def render_steps(steps: Sequence[Mapping[str, Any]]) -> str:
@@ -328,8 +401,10 @@ def render_request(session: Session, detail: Mapping[str, Any], decision_id: uui
     body = (
         f'<p><a href="{INBOX}">← Inbox</a></p>'
         f"<h1>Order {esc(detail['order_id'])} {state}</h1>"
+        f"{render_credit(order)}"
         f"<dl>{facts_list}</dl>"
         f"<h2>Order lines</h2>{render_lines(order)}"
+        f"<h2>Payment</h2>{render_payment(order)}"
         f"<h2>Rules matched</h2>{rules}"
         f"<h2>Steps</h2>{render_steps(detail.get('steps', []))}"
         f"{render_decision_form(session, detail, decision_id)}"

@@ -529,9 +529,13 @@ def test_the_inbox_lists_what_an_approver_may_decide_now(pipeline: Pipeline) -> 
             "quantity": 10,
             "unit_price": "129.00",
             "line_total": "1290.00",
+            "discount": "0",
+            "price_source": "list:list-EUR",
             "category": "tools/power",
         }
     ]
+    assert item["payment"]["terms"] == "NET30" and item["payment"]["schedule"][0]["kind"] == "full"
+    assert item["credit_warning"] is None and item["credit_limit_override"] is False
     assert item["your_steps"] == ["manager"] and item["age_seconds"] >= 0 and item["deadline"]
     assert pending("cfo") == []  # finance's step is not open yet
     assert pending("buyer") == []

@@ -1,8 +1,9 @@
 """The approver's inbox page in a real browser, against the real services and broker.
 
 An approver signs in with their token, finds the order that waits for them,
-reads it and decides with a comment; the decision takes effect on the order's
-status exactly as one sent over the API or the topic. Debian's chromium, driven
+reads it (lines, and the payment plan it commits the account to) and decides with a
+comment; the decision takes effect on the order's status exactly as one sent over the
+API or the topic. Debian's chromium, driven
 by Playwright, stands in for the approver's browser; CI installs it (.ci/run).
 """
 
@@ -95,9 +96,9 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
-def submit_large_order(pipeline: Pipeline) -> str:
+def submit_large_order(pipeline: Pipeline, terms: str = "NET30") -> str:
     """700 x 7.95 = 5565 EUR: over ACME's 5000 EUR, so the manager, then finance, must sign."""
-    order = b2b_order(pipeline.order_id("inbox"), [("BOLT-M8-100", 700)])
+    order = b2b_order(pipeline.order_id("inbox"), [("BOLT-M8-100", 700)], terms=terms)
     pipeline.publisher.publish(ORDERS_SUBMITTED, order)
     pipeline.publisher.flush()
     pipeline.watch.wait_for_status(order.order_id, OrderState.AWAITING_APPROVAL)
@@ -115,7 +116,7 @@ def step_satisfied(status: OrderStatusChanged, step_id: str) -> bool:
 def test_manager_approves_then_finance_rejects_in_the_browser(
     pipeline: Pipeline, browser: Browser, context: BrowserContext
 ) -> None:
-    order_id = submit_large_order(pipeline)
+    order_id = submit_large_order(pipeline, terms="DEPOSIT30_NET30")
 
     manager = sign_in(pipeline, context, "acme-manager")
     listed = manager.get_by_role("link", name=order_id)
@@ -133,6 +134,9 @@ def test_manager_approves_then_finance_rejects_in_the_browser(
     expect(manager.get_by_role("cell", name="BOLT-M8-100")).to_be_visible()
     expect(manager.get_by_role("cell", name="large-order", exact=True)).to_be_visible()
     expect(manager.get_by_text("Your signature counts for: manager.")).to_be_visible()
+    expect(manager.get_by_text("On invoice, terms DEPOSIT30_NET30")).to_be_visible()
+    expect(manager.get_by_role("row").filter(has_text="Deposit")).to_contain_text("1669.50 EUR")
+    expect(manager.get_by_role("row").filter(has_text="Remainder")).to_contain_text("3895.50 EUR")
     screenshot(manager, "request-manager.png")
 
     manager.get_by_label("Comment").fill("Needed for the Hamburg site, go ahead")

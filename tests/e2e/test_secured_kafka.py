@@ -5,7 +5,9 @@ what no ACL allows. Each service logs in as its Strimzi KafkaUser would
 (`tradelane-<service>`, its password read from a file like a mounted Secret) with
 the ACLs `tools.k8s` generates for the manifests, applied by `tools.broker_acls`:
 so this module also proves those ACLs are enough for a real service, and no more.
-A shop sends its order with the `tradelane` CLI as `tradelane-shops`.
+A shop sends its order with the `tradelane` CLI as `tradelane-shops`; the CRM and the ERP
+publish reference data and payments, and the CRM reads the quotes' lifecycle, as their own
+users (`tradelane-crm`, `tradelane-erp`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,24 +25,30 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 
-from shared.contract import OrderState
+from cli.publisher import EventPublisher
+from shared.contract import OrderState, PaymentReceived, Quote, QuoteEvent, QuoteEventKind
 from shared.kafka_connection import KafkaConnection
 from shared.topics import (
     ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
+    PAYMENTS_RECEIVED,
+    QUOTE_EVENTS,
+    QUOTES,
     TopicSpec,
 )
 from tests.e2e.conftest import Pipeline, new_topic_prefix, publish_with_cli, running_pipeline
 from tools.broker_acls import grant, tradelane_acls
 from tools.fleet import SERVICES, wait_for
-from tools.k8s.registry import OPS, SHOPS
+from tools.k8s.registry import CRM, ERP, OPS, OUTSIDE_SYSTEMS, SHOPS, outside_access
 from tools.k8s.strimzi import user_name
 from tools.local_kafka import LocalKafka
-from tools.seed import b2c_order
+from tools.seed import ACME, b2c_order
 
-USERS = [user_name(service) for service in (*SERVICES, SHOPS, OPS)]
+OUTSIDE = {system: user_name(outside_access(system).service) for system in OUTSIDE_SYSTEMS}
+"""`tradelane-crm`, `tradelane-erp`."""
+USERS = [user_name(service) for service in (*SERVICES, SHOPS, OPS)] + list(OUTSIDE.values())
 REFUSAL_TIMEOUT_MS = 3000
 """How long a refused client keeps retrying before it reports that it could not bootstrap."""
 
@@ -172,6 +182,8 @@ def test_the_broker_speaks_scram_sha_512_only_so_the_services_logged_in_with_it(
         (user_name("pricing"), ORDERS_VALIDATED),  # catalog's topic
         (user_name("fulfillment"), ORDERS_PRICED),  # pricing's topic
         (user_name(SHOPS), ORDERS_STATUS),  # only the services report statuses
+        (OUTSIDE[CRM], ORDERS_SUBMITTED),  # the shops' topic
+        (OUTSIDE[ERP], QUOTES),  # the CRM's topic
     ],
 )
 def test_a_user_writing_a_topic_its_acl_does_not_allow_is_refused(
@@ -187,6 +199,30 @@ def test_a_user_writing_a_topic_its_acl_does_not_allow_is_refused(
         producer.close(timeout=5)
 
 
+def read_until(kafka: KafkaConnection, topic: str, group_id: str, key: str, what: str) -> bytes:
+    """Read `topic` from its start as `kafka`'s user, with consumer group `group_id`, until a
+    record keyed `key` comes; its value."""
+    consumer = KafkaConsumer(
+        topic,
+        **kafka.kafka_python(),
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    values: list[bytes] = []
+
+    def read_it() -> bool:
+        for batch in consumer.poll(timeout_ms=500).values():
+            values.extend(r.value for r in batch if r.key == key.encode())
+        return bool(values)
+
+    try:
+        wait_for(what, read_it, timeout=30)
+    finally:
+        consumer.close()
+    return values[0]
+
+
 def test_ops_read_any_topic_and_look_at_a_services_group(
     secured_pipeline: Pipeline, secured_kafka: LocalKafka
 ) -> None:
@@ -199,24 +235,13 @@ def test_ops_read_any_topic_and_look_at_a_services_group(
     pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
     ops = secured_kafka.connection(user_name(OPS))
 
-    consumer = KafkaConsumer(
+    read_until(
+        ops,
         pipeline.names.of(ORDERS_STATUS),
-        **ops.kafka_python(),
-        group_id=f"{pipeline.names.prefix}tradelane-ops-runbook",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        f"{pipeline.names.prefix}tradelane-ops-runbook",
+        order.order_id,
+        "ops to read the order's statuses",
     )
-    try:
-        keys: set[bytes] = set()
-
-        def read_the_order() -> bool:
-            batches = consumer.poll(timeout_ms=500).values()
-            keys.update(record.key or b"" for batch in batches for record in batch)
-            return order.order_id.encode() in keys
-
-        wait_for("ops to read the order's statuses", read_the_order, timeout=30)
-    finally:
-        consumer.close()
 
     admin = KafkaAdminClient(**ops.kafka_python(), request_timeout_ms=15_000)
     try:
@@ -236,3 +261,52 @@ def test_ops_read_any_topic_and_look_at_a_services_group(
             sent.get(timeout=10)
     finally:
         producer.close(timeout=5)
+
+
+def test_the_crm_and_the_erp_publish_to_pricing_and_the_crm_reads_the_quotes_lifecycle(
+    secured_pipeline: Pipeline, secured_kafka: LocalKafka
+) -> None:
+    """As their own users: the CRM's quote reaches pricing, which announces it `expired` (its
+    valid-until has passed) on the topic the CRM reads with a group of its own; the ERP's
+    payment reaches pricing too (for an order pricing never priced: a dead letter)."""
+    pipeline = secured_pipeline
+    crm = secured_kafka.connection(OUTSIDE[CRM])
+    now = datetime.now(UTC).replace(microsecond=0)
+    quote = Quote.new(
+        quote_id=f"Q-crm-{pipeline.run_id}",
+        account_id=ACME,
+        version=3,
+        currency="EUR",
+        lines=[{"sku": "BOLT-M8-100", "quantity": 100, "unit_price": "11.00"}],
+        issued_at=now - timedelta(days=2),
+        valid_until=now - timedelta(hours=1),
+        use="single",
+    )
+    with EventPublisher(crm, pipeline.names) as publisher:
+        publisher.publish(QUOTES, quote)
+
+    value = read_until(
+        crm,
+        pipeline.names.of(QUOTE_EVENTS),
+        f"{pipeline.names.prefix}{OUTSIDE[CRM]}-quotes",
+        quote.quote_id,
+        "the CRM to read its quote's lifecycle",
+    )
+    announced = QuoteEvent.model_validate_json(value)
+    assert (announced.kind, announced.version) == (QuoteEventKind.EXPIRED, 3)
+
+    payment = PaymentReceived.new(
+        payment_id=f"pay-erp-{pipeline.run_id}",
+        account_id=ACME,
+        order_id=pipeline.order_id("never-priced"),
+        amount=Decimal("100.00"),
+        currency="EUR",
+        received_at=now,
+    )
+    with EventPublisher(secured_kafka.connection(OUTSIDE[ERP]), pipeline.names) as publisher:
+        publisher.publish(PAYMENTS_RECEIVED, payment)
+    letters = pipeline.watch.dead_letters[f"{PAYMENTS_RECEIVED.name}.dlq"]
+    pipeline.watch.wait_until(
+        "pricing to read the ERP's payment",
+        lambda: any(payment.payment_id in (letter.original_text or "") for letter in letters),
+    )

@@ -9,6 +9,8 @@ Globex: 2000 EUR and more needs a manager and finance in parallel, two people.
 
 from __future__ import annotations
 
+import html
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,11 +19,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from services.approvals import store
+from services.approvals import inbox, store
 from services.approvals.app import NAME, create_service
 from services.approvals.clock import advance_due
 from services.approvals.domain import ApprovalRequest, Outcome, RequestState
 from services.approvals.handlers import HANDLERS
+from services.approvals.web import Session, render_payment, render_request
+from services.pricing.terms import payment_plan
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -36,10 +40,16 @@ from shared.contract import (
     Member,
     NoticeKind,
     OrderApproved,
+    OrderPriced,
     OrderState,
     OrderSubmitted,
+    PricedLine,
+    PromotionKind,
+    PromotionOutcome,
+    PromotionScope,
     ReasonCode,
     Role,
+    Totals,
 )
 from shared.settings import DEV_TOKEN_SECRET, ConfigError, Settings
 from shared.topics import (
@@ -52,7 +62,14 @@ from shared.topics import (
     ORDERS_PRICED,
     ORDERS_STATUS,
 )
-from tests.handlers.conftest import deliver_invalid, on_sqlite, priced, resent, status_from
+from tests.handlers.conftest import (
+    PRICED_ON,
+    deliver_invalid,
+    on_sqlite,
+    priced,
+    resent,
+    status_from,
+)
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, GLOBEX, accounts, approval_policies, b2b_order, b2c_order
 
@@ -520,6 +537,95 @@ async def test_the_clock_expires_a_request_at_its_deadline(approvals: ServiceBen
     assert await outcomes(approvals, order_id) == [Outcome.REFUSED_CLOSED]
     assert await approvals.history(order_id) == ["awaiting_approval", "rejected"]
     assert await approvals.published(ORDERS_APPROVED) == []
+
+
+# --- the inbox page ------------------------------------------------------------------------------
+
+HOSTILE = '<script>alert("pwned")</script>'
+"""Markup where pricing passes on text it was given (a promotion's name from the ERP)."""
+
+
+def priced_with_discounts_and_credit_warning(submitted: OrderSubmitted) -> OrderPriced:
+    """`priced`, plus what pricing may add: a line promotion (60.00 off 5160.00), an order
+    promotion (100.00 off), the plan of the 5000.00 EUR left, and a credit warning."""
+    plain = priced(submitted)
+    [line] = plain.lines
+    promoted = PricedLine(
+        **{
+            **line.model_dump(),
+            "discount": Decimal("60.00"),
+            "line_total": line.line_total - Decimal("60.00"),
+            "price_source": "list:list-EUR promotion:bolt-week",
+        }
+    )
+    order_promotion = PromotionOutcome(
+        promotion_id="b2b-spring",
+        name=HOSTILE,
+        kind=PromotionKind.FIXED,
+        scope=PromotionScope.ORDER,
+        applied=True,
+        discount=Decimal("100.00"),
+    )
+    total = Decimal("5000.00")
+    return OrderPriced.new(
+        order=plain.order,
+        lines=[promoted],
+        totals=Totals(
+            currency="EUR",
+            subtotal=promoted.line_total,
+            discount=Decimal("100.00"),
+            total=total,
+            promotions=[order_promotion],
+        ),
+        payment=payment_plan(plain.order, total, PRICED_ON),
+        credit_limit_override=True,
+        credit_warning=f"exposure 251000.00 of 250000.00 EUR (100.4 %) {HOSTILE}",
+        submitted_at=plain.submitted_at,
+    )
+
+
+async def request_page(bench: ServiceBench, order_id: str, approver_id: str) -> str:
+    """The request's page as `approver_id` sees it, rendered from what approvals stored."""
+    async with bench.db.sessions() as session:
+        detail = await inbox.request_detail(session, order_id, approver_id, datetime.now(UTC))
+    return render_request(Session(approver_id, "form-token"), detail, uuid.uuid4())
+
+
+async def test_the_request_page_shows_the_payment_plan_discounts_and_credit_warning(
+    approvals: ServiceBench,
+) -> None:
+    """What approving commits the account to: deposit and remainder with their due dates, the
+    promotions taken off, pricing's credit warning; text from outside is escaped."""
+    submitted = b2b_order("b-page", LARGE, terms="DEPOSIT30_NET30")
+    await approvals.deliver(ORDERS_PRICED, priced_with_discounts_and_credit_warning(submitted))
+    page = await request_page(approvals, "b-page", "acme-manager")
+
+    assert "On invoice, terms DEPOSIT30_NET30; due dates count from 2026-11-30" in page
+    deposit = '<td>Deposit</td><td class="num">1500.00 EUR</td><td>by 2026-11-30</td>'
+    remainder = '<td>Remainder</td><td class="num">3500.00 EUR</td><td>by 2026-12-30</td>'
+    assert deposit in page and remainder in page
+    assert "list:list-EUR promotion:bolt-week" in page
+    assert '<td class="num">&minus;60.00</td><td class="num">5100.00</td>' in page
+    assert f"{html.escape(HOSTILE)} (b2b-spring)" in page
+    assert '<td class="num">&minus;100.00 EUR</td>' in page
+    assert '<td class="num"><strong>5000.00 EUR</strong></td>' in page
+    assert "takes the account over its credit limit" in page
+    assert f"Credit: exposure 251000.00 of 250000.00 EUR (100.4 %) {html.escape(HOSTILE)}" in page
+    assert HOSTILE not in page and "<script" not in page
+
+
+def test_an_instalment_plan_is_shown_instalment_by_instalment() -> None:
+    """A consumer's plan (should one ever wait for approval): each month's amount and date."""
+    plan = priced(b2c_order("c-plan", [("GLOVE-L", 10)], method="installments", installments=3))
+    assert plan.payment is not None
+    page = render_payment({"payment": plan.payment.model_dump(mode="json")})
+    assert "In instalments, 3 monthly instalments" in page
+    rows = [f"<td>Instalment {n}</td>" for n in (1, 2, 3)]
+    assert all(row in page for row in rows)
+    amounts = [due.amount for due in plan.payment.schedule]
+    assert all(f'<td class="num">{amount} EUR</td>' in page for amount in amounts)
+    assert plan.payment.schedule[-1].due_on is not None
+    assert f"by {plan.payment.schedule[-1].due_on.isoformat()}" in page
 
 
 # --- the service, wired --------------------------------------------------------------------------

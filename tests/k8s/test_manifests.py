@@ -426,23 +426,59 @@ def test_every_acl_covers_exactly_what_its_service_reads_and_writes(
         assert all(ops <= everything for ops in allowed.values()), service
 
 
+def beyond_describe(user: Object) -> dict[str, set[str]]:
+    """What a KafkaUser may do besides describing, by `type:name` (`…*` for a prefix)."""
+    granted: dict[str, set[str]] = {}
+    for rule in user["spec"]["authorization"]["acls"]:
+        resource = rule["resource"]
+        star = "*" if resource["patternType"] == "prefix" else ""
+        name = f"{resource['type']}:{resource['name']}{star}"
+        granted.setdefault(name, set()).update(set(rule["operations"]) - {"Describe"})
+    return {name: ops for name, ops in granted.items() if ops}
+
+
 @pytest.mark.parametrize("overlay", check.OVERLAYS)
 def test_the_shops_user_writes_orders_and_cancellations_and_reads_statuses_only(
     overlays: dict[str, list[Object]], overlay: str
 ) -> None:
     shops = of_kind(overlays[overlay], "KafkaUser")[user_name(SHOPS)]
     assert shops["spec"]["authentication"] == {"type": "scram-sha-512"}
-    granted: dict[str, set[str]] = {}
-    for rule in shops["spec"]["authorization"]["acls"]:
-        name = f"{rule['resource']['type']}:{rule['resource']['name']}"
-        granted.setdefault(name, set()).update(rule["operations"])
-    beyond_describe = {name: ops - {"Describe"} for name, ops in granted.items()}
-    assert {name: ops for name, ops in beyond_describe.items() if ops} == {
+    assert beyond_describe(shops) == {
         "topic:orders.submitted": {"Write"},
         "topic:orders.cancelled": {"Write"},
         "topic:orders.status": {"Read"},
         "group:tradelane-shops": {"Read"},
     }
+
+
+OUTSIDE_SYSTEMS_MAY = {
+    "crm": {
+        "topic:accounts": {"Write"},
+        "topic:approvals.policies": {"Write"},
+        "topic:pricing.quotes": {"Write"},
+        "topic:pricing.quote_events": {"Read"},
+        "group:tradelane-crm*": {"Read"},  # any consumer of its own: tradelane-crm-quotes
+    },
+    "erp": {
+        "topic:payments.received": {"Write"},
+        "topic:pricing.price_lists": {"Write"},
+        "topic:pricing.promotions": {"Write"},
+        "topic:warehouses": {"Write"},
+        "group:tradelane-erp*": {"Read"},
+    },
+}
+"""The CRM writes accounts, policies and quotes and reads the quotes' lifecycle; the ERP
+writes prices, promotions, warehouses and payments and reads nothing."""
+
+
+@pytest.mark.parametrize("overlay", check.OVERLAYS)
+@pytest.mark.parametrize("system", sorted(OUTSIDE_SYSTEMS_MAY))
+def test_an_outside_systems_user_writes_and_reads_what_the_registry_names_it_for(
+    overlays: dict[str, list[Object]], overlay: str, system: str
+) -> None:
+    user = of_kind(overlays[overlay], "KafkaUser")[user_name(system)]
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    assert beyond_describe(user) == OUTSIDE_SYSTEMS_MAY[system]
 
 
 @pytest.mark.parametrize("overlay", check.OVERLAYS)

@@ -32,6 +32,9 @@ class Access:
     writes: frozenset[str]
     inspects_groups: bool = False
     """Describe every Tradelane consumer group, and read with any group named after the user."""
+    groups_by_prefix: bool = False
+    """Read with any consumer group whose id starts with the user's (`tradelane-crm-quotes`):
+    an outside system runs consumers of its own, each with its own offsets."""
 
     @property
     def group(self) -> str:
@@ -75,10 +78,33 @@ SHOPS = "shops"
 """The upstream shops' own KafkaUser: they write orders and read the statuses back."""
 
 
+def _written_and_read_by(party: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The topics the registry names `party` the writer of, and those it promises `party` to."""
+    writes = frozenset(spec.name for spec in ALL_TOPICS if spec.writer == party)
+    reads = frozenset(spec.name for spec in ALL_TOPICS if party in spec.readers)
+    return writes, reads
+
+
 def shop_access() -> Access:
-    """What a shop may do: write the topics the registry says shops write, read `orders.status`."""
-    writes = frozenset(spec.name for spec in ALL_TOPICS if spec.writer == SHOPS)
-    return Access(SHOPS, frozenset({ORDERS_STATUS.name}), writes)
+    """What a shop may do: write the topics the registry says shops write (orders and
+    cancellations), read those it promises them (`orders.status`)."""
+    writes, reads = _written_and_read_by(SHOPS)
+    return Access(SHOPS, reads, writes)
+
+
+CRM = "CRM"
+ERP = "ERP"
+OUTSIDE_SYSTEMS = (CRM, ERP)
+"""The outside systems with a KafkaUser of their own: the sales team's CRM (accounts, approval
+policies, quotes; reads the quotes' lifecycle) and finance's ERP (price lists, promotions,
+warehouses, payments). The registry's other outside writers (PIM, WMS) have none yet."""
+
+
+def outside_access(system: str) -> Access:
+    """What `system` may do, all from the registry: write the topics it is the writer of, read
+    those promised to it, with consumer groups named after its user (`tradelane-crm…`)."""
+    writes, reads = _written_and_read_by(system)
+    return Access(system.lower(), reads, writes, groups_by_prefix=True)
 
 
 def all_topic_names() -> list[str]:

@@ -9,8 +9,10 @@ topics its agents consume, write exactly what it publishes (see `registry`), use
 consumer group, and describe every registry topic: each service checks at start-up
 that all topics exist (`shared.topics.create_topics` lists them; a topic it may not
 describe would look missing, and creating it would be refused). One more KafkaUser
-for the shops (`registry.shop_access`). Every user logs in with SCRAM-SHA-512; the
-User Operator puts the password in a Secret of the user's name (key `password`).
+for the shops (`registry.shop_access`), one per outside system that writes reference
+data or payments (`registry.outside_access`: `tradelane-crm`, `tradelane-erp`), and
+ops'. Every user logs in with SCRAM-SHA-512; the User Operator puts the password in a
+Secret of the user's name (key `password`).
 `tools.broker_acls` applies the same rules to the secured test broker.
 """
 
@@ -25,12 +27,14 @@ import yaml
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DLQ_CONFIGS, topic_configs
 from tools.k8s.registry import (
+    OUTSIDE_SYSTEMS,
     ROOT,
     SERVICES,
     Access,
     access,
     all_topic_names,
     ops_access,
+    outside_access,
     shop_access,
 )
 
@@ -106,6 +110,8 @@ def acl_rules(user: Access) -> list[dict[str, Any]]:
         # the services' groups' members and lag without joining them.
         rules.append(_rule("group", user.group, ["Read", "Describe"], "prefix"))
         rules.append(_rule("group", GROUP_PREFIX, ["Describe"], "prefix"))
+    elif user.groups_by_prefix:
+        rules.append(_rule("group", user.group, ["Read", "Describe"], "prefix"))
     else:
         rules.append(_rule("group", user.group, ["Read", "Describe"]))
     return rules
@@ -127,8 +133,13 @@ def kafka_users(accesses: list[Access] | None = None) -> list[dict[str, Any]]:
 
 
 def all_accesses() -> list[Access]:
-    """Every KafkaUser's access: one per service, the shops' and ops'."""
-    return [*(access(service) for service in SERVICES), shop_access(), ops_access()]
+    """Every KafkaUser's access: one per service, the shops', the outside systems' and ops'."""
+    return [
+        *(access(service) for service in SERVICES),
+        shop_access(),
+        *(outside_access(system) for system in OUTSIDE_SYSTEMS),
+        ops_access(),
+    ]
 
 
 KUSTOMIZATION = {
