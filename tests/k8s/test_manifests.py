@@ -466,9 +466,17 @@ OUTSIDE_SYSTEMS_MAY = {
         "topic:warehouses": {"Write"},
         "group:tradelane-erp*": {"Read"},
     },
+    "pim": {"topic:catalog.products": {"Write"}, "group:tradelane-pim*": {"Read"}},
+    "wms": {
+        "topic:catalog.stock": {"Write"},
+        "topic:catalog.stock_adjustments": {"Write"},
+        "topic:fulfillment.dispatches": {"Write"},
+        "group:tradelane-wms*": {"Read"},
+    },
 }
 """The CRM writes accounts, policies and quotes and reads the quotes' lifecycle; the ERP
-writes prices, promotions, warehouses and payments and reads nothing."""
+writes prices, promotions, warehouses and payments; the PIM writes products; the WMS writes
+stock, stock adjustments and dispatches. None but the CRM reads anything."""
 
 
 @pytest.mark.parametrize("overlay", check.OVERLAYS)

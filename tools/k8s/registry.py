@@ -92,12 +92,20 @@ def shop_access() -> Access:
     return Access(SHOPS, reads, writes)
 
 
-CRM = "CRM"
-ERP = "ERP"
-OUTSIDE_SYSTEMS = (CRM, ERP)
-"""The outside systems with a KafkaUser of their own: the sales team's CRM (accounts, approval
-policies, quotes; reads the quotes' lifecycle) and finance's ERP (price lists, promotions,
-warehouses, payments). The registry's other outside writers (PIM, WMS) have none yet."""
+NOT_SYSTEMS = frozenset({SHOPS, "approvers", "all services"})
+"""Parties of the registry that are not outside systems: the shops have their own user, the
+approvers decide through approvals' inbox, and `orders.status` is every service's."""
+OUTSIDE_SYSTEMS = tuple(
+    sorted(
+        ({spec.writer for spec in ALL_TOPICS} | {r for spec in ALL_TOPICS for r in spec.readers})
+        - set(SERVICES)
+        - NOT_SYSTEMS
+    )
+)
+"""The outside systems, each with a KafkaUser of its own, all named by the registry: the sales
+team's CRM (accounts, approval policies, quotes; reads the quotes' lifecycle), finance's ERP
+(price lists, promotions, warehouses, payments), the PIM (products) and the WMS (stock,
+stock adjustments, dispatches)."""
 
 
 def outside_access(system: str) -> Access:

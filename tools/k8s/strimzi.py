@@ -9,8 +9,8 @@ topics its agents consume, write exactly what it publishes (see `registry`), use
 consumer group, and describe every registry topic: each service checks at start-up
 that all topics exist (`shared.topics.create_topics` lists them; a topic it may not
 describe would look missing, and creating it would be refused). One more KafkaUser
-for the shops (`registry.shop_access`), one per outside system that writes reference
-data or payments (`registry.outside_access`: `tradelane-crm`, `tradelane-erp`), and
+for the shops (`registry.shop_access`), one per outside system the registry names
+(`registry.outside_access`: `tradelane-crm`, `-erp`, `-pim`, `-wms`), and
 ops'. Every user logs in with SCRAM-SHA-512; the User Operator puts the password in a
 Secret of the user's name (key `password`).
 `tools.broker_acls` applies the same rules to the secured test broker.
