@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import MetaData
 
+from services.pricing import store as pricing_store
+from services.pricing.app import NAME as PRICING
+from services.pricing.handlers import HANDLERS as PRICING_HANDLERS
 from services.pricing.terms import payment_plan
 from shared.consume import Handler, OrderRefused, publish_every_refusal
 from shared.contract import (
@@ -32,9 +35,9 @@ from shared.contract import (
     ReservedLine,
     Totals,
 )
-from shared.topics import ORDERS_PRICED, ORDERS_VALIDATED, TopicSpec
+from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, TopicSpec
 from tests.support.bench import ServiceBench
-from tools.seed import ACME, DEMO_PRODUCTS, products
+from tools.seed import ACME, DEMO_PRODUCTS, accounts, price_lists, products
 
 WEIGHTS = {p.sku: p.unit_weight_kg for p in products()}
 CATEGORIES = {p.sku: p.category for p in products()}
@@ -64,6 +67,25 @@ async def on_sqlite(
         yield bench
     finally:
         await bench.dispose()
+
+
+@asynccontextmanager
+async def pricing_on_sqlite(directory: Path) -> AsyncIterator[ServiceBench]:
+    """Pricing's handlers on a fresh SQLite file, knowing the demo accounts and price lists."""
+    async with on_sqlite(
+        directory, PRICING, pricing_store.Base.metadata, PRICING_HANDLERS
+    ) as bench:
+        await bench.deliver_all(ACCOUNTS, accounts())
+        await bench.deliver_all(PRICE_LISTS, price_lists())
+        yield bench
+
+
+async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
+    """Deliver the order to pricing as catalog validated it: its priced event, or None if
+    pricing rejected it."""
+    await bench.deliver(ORDERS_VALIDATED, validated(order))
+    found = await bench.published(ORDERS_PRICED, OrderPriced)
+    return next((p for p in found if p.order.order_id == order.order_id), None)
 
 
 def reserved(

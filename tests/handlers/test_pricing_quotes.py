@@ -12,12 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.pricing import quote_handlers, quote_ledger, store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
+from services.pricing import quote_handlers, quote_ledger
 from services.pricing.holds import HoldKind, holds_of_order
 from shared.contract import (
-    OrderPriced,
     OrderState,
     OrderSubmitted,
     Quote,
@@ -25,17 +22,15 @@ from shared.contract import (
     ReasonCode,
 )
 from shared.topics import (
-    ACCOUNTS,
     ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
     QUOTE_EVENTS,
     QUOTES,
 )
-from tests.handlers.conftest import on_sqlite, resent, status_from, validated
+from tests.handlers.conftest import price, pricing_on_sqlite, resent, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import ACME, GLOBEX, accounts, b2b_order, price_lists
+from tools.seed import ACME, GLOBEX, b2b_order
 
 
 def quote(**changes: Any) -> Quote:
@@ -65,17 +60,9 @@ def drills(
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver_all(PRICE_LISTS, price_lists())
+    async with pricing_on_sqlite(tmp_path) as bench:
         await bench.deliver(QUOTES, quote())
         yield bench
-
-
-async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
-    await bench.deliver(ORDERS_VALIDATED, validated(order))
-    found = await bench.published(ORDERS_PRICED, OrderPriced)
-    return next((p for p in found if p.order.order_id == order.order_id), None)
 
 
 async def rejection(bench: ServiceBench, order: OrderSubmitted) -> tuple[ReasonCode, str]:
