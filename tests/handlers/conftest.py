@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from shared.contract import (
     OrderSubmitted,
     OrderValidated,
     PricedLine,
+    Quote,
     ReasonCode,
     ReservedLine,
     Totals,
@@ -86,6 +87,27 @@ async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | Non
     await bench.deliver(ORDERS_VALIDATED, validated(order))
     found = await bench.published(ORDERS_PRICED, OrderPriced)
     return next((p for p in found if p.order.order_id == order.order_id), None)
+
+
+def quote(**changes: Any) -> Quote:
+    """ACME's single-use quote `q-1` (v1, valid for 30 days): up to 20 drills at 89.00 EUR and
+    500 boxes of bolts at 7.40 EUR, with `changes`."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "quote_id": "q-1",
+        "account_id": ACME,
+        "version": 1,
+        "currency": "EUR",
+        "lines": [
+            {"sku": "DRILL-18V", "quantity": 20, "unit_price": "89.00"},
+            {"sku": "BOLT-M8-100", "quantity": 500, "unit_price": "7.40"},
+        ],
+        "issued_at": now - timedelta(days=1),
+        "valid_until": now + timedelta(days=30),
+        "use": "single",
+        **changes,
+    }
+    return Quote.new(**fields)
 
 
 def reserved(

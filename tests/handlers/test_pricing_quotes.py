@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,6 @@ from services.pricing.holds import HoldKind, holds_of_order
 from shared.contract import (
     OrderState,
     OrderSubmitted,
-    Quote,
     QuoteEvent,
     ReasonCode,
 )
@@ -28,28 +26,9 @@ from shared.topics import (
     QUOTE_EVENTS,
     QUOTES,
 )
-from tests.handlers.conftest import price, pricing_on_sqlite, resent, status_from, validated
+from tests.handlers.conftest import price, pricing_on_sqlite, quote, resent, status_from, validated
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, GLOBEX, b2b_order
-
-
-def quote(**changes: Any) -> Quote:
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = {
-        "quote_id": "q-1",
-        "account_id": ACME,
-        "version": 1,
-        "currency": "EUR",
-        "lines": [
-            {"sku": "DRILL-18V", "quantity": 20, "unit_price": "89.00"},
-            {"sku": "BOLT-M8-100", "quantity": 500, "unit_price": "7.40"},
-        ],
-        "issued_at": now - timedelta(days=1),
-        "valid_until": now + timedelta(days=30),
-        "use": "single",
-        **changes,
-    }
-    return Quote.new(**fields)
 
 
 def drills(
