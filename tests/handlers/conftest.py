@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 
 from services.pricing import store as pricing_store
 from services.pricing.app import NAME as PRICING
@@ -79,6 +79,17 @@ async def pricing_on_sqlite(directory: Path) -> AsyncIterator[ServiceBench]:
         await bench.deliver_all(ACCOUNTS, accounts())
         await bench.deliver_all(PRICE_LISTS, price_lists())
         yield bench
+
+
+async def start_pricing(url: str) -> ServiceBench:
+    """Pricing's handlers on the database at `url` (dispose of it afterwards), knowing the demo
+    price lists: delivered once per database, as hypothesis examples may share one."""
+    bench = await ServiceBench(PRICING, pricing_store.Base.metadata, PRICING_HANDLERS, url).start()
+    async with bench.db.sessions() as session:
+        known = await session.scalar(select(pricing_store.PriceListRow.price_list_id).limit(1))
+    if known is None:
+        await bench.deliver_all(PRICE_LISTS, price_lists())
+    return bench
 
 
 async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
