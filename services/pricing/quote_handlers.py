@@ -1,7 +1,8 @@
 """Pricing's quote handlers: keep the CRM's quotes, price an order from one, hold a single use.
 
 - `quote_changed` (`pricing.quotes`): keep the highest version; an unsound quote
-  never gets here (the contract refuses it to the DLQ with the reason).
+  never gets here (the contract refuses it to the DLQ with the reason), and a
+  version naming another account than the kept one is refused (`another_account`).
 - `price_quoted`: while pricing an order that names `quote_id`: the quote's
   prices, or a rejection (`quotes.py` says which). A single-use quote's row is
   locked and its live holds read, so a second order is refused while the first lives.
@@ -35,13 +36,25 @@ from shared.contract import (
     ReservedLine,
 )
 from shared.db import ServiceDatabase, Transaction
-from shared.rejection import Rejected
+from shared.rejection import Refused, Rejected
 from shared.topics import QUOTE_EVENTS
 
 log = logging.getLogger(__name__)
 
 
 async def quote_changed(quote: Quote, tx: Transaction) -> None:
+    """Keep the highest version; a version naming another account than the kept one is refused.
+
+    A quote is negotiated with one account: moving it would give that account's quote to
+    another, and announce its live orders' `released` under the other account's name.
+    """
+    kept = await quote_ledger.find_quote(tx.session, quote.quote_id, lock=True)
+    if kept is not None and kept.account_id != quote.account_id:
+        raise Refused(
+            "another_account",
+            f"quote {quote.quote_id} belongs to account {kept.account_id}; "
+            f"version {quote.version} names account {quote.account_id}",
+        )
     if not await quote_ledger.save_quote(tx.session, quote):
         log.info("quote %s v%d is not newer than the one kept", quote.quote_id, quote.version)
 

@@ -9,139 +9,15 @@ conditions on what the system publishes or answers.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from shared.contract import (
-    Account,
-    ApprovalPolicy,
-    Channel,
-    CreditPolicy,
-    CreditTerms,
-    Member,
-    OrderCancelled,
-    OrderState,
-    PaymentReceived,
-    ReasonCode,
-    Role,
-)
-from shared.topics import (
-    ACCOUNTS,
-    APPROVAL_POLICIES,
-    ORDERS_CANCELLED,
-    ORDERS_SUBMITTED,
-    PAYMENTS_RECEIVED,
-)
+from shared.contract import CreditPolicy, OrderState, ReasonCode
 from tests.e2e.conftest import Pipeline
-from tools.seed import b2b_order
-
-DRILL = "DRILL-18V"
-"""129.00 EUR list price, in stock at dc-kassel: ten make a 1290.00 EUR order."""
-TEN_DRILLS = Decimal("1290.00")
-
-
-class CreditCustomer:
-    """One test's business account with a credit line, a buyer, a manager and finance."""
-
-    def __init__(
-        self, pipeline: Pipeline, label: str, limit: Decimal, policy: CreditPolicy
-    ) -> None:
-        self.pipeline = pipeline
-        self.account_id = f"{label}-{pipeline.run_id}-{uuid.uuid4().hex[:4]}"
-        roles = {"buyer": [Role.BUYER], "boss": [Role.MANAGER], "cfo": [Role.FINANCE]}
-        pipeline.publish_reference(
-            ACCOUNTS,
-            Account.new(
-                account_id=self.account_id,
-                name=f"{self.account_id} GmbH",
-                channel=Channel.B2B,
-                payment_terms=["NET30"],
-                members=[
-                    Member(member_id=self.id(name), name=name.title(), roles=r)
-                    for name, r in roles.items()
-                ],
-                credit=CreditTerms(limit=limit, policy=policy),
-            ),
-        )
-
-    def id(self, name: str) -> str:
-        return f"{self.account_id}-{name}"
-
-    def publish_policy(self, **rules: Any) -> None:
-        self.pipeline.publish_reference(
-            APPROVAL_POLICIES, ApprovalPolicy.new(account_id=self.account_id, version=1, **rules)
-        )
-
-    def order(self, label: str, drills: int = 10) -> str:
-        order = b2b_order(
-            self.pipeline.order_id(label),
-            [(DRILL, drills)],
-            account_id=self.account_id,
-            buyer_id=self.id("buyer"),
-        )
-        self.pipeline.publisher.publish(ORDERS_SUBMITTED, order)
-        self.pipeline.publisher.flush()
-        return order.order_id
-
-    def pay(self, order_id: str, amount: Decimal, account_id: str | None = None) -> None:
-        self.pipeline.publisher.publish(
-            PAYMENTS_RECEIVED,
-            PaymentReceived.new(
-                payment_id=f"pay-{uuid.uuid4().hex[:10]}",
-                account_id=account_id or self.account_id,
-                order_id=order_id,
-                amount=amount,
-                currency="EUR",
-                received_at=datetime.now(UTC),
-            ),
-        )
-        self.pipeline.publisher.flush()
-
-    def credit(self) -> dict[str, Any]:
-        status, body = self.pipeline.http("pricing", "GET", f"/accounts/{self.account_id}/credit")
-        assert status == 200, body
-        return dict(body)
-
-    def wait_for_exposure(self, amount: str) -> dict[str, Any]:
-        """Pricing consumed the status or payment: the exposure it shows is `amount`."""
-        return self.wait_for_credit(f"exposure {amount}", lambda c: c["exposure"] == amount)
-
-    def wait_for_credit(
-        self, what: str, condition: Callable[[dict[str, Any]], bool]
-    ) -> dict[str, Any]:
-        """Ask pricing (on every event the test sees, at least twice a second) until its
-        answer satisfies `condition`."""
-        return dict(
-            self.pipeline.watch.wait_until(
-                f"{self.account_id}'s credit: {what}",
-                lambda: condition(c := self.credit()) and c,
-            )
-        )
-
-
-def finance_step() -> dict[str, Any]:
-    return {
-        "rule_id": "credit",
-        "version": 1,
-        "when": {"credit_limit_override": True},
-        "steps": [{"step_id": "finance", "role": "finance", "quorum": 1}],
-    }
-
-
-def manager_step() -> dict[str, Any]:
-    return {
-        "rule_id": "all",
-        "version": 1,
-        "when": {},
-        "steps": [{"step_id": "manager", "role": "manager", "quorum": 1}],
-    }
+from tests.e2e.pricing_support import TEN_DRILLS, BusinessCustomer, finance_step, manager_step
 
 
 def test_an_order_over_the_limit_is_rejected_saying_why(pipeline: Pipeline) -> None:
-    customer = CreditCustomer(pipeline, "crej", Decimal("1000.00"), CreditPolicy.REJECT)
+    customer = BusinessCustomer(pipeline, "crej", Decimal("1000.00"), CreditPolicy.REJECT)
     order_id = customer.order("over")
     rejected = pipeline.watch.wait_for_status(order_id, OrderState.REJECTED)
     assert rejected.reason is not None
@@ -157,7 +33,7 @@ def test_an_order_over_the_limit_is_rejected_saying_why(pipeline: Pipeline) -> N
 def test_over_the_limit_finance_approves_and_the_exposure_stays_open(
     pipeline: Pipeline,
 ) -> None:
-    customer = CreditCustomer(pipeline, "cfin", Decimal("1000.00"), CreditPolicy.FINANCE_APPROVAL)
+    customer = BusinessCustomer(pipeline, "cfin", Decimal("1000.00"), CreditPolicy.FINANCE_APPROVAL)
     customer.publish_policy(rules=[finance_step()])
     order_id = customer.order("over")
     waiting = pipeline.watch.wait_for_status(order_id, OrderState.AWAITING_APPROVAL)
@@ -174,7 +50,7 @@ def test_over_the_limit_finance_approves_and_the_exposure_stays_open(
 
 
 def test_a_payment_releases_exposure_and_the_next_order_fits(pipeline: Pipeline) -> None:
-    customer = CreditCustomer(pipeline, "cpay", TEN_DRILLS, CreditPolicy.REJECT)
+    customer = BusinessCustomer(pipeline, "cpay", TEN_DRILLS, CreditPolicy.REJECT)
     first = customer.order("first")
     pipeline.watch.wait_for_status(first, OrderState.APPROVED)
     second = customer.order("second", drills=1)
@@ -200,15 +76,12 @@ def test_a_payment_releases_exposure_and_the_next_order_fits(pipeline: Pipeline)
 
 
 def test_a_cancelled_order_gives_its_exposure_back(pipeline: Pipeline) -> None:
-    customer = CreditCustomer(pipeline, "ccan", TEN_DRILLS, CreditPolicy.REJECT)
+    customer = BusinessCustomer(pipeline, "ccan", TEN_DRILLS, CreditPolicy.REJECT)
     customer.publish_policy(rules=[manager_step()])
     first = customer.order("first")
     pipeline.watch.wait_for_status(first, OrderState.AWAITING_APPROVAL)
     assert customer.wait_for_exposure("1290.00")["available"] == "0.00"
-    pipeline.publisher.publish(
-        ORDERS_CANCELLED, OrderCancelled.new(order_id=first, account_id=customer.account_id)
-    )
-    pipeline.publisher.flush()
+    customer.cancel(first)
     pipeline.watch.wait_for_status(first, OrderState.CANCELLED)
     assert customer.wait_for_exposure("0.00")["open_items"] == []
     second = customer.order("second")
@@ -218,7 +91,7 @@ def test_a_cancelled_order_gives_its_exposure_back(pipeline: Pipeline) -> None:
 def test_two_orders_in_quick_succession_at_the_limit_exactly_one_fits(
     pipeline: Pipeline,
 ) -> None:
-    customer = CreditCustomer(pipeline, "crace", TEN_DRILLS, CreditPolicy.REJECT)
+    customer = BusinessCustomer(pipeline, "crace", TEN_DRILLS, CreditPolicy.REJECT)
     orders = [customer.order("one"), customer.order("two")]
     outcomes = pipeline.watch.wait_until(
         "both orders decided", lambda: decided(outcomes_of(pipeline, orders))

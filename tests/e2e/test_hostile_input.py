@@ -3,17 +3,29 @@
 Each case is a message a shop can put on the public topics of a running system
 (issue 9): an oversized message, deeply nested JSON, another account's order
 id, a corrected resubmission of a rejected order, and other content under a
-live order id. After each, a good order still goes through.
+live order id; and on the reference and payment topics pricing reads (`accounts`,
+`pricing.quotes`, `pricing.promotions`, `payments.received`), nested, wrongly typed or
+oversized messages and another account's order or quote. After each, a good order still goes
+through.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from decimal import Decimal
 
-from shared.contract import DeadLetter, OrderCancelled, OrderState, ReasonCode
-from shared.topics import ORDERS_CANCELLED, ORDERS_SUBMITTED
+from shared.contract import Channel, DeadLetter, OrderCancelled, OrderState, ReasonCode
+from shared.topics import (
+    ACCOUNTS,
+    ORDERS_CANCELLED,
+    ORDERS_SUBMITTED,
+    PAYMENTS_RECEIVED,
+    PROMOTIONS,
+    QUOTES,
+)
 from tests.e2e.conftest import Pipeline
+from tests.e2e.pricing_support import BusinessCustomer, publish_code
 from tools.seed import ACME, GLOBEX, b2b_order, b2c_order
 
 
@@ -142,3 +154,73 @@ def test_other_content_under_a_live_order_id_is_refused_and_a_true_retry_changes
         if s.status is OrderState.FULFILLMENT_PLANNED
     ]
     assert [line.quantity for s in planned.shipments or [] for line in s.lines] == [2]
+
+
+def test_pricing_dead_letters_hostile_reference_data_and_payments_and_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    """Nested brackets on every topic pricing reads beside orders, a payment too large, one
+    with a number for its amount, one from another account, an order naming another account's
+    quote: each dead-lettered by pricing or rejected, and then pricing still takes a new
+    account, quote, promotion and payment."""
+    customer = BusinessCustomer(pipeline, "hostile", Decimal("5000.00"))
+    mine = customer.order("mine", 1)
+    pipeline.watch.wait_for_status(mine, OrderState.APPROVED)
+    customer.wait_for_exposure("129.00")
+
+    key = customer.account_id.encode()
+    nested = b"[" * 100_000
+    for spec in (ACCOUNTS, QUOTES, PROMOTIONS, PAYMENTS_RECEIVED):
+        pipeline.publisher.send_raw(pipeline.names.of(spec), key, nested)
+    huge = b'{"payment_id": "' + b"x" * 20_000 + b'"}'
+    pipeline.publisher.send_raw(pipeline.names.of(PAYMENTS_RECEIVED), key, huge)
+    number = (
+        f'{{"schema": "payments.received/v1", "event_id": "{uuid.uuid4()}", '
+        f'"occurred_at": "2026-12-01T00:00:00Z", "payment_id": "pay-number", '
+        f'"account_id": "{customer.account_id}", "order_id": "{mine}", "amount": 129, '
+        f'"currency": "EUR", "received_at": "2026-12-01T00:00:00Z"}}'
+    ).encode()
+    pipeline.publisher.send_raw(pipeline.names.of(PAYMENTS_RECEIVED), key, number)
+    stranger = BusinessCustomer(pipeline, "stranger")
+    stranger.pay(mine, Decimal("129.00"))
+    quote_id = customer.publish_quote()
+    theirs = stranger.order("theirs", 1, quote_id=quote_id)
+    refused = pipeline.watch.wait_for_status(theirs, OrderState.REJECTED)
+    payments = "payments.received.dlq"
+    assert refused.reason is not None and refused.reason.code is ReasonCode.UNKNOWN_QUOTE
+
+    for topic in ("accounts.dlq", "pricing.quotes.dlq", "pricing.promotions.dlq", payments):
+        assert pricings_letter_of(pipeline, topic, nested).original_size == 100_000
+    assert "16384-byte limit" in pricings_letter_of(pipeline, payments, huge).error
+    assert "not a JSON number" in dead_letter_mentioning(pipeline, payments, "amount").error
+    dead_letter_mentioning(pipeline, payments, "another_account")
+    assert len(pipeline.watch.dead_letters[payments]) == 4
+    assert customer.credit()["exposure"] == "129.00"
+
+    customer.pay(mine, Decimal("129.00"))
+    customer.wait_for_exposure("0.00")
+    quoted = pipeline.watch.wait_for_status(
+        customer.order("quoted", 2, quote_id=quote_id), OrderState.APPROVED
+    )
+    assert quoted.totals is not None and quoted.totals.total == Decimal("178.00")
+    code = publish_code(pipeline, "after", channels=[Channel.B2B])
+    coded = pipeline.watch.wait_for_status(
+        customer.order("coded", 1, promo_codes=[code]), OrderState.APPROVED
+    )
+    assert coded.totals is not None and coded.totals.total == Decimal("124.00")
+
+
+def pricings_letter_of(pipeline: Pipeline, topic: str, body: bytes) -> DeadLetter:
+    """Pricing's dead letter of the message `body` on `topic`."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    return pipeline.watch.wait_until(
+        f"pricing's dead letter of a {len(body)}-byte message on {topic}",
+        lambda: next(
+            (
+                d
+                for d in pipeline.watch.dead_letters[topic]
+                if d.service == "pricing" and d.original_sha256 == sha256
+            ),
+            None,
+        ),
+    )

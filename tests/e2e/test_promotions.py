@@ -9,60 +9,17 @@ Waits are conditions on what the system publishes.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from shared.contract import (
-    Account,
-    ApprovalPolicy,
-    Channel,
-    Member,
-    OrderCancelled,
-    OrderState,
-    OrderStatusChanged,
-    Promotion,
-    PromotionKind,
-    PromotionScope,
-    ReasonCode,
-    Role,
-)
-from shared.topics import (
-    ACCOUNTS,
-    APPROVAL_POLICIES,
-    ORDERS_CANCELLED,
-    ORDERS_SUBMITTED,
-    PROMOTIONS,
-)
+from shared.contract import Channel, OrderState, OrderStatusChanged, ReasonCode
+from shared.topics import ORDERS_SUBMITTED
 from tests.e2e.conftest import Pipeline
-from tools.seed import b2b_order, b2c_order
+from tests.e2e.pricing_support import BusinessCustomer, after_pricing, manager_step, publish_code
+from tools.seed import b2c_order
 
 NOW = datetime.now(UTC)
-
-
-def a_code(pipeline: Pipeline, label: str, **fields: Any) -> str:
-    """Publish a promotion of this test's own (5.00 EUR off the order); returns its code."""
-    code = f"{label}{pipeline.run_id}{uuid.uuid4().hex[:4]}".upper()
-    pipeline.publish_reference(
-        PROMOTIONS,
-        Promotion.new(
-            **{
-                "promotion_id": code.lower(),
-                "name": label,
-                "kind": PromotionKind.FIXED,
-                "amount": Decimal(5),
-                "currency": "EUR",
-                "scope": PromotionScope.ORDER,
-                "code": code,
-                "valid_from": NOW - timedelta(days=1),
-                "valid_until": NOW + timedelta(days=1),
-                **fields,
-            }
-        ),
-    )
-    return code
 
 
 def shop(pipeline: Pipeline, label: str, code: str, customer: str | None = None) -> str:
@@ -99,7 +56,7 @@ def test_a_consumer_promo_code_discounts_the_order_and_says_so(pipeline: Pipelin
 
 
 def test_an_expired_code_is_rejected_saying_so(pipeline: Pipeline) -> None:
-    code = a_code(
+    code = publish_code(
         pipeline, "old", valid_from=NOW - timedelta(days=9), valid_until=NOW - timedelta(days=2)
     )
     message = rejected_because(pipeline, shop(pipeline, "expired", code))
@@ -108,87 +65,37 @@ def test_an_expired_code_is_rejected_saying_so(pipeline: Pipeline) -> None:
 
 
 def test_an_exhausted_code_is_rejected_after_its_last_use(pipeline: Pipeline) -> None:
-    code = a_code(pipeline, "once", max_uses_total=1)
+    code = publish_code(pipeline, "once", max_uses_total=1)
     first = shop(pipeline, "first", code)
     pipeline.watch.wait_for_status(first, OrderState.APPROVED)
     message = rejected_because(pipeline, shop(pipeline, "second", code))
     assert message == f"promo code {code!r}: exhausted: all 1 uses are taken"
 
 
-def business(pipeline: Pipeline) -> str:
-    """A business account whose every order waits for its manager."""
-    account_id = f"promo-{pipeline.run_id}-{uuid.uuid4().hex[:4]}"
-    pipeline.publish_reference(
-        ACCOUNTS,
-        Account.new(
-            account_id=account_id,
-            name=account_id,
-            channel=Channel.B2B,
-            payment_terms=["NET30"],
-            members=[Member(member_id=f"{account_id}-boss", name="Boss", roles=[Role.MANAGER])],
-        ),
-    )
-    pipeline.publish_reference(
-        APPROVAL_POLICIES,
-        ApprovalPolicy.new(
-            account_id=account_id,
-            version=1,
-            rules=[
-                {
-                    "rule_id": "all",
-                    "version": 1,
-                    "when": {},
-                    "steps": [{"step_id": "manager", "role": "manager", "quorum": 1}],
-                }
-            ],
-        ),
-    )
-    return account_id
-
-
-def order_for(pipeline: Pipeline, account_id: str, code: str, label: str) -> str:
-    order = b2b_order(pipeline.order_id(label), [("DRILL-18V", 1)], account_id=account_id)
-    order = order.model_copy(update={"promo_codes": [code]})
-    pipeline.publisher.publish(ORDERS_SUBMITTED, order)
-    pipeline.publisher.flush()
-    return order.order_id
-
-
 def test_a_cancelled_order_gives_its_use_back(pipeline: Pipeline) -> None:
     """A business promotion (its channels name b2b) with one use: held by a waiting order,
     refused to the next, given back when the first is cancelled, then used again."""
-    account_id = business(pipeline)
-    code = a_code(pipeline, "b2b", max_uses_total=1, channels=[Channel.B2B])
-    first = order_for(pipeline, account_id, code, "first")
+    customer = BusinessCustomer(pipeline, "promo", rules=[manager_step()])
+    code = publish_code(pipeline, "b2b", max_uses_total=1, channels=[Channel.B2B])
+    first = customer.order("first", 1, promo_codes=[code])
     waiting: OrderStatusChanged = pipeline.watch.wait_for_status(
         first, OrderState.AWAITING_APPROVAL
     )
     assert waiting.totals is not None and waiting.totals.discount == Decimal("5")
-    second = order_for(pipeline, account_id, code, "second")
+    second = customer.order("second", 1, promo_codes=[code])
     assert "exhausted" in rejected_because(pipeline, second)
-    pipeline.publisher.publish(
-        ORDERS_CANCELLED, OrderCancelled.new(order_id=first, account_id=account_id)
-    )
-    pipeline.publisher.flush()
+    customer.cancel(first)
     pipeline.watch.wait_for_status(first, OrderState.CANCELLED)
-    third = first_not_refused(pipeline, account_id, code)
+    third = first_not_refused(customer, code)
     assert third.totals is not None and third.totals.total == Decimal("124.00")
 
 
-def decided(pipeline: Pipeline, order_id: str) -> OrderStatusChanged | None:
-    """The order's first status after pricing: waiting for approval, or rejected."""
-    after_pricing = (OrderState.AWAITING_APPROVAL, OrderState.REJECTED)
-    return next((s for s in pipeline.watch.statuses[order_id] if s.status in after_pricing), None)
-
-
-def first_not_refused(pipeline: Pipeline, account_id: str, code: str) -> OrderStatusChanged:
+def first_not_refused(customer: BusinessCustomer, code: str) -> OrderStatusChanged:
     """Pricing reads `orders.status` and new orders on two topics: an order may overtake the
     cancellation. Each attempt waits for the order's outcome; a few attempts at most."""
     for attempt in range(5):
-        order_id = order_for(pipeline, account_id, code, f"again{attempt}")
-        outcome = pipeline.watch.wait_until(
-            f"{order_id} priced or refused", functools.partial(decided, pipeline, order_id)
-        )
+        order_id = customer.order(f"again{attempt}", 1, promo_codes=[code])
+        outcome = after_pricing(customer.pipeline, order_id)
         if outcome.status is OrderState.AWAITING_APPROVAL:
             return outcome
     raise AssertionError("the use was never given back")

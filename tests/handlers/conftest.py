@@ -7,13 +7,16 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 
+from services.pricing import store as pricing_store
+from services.pricing.app import NAME as PRICING
+from services.pricing.handlers import HANDLERS as PRICING_HANDLERS
 from services.pricing.terms import payment_plan
 from shared.consume import Handler, OrderRefused, publish_every_refusal
 from shared.contract import (
@@ -28,13 +31,14 @@ from shared.contract import (
     OrderSubmitted,
     OrderValidated,
     PricedLine,
+    Quote,
     ReasonCode,
     ReservedLine,
     Totals,
 )
-from shared.topics import ORDERS_PRICED, ORDERS_VALIDATED, TopicSpec
+from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, TopicSpec
 from tests.support.bench import ServiceBench
-from tools.seed import ACME, DEMO_PRODUCTS, products
+from tools.seed import ACME, DEMO_PRODUCTS, accounts, price_lists, products
 
 WEIGHTS = {p.sku: p.unit_weight_kg for p in products()}
 CATEGORIES = {p.sku: p.category for p in products()}
@@ -64,6 +68,57 @@ async def on_sqlite(
         yield bench
     finally:
         await bench.dispose()
+
+
+@asynccontextmanager
+async def pricing_on_sqlite(directory: Path) -> AsyncIterator[ServiceBench]:
+    """Pricing's handlers on a fresh SQLite file, knowing the demo accounts and price lists."""
+    async with on_sqlite(
+        directory, PRICING, pricing_store.Base.metadata, PRICING_HANDLERS
+    ) as bench:
+        await bench.deliver_all(ACCOUNTS, accounts())
+        await bench.deliver_all(PRICE_LISTS, price_lists())
+        yield bench
+
+
+async def start_pricing(url: str) -> ServiceBench:
+    """Pricing's handlers on the database at `url` (dispose of it afterwards), knowing the demo
+    price lists: delivered once per database, as hypothesis examples may share one."""
+    bench = await ServiceBench(PRICING, pricing_store.Base.metadata, PRICING_HANDLERS, url).start()
+    async with bench.db.sessions() as session:
+        known = await session.scalar(select(pricing_store.PriceListRow.price_list_id).limit(1))
+    if known is None:
+        await bench.deliver_all(PRICE_LISTS, price_lists())
+    return bench
+
+
+async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
+    """Deliver the order to pricing as catalog validated it: its priced event, or None if
+    pricing rejected it."""
+    await bench.deliver(ORDERS_VALIDATED, validated(order))
+    found = await bench.published(ORDERS_PRICED, OrderPriced)
+    return next((p for p in found if p.order.order_id == order.order_id), None)
+
+
+def quote(**changes: Any) -> Quote:
+    """ACME's single-use quote `q-1` (v1, valid for 30 days): up to 20 drills at 89.00 EUR and
+    500 boxes of bolts at 7.40 EUR, with `changes`."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "quote_id": "q-1",
+        "account_id": ACME,
+        "version": 1,
+        "currency": "EUR",
+        "lines": [
+            {"sku": "DRILL-18V", "quantity": 20, "unit_price": "89.00"},
+            {"sku": "BOLT-M8-100", "quantity": 500, "unit_price": "7.40"},
+        ],
+        "issued_at": now - timedelta(days=1),
+        "valid_until": now + timedelta(days=30),
+        "use": "single",
+        **changes,
+    }
+    return Quote.new(**fields)
 
 
 def reserved(

@@ -11,21 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from services.pricing import store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
 from shared.contract import OrderPriced, PriceEntry, PriceList, PriceTier, ReasonCode
 from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS
-from tests.handlers.conftest import deliver_invalid, on_sqlite, validated
+from tests.handlers.conftest import deliver_invalid, pricing_on_sqlite, validated
 from tests.support.bench import ServiceBench
-from tools.seed import accounts, b2b_order, b2c_order, price_lists
+from tools.seed import accounts, b2b_order, b2c_order
 
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver_all(PRICE_LISTS, price_lists())
+    async with pricing_on_sqlite(tmp_path) as bench:
         yield bench
 
 

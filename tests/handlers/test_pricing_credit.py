@@ -16,17 +16,14 @@ from typing import Any
 
 import pytest
 
-from services.pricing import credit_ledger, holds, promotion_ledger, store
-from services.pricing.app import NAME
+from services.pricing import credit_ledger, holds, promotion_ledger
 from services.pricing.credit_ledger import CreditPosition
-from services.pricing.handlers import HANDLERS
 from services.pricing.holds import HoldKind
 from shared.contract import (
     Account,
     Channel,
     CreditPolicy,
     CreditTerms,
-    OrderPriced,
     OrderState,
     OrderSubmitted,
     PaymentReceived,
@@ -34,16 +31,14 @@ from shared.contract import (
 )
 from shared.topics import (
     ACCOUNTS,
-    ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
-    PRICE_LISTS,
     PROMOTIONS,
 )
-from tests.handlers.conftest import on_sqlite, resent, status_from, validated
+from tests.handlers.conftest import price, pricing_on_sqlite, resent, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import accounts, b2b_order, b2c_order, price_lists, promotions
+from tools.seed import b2b_order, b2c_order, promotions
 
 CREDIT = "credit-gmbh"
 OTHER = "other-gmbh"
@@ -87,9 +82,7 @@ def payment(order_id: str, amount: str, **fields: Any) -> PaymentReceived:
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver_all(PRICE_LISTS, price_lists())
+    async with pricing_on_sqlite(tmp_path) as bench:
         await bench.deliver_all(ACCOUNTS, [credit_account(), credit_account(OTHER)])
         yield bench
 
@@ -99,13 +92,6 @@ async def credit_of(bench: ServiceBench, account_id: str = CREDIT) -> CreditPosi
         found = await credit_ledger.position_of(session, account_id)
     assert found is not None
     return found
-
-
-async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
-    """Deliver the order to pricing: the priced event, or None if it was rejected."""
-    await bench.deliver(ORDERS_VALIDATED, validated(order))
-    found = [p for p in await bench.published(ORDERS_PRICED, OrderPriced)]
-    return next((p for p in found if p.order.order_id == order.order_id), None)
 
 
 # --- at pricing time -------------------------------------------------------------------------

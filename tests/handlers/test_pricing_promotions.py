@@ -16,36 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from services.pricing import promotion_ledger, store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
-from shared.contract import Channel, OrderPriced, OrderState, OrderSubmitted, Promotion, ReasonCode
+from services.pricing import promotion_ledger
+from shared.contract import Channel, OrderState, OrderSubmitted, Promotion, ReasonCode
 from shared.topics import (
-    ACCOUNTS,
-    ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
     PROMOTIONS,
 )
-from tests.handlers.conftest import on_sqlite, resent, status_from, validated
+from tests.handlers.conftest import price, pricing_on_sqlite, resent, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import accounts, b2b_order, b2c_order, price_lists, promotions
+from tools.seed import b2b_order, b2c_order, promotions
 
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver_all(PRICE_LISTS, price_lists())
+    async with pricing_on_sqlite(tmp_path) as bench:
         await bench.deliver_all(PROMOTIONS, promotions())
         yield bench
-
-
-async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
-    await bench.deliver(ORDERS_VALIDATED, validated(order))
-    found = await bench.published(ORDERS_PRICED, OrderPriced)
-    return next((p for p in found if p.order.order_id == order.order_id), None)
 
 
 async def uses(bench: ServiceBench, promotion_id: str, account_id: str = "") -> tuple[int, int]:

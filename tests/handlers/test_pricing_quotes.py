@@ -8,53 +8,27 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from services.pricing import quote_handlers, quote_ledger, store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
+from services.pricing import quote_handlers, quote_ledger
 from services.pricing.holds import HoldKind, holds_of_order
 from shared.contract import (
-    OrderPriced,
     OrderState,
     OrderSubmitted,
-    Quote,
     QuoteEvent,
     ReasonCode,
 )
 from shared.topics import (
-    ACCOUNTS,
     ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
     QUOTE_EVENTS,
     QUOTES,
 )
-from tests.handlers.conftest import on_sqlite, resent, status_from, validated
+from tests.handlers.conftest import price, pricing_on_sqlite, quote, resent, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import ACME, GLOBEX, accounts, b2b_order, price_lists
-
-
-def quote(**changes: Any) -> Quote:
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = {
-        "quote_id": "q-1",
-        "account_id": ACME,
-        "version": 1,
-        "currency": "EUR",
-        "lines": [
-            {"sku": "DRILL-18V", "quantity": 20, "unit_price": "89.00"},
-            {"sku": "BOLT-M8-100", "quantity": 500, "unit_price": "7.40"},
-        ],
-        "issued_at": now - timedelta(days=1),
-        "valid_until": now + timedelta(days=30),
-        "use": "single",
-        **changes,
-    }
-    return Quote.new(**fields)
+from tools.seed import ACME, GLOBEX, b2b_order
 
 
 def drills(
@@ -65,17 +39,9 @@ def drills(
 
 @pytest.fixture
 async def pricing(tmp_path: Path) -> AsyncIterator[ServiceBench]:
-    async with on_sqlite(tmp_path, NAME, store.Base.metadata, HANDLERS) as bench:
-        await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver_all(PRICE_LISTS, price_lists())
+    async with pricing_on_sqlite(tmp_path) as bench:
         await bench.deliver(QUOTES, quote())
         yield bench
-
-
-async def price(bench: ServiceBench, order: OrderSubmitted) -> OrderPriced | None:
-    await bench.deliver(ORDERS_VALIDATED, validated(order))
-    found = await bench.published(ORDERS_PRICED, OrderPriced)
-    return next((p for p in found if p.order.order_id == order.order_id), None)
 
 
 async def rejection(bench: ServiceBench, order: OrderSubmitted) -> tuple[ReasonCode, str]:

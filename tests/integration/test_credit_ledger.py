@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from services.pricing import credit_ledger, store
-from services.pricing.app import NAME
+from services.pricing import credit_ledger
 from services.pricing.credit_ledger import CreditAccountRow, PaymentRow
-from services.pricing.handlers import HANDLERS
 from services.pricing.holds import LIVE, HoldRow
 from shared.contract import (
     Account,
@@ -39,25 +35,14 @@ from shared.topics import (
     ORDERS_STATUS,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
-    PRICE_LISTS,
     TopicSpec,
 )
-from tests.handlers.conftest import price_at_once, status_from, validated
+from tests.handlers.conftest import price_at_once, start_pricing, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import b2b_order, price_lists
+from tools.seed import b2b_order
 
-BACKENDS = ["sqlite", "postgresql"]
 UNIT = Decimal("9.80")
 """BOLT-M8-100 below 100 units on ACME's contract list, which these accounts buy from."""
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
-    return new_database_url(request.param)
-
-
-async def open_bench(url: str) -> ServiceBench:
-    return await ServiceBench(NAME, store.Base.metadata, HANDLERS, url).start()
 
 
 def account(account_id: str, limit: Decimal) -> Account:
@@ -78,9 +63,8 @@ def bolts(order_id: str, account_id: str, units: int) -> OrderSubmitted:
 async def test_two_workers_pricing_two_orders_at_the_limit_let_exactly_one_through(
     database_url: str,
 ) -> None:
-    first, second = await open_bench(database_url), await open_bench(database_url)
+    first, second = await start_pricing(database_url), await start_pricing(database_url)
     try:
-        await first.deliver_all(PRICE_LISTS, price_lists())
         await first.deliver(ACCOUNTS, account("racer", UNIT * 10))
         one, two = bolts("race-1", "racer", 10), bolts("race-2", "racer", 10)
         priced, rejected = await price_at_once(first, second, one, two)
@@ -234,12 +218,8 @@ def test_the_exposure_ledger_balances_after_any_interleaving(
 
 
 async def run_example(url: str, steps: list[Step]) -> None:
-    bench = await open_bench(url)
+    bench = await start_pricing(url)
     try:
-        async with bench.db.sessions() as session:
-            known = await session.scalar(select(store.PriceListRow.price_list_id).limit(1))
-        if known is None:
-            await bench.deliver_all(PRICE_LISTS, price_lists())
         await run_steps(bench, steps)
     finally:
         await bench.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,12 +38,6 @@ from shared.topics import TopicNames
 from tools.seed import b2b_order
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
-    return new_database_url(request.param)
 
 
 @pytest.fixture

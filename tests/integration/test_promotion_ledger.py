@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from services.pricing import promotion_ledger, store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
+from services.pricing import promotion_ledger
 from services.pricing.holds import HoldKind, HoldRow
 from shared.contract import (
     Event,
@@ -35,30 +31,14 @@ from shared.contract import (
 from shared.topics import (
     ORDERS_STATUS,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
     PROMOTIONS,
     TopicSpec,
 )
-from tests.handlers.conftest import price_at_once, status_from, validated
+from tests.handlers.conftest import price_at_once, start_pricing, status_from, validated
 from tests.support.bench import ServiceBench
-from tools.seed import b2c_order, price_lists
+from tools.seed import b2c_order
 
-BACKENDS = ["sqlite", "postgresql"]
 TOTAL, PER_CUSTOMER = 3, 2
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
-    return new_database_url(request.param)
-
-
-async def open_bench(url: str) -> ServiceBench:
-    bench = await ServiceBench(NAME, store.Base.metadata, HANDLERS, url).start()
-    async with bench.db.sessions() as session:
-        known = await session.scalar(select(store.PriceListRow.price_list_id).limit(1))
-    if known is None:
-        await bench.deliver_all(PRICE_LISTS, price_lists())
-    return bench
 
 
 def limited(promotion_id: str, total: int = TOTAL, per_customer: int = PER_CUSTOMER) -> Promotion:
@@ -84,7 +64,7 @@ def coded(order_id: str, customer: str, code: str) -> OrderSubmitted:
 async def test_two_workers_and_the_last_use_let_exactly_one_order_have_it(
     database_url: str,
 ) -> None:
-    first, second = await open_bench(database_url), await open_bench(database_url)
+    first, second = await start_pricing(database_url), await start_pricing(database_url)
     try:
         await first.deliver(PROMOTIONS, limited("last", total=1))
         one, two = coded("race-1", "c-1", "LAST"), coded("race-2", "c-2", "LAST")
@@ -207,7 +187,7 @@ def test_the_usage_ledger_balances_after_any_interleaving(
 
 
 async def run_example(url: str, steps: list[Step]) -> None:
-    bench = await open_bench(url)
+    bench = await start_pricing(url)
     try:
         await run_steps(bench, steps)
     finally:

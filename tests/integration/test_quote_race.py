@@ -7,63 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.pricing import store
-from services.pricing.app import NAME
-from services.pricing.handlers import HANDLERS
 from services.pricing.holds import HoldKind, live_holds
-from shared.contract import OrderPriced, OrderState, Quote, QuoteEvent, ReasonCode
+from shared.contract import OrderPriced, OrderState, QuoteEvent, ReasonCode
 from shared.topics import (
     ACCOUNTS,
     ORDERS_PRICED,
     ORDERS_STATUS,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
     QUOTE_EVENTS,
     QUOTES,
 )
-from tests.handlers.conftest import price_at_once, status_from, validated
-from tests.support.bench import ServiceBench
-from tools.seed import ACME, accounts, b2b_order, price_lists
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
-    return new_database_url(request.param)
-
-
-def single_use_quote() -> Quote:
-    now = datetime.now(UTC)
-    return Quote.new(
-        quote_id="q-race",
-        account_id=ACME,
-        version=1,
-        currency="EUR",
-        lines=[{"sku": "DRILL-18V", "quantity": 20, "unit_price": "89.00"}],
-        issued_at=now - timedelta(days=1),
-        valid_until=now + timedelta(days=30),
-        use="single",
-    )
+from tests.handlers.conftest import price_at_once, quote, start_pricing, status_from, validated
+from tools.seed import accounts, b2b_order
 
 
 @pytest.mark.parametrize("attempt", range(3))
 async def test_two_workers_racing_for_a_single_use_quote_let_exactly_one_take_it(
     database_url: str, attempt: int
 ) -> None:
-    first = await ServiceBench(NAME, store.Base.metadata, HANDLERS, database_url).start()
-    second = await ServiceBench(NAME, store.Base.metadata, HANDLERS, database_url).start()
+    first, second = await start_pricing(database_url), await start_pricing(database_url)
     try:
-        await first.deliver_all(PRICE_LISTS, price_lists())
         await first.deliver_all(ACCOUNTS, accounts())
-        await first.deliver(QUOTES, single_use_quote())
+        await first.deliver(QUOTES, quote(quote_id="q-race"))
         one, two = (
             b2b_order(f"race-{attempt}-{n}", [("DRILL-18V", 5)], quote_id="q-race") for n in (1, 2)
         )
@@ -105,14 +75,13 @@ def test_a_single_use_quote_is_used_at_most_once_at_a_time_after_any_interleavin
 
 
 async def run_example(url: str, steps: list[tuple[int, OrderState | None]]) -> None:
-    bench = await ServiceBench(NAME, store.Base.metadata, HANDLERS, url).start()
-    quote = single_use_quote().model_copy(update={"quote_id": f"q-{uuid.uuid4().hex[:8]}"})
+    bench = await start_pricing(url)
+    the_quote = quote(quote_id=f"q-{uuid.uuid4().hex[:8]}")
     try:
-        await bench.deliver_all(PRICE_LISTS, price_lists())
         await bench.deliver_all(ACCOUNTS, accounts())
-        await bench.deliver(QUOTES, quote)
+        await bench.deliver(QUOTES, the_quote)
         orders = [
-            b2b_order(f"{quote.quote_id}-{n}", [("DRILL-18V", 1)], quote_id=quote.quote_id)
+            b2b_order(f"{the_quote.quote_id}-{n}", [("DRILL-18V", 1)], quote_id=the_quote.quote_id)
             for n in range(4)
         ]
         for number, fate in steps:
@@ -124,11 +93,11 @@ async def run_example(url: str, steps: list[tuple[int, OrderState | None]]) -> N
             for _ in range(2):
                 await bench.deliver(spec, event)
             async with bench.db.sessions() as session:
-                assert len(await live_holds(session, HoldKind.QUOTE, quote.quote_id)) <= 1
+                assert len(await live_holds(session, HoldKind.QUOTE, the_quote.quote_id)) <= 1
         story = [
             (e.kind.value, e.order_id)
             for e in await bench.published(QUOTE_EVENTS, QuoteEvent)
-            if e.quote_id == quote.quote_id
+            if e.quote_id == the_quote.quote_id
         ]
         kinds = [kind for kind, _ in story]
         assert kinds == ["used", "released"] * (len(kinds) // 2) + ["used"] * (len(kinds) % 2)
