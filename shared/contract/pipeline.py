@@ -114,26 +114,18 @@ def payment_plan_field() -> Any:
     )
 
 
-def lines_in_totals_currency(data: Any) -> Any:
-    """Give a line without `currency` (written before lines carried it) the totals' currency."""
-    if not isinstance(data, dict) or not isinstance(data.get("lines"), list):
-        return data
-    totals = data.get("totals")
-    currency = totals.currency if isinstance(totals, Totals) else None
-    if isinstance(totals, dict):
-        currency = totals.get("currency")
-    if currency is None:
-        return data
-    lines = [_with_currency(line, currency) for line in data["lines"]]
-    return {**data, "lines": lines}
+def lines_in_totals_currency(lines: list[PricedLine], totals: Totals) -> list[PricedLine]:
+    """Each line with its currency: a line written before lines carried one takes the totals'.
 
-
-def _with_currency(line: Any, currency: Any) -> Any:
-    if isinstance(line, dict) and line.get("currency") is None:
-        return {**line, "currency": currency}
-    if isinstance(line, PricedLine) and line.currency is None:
-        return line.model_copy(update={"currency": currency})
-    return line
+    Used after validation, not before: a `before` validator would turn strict JSON parsing
+    into strict Python parsing, which refuses every timestamp sent as text.
+    """
+    if all(line.currency is not None for line in lines):
+        return lines
+    return [
+        line if line.currency is not None else line.model_copy(update={"currency": totals.currency})
+        for line in lines
+    ]
 
 
 def one_currency(
@@ -186,13 +178,10 @@ class OrderPriced(Event):
     )
     payment: PaymentPlan | None = payment_plan_field()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lines_in_totals_currency(cls, data: Any) -> Any:
-        return lines_in_totals_currency(data)
-
     @model_validator(mode="after")
     def _one_currency(self) -> Self:
+        # frozen: the lines are completed in place, once, while the event is being built
+        object.__setattr__(self, "lines", lines_in_totals_currency(self.lines, self.totals))
         one_currency(self.order, self.lines, self.totals, self.payment)
         return self
 
@@ -209,13 +198,10 @@ class OrderApproved(Event):
     approved_by: list[Id] = Field(default_factory=list)
     payment: PaymentPlan | None = payment_plan_field()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lines_in_totals_currency(cls, data: Any) -> Any:
-        return lines_in_totals_currency(data)
-
     @model_validator(mode="after")
     def _one_currency(self) -> Self:
+        # frozen: the lines are completed in place, once, while the event is being built
+        object.__setattr__(self, "lines", lines_in_totals_currency(self.lines, self.totals))
         one_currency(self.order, self.lines, self.totals, self.payment)
         return self
 

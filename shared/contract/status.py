@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -165,10 +165,13 @@ class OrderStatusChanged(Event):
     approval: ApprovalProgress | None = None
     shipments: list[Shipment] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lines_in_totals_currency(cls, data: Any) -> Any:
-        return lines_in_totals_currency(data)
+    @model_validator(mode="after")
+    def _lines_in_totals_currency(self) -> Self:
+        if self.lines is not None and self.totals is not None:
+            # frozen: the lines are completed in place, once, while the event is being built
+            lines = lines_in_totals_currency(self.lines, self.totals)
+            object.__setattr__(self, "lines", lines)
+        return self
 
 
 class ShipmentDispatched(Event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ from shared.contract import (
 from shared.contract.money import minor_unit, round_money
 from shared.contract.payment import DueRule
 from shared.rejection import Rejected
+from shared.topics import ORDERS_PRICED
 
 PRICED_ON = date(2026, 1, 31)
 
@@ -459,14 +461,11 @@ def test_a_line_written_before_lines_carried_a_currency_takes_the_totals_one() -
         "line_total": "5.00",
         "price_source": "list:list-EUR",
     }
-    priced = OrderPriced.model_validate(
-        {
-            **OrderPriced.new(
-                order=order,
-                lines=[],
-                totals=Totals(currency="EUR", subtotal=Decimal(5), total=Decimal(5)),
-            ).model_dump(mode="json", by_alias=True),
-            "lines": [line],
-        }
-    )
+    written = OrderPriced.new(
+        order=order,
+        lines=[],
+        totals=Totals(currency="EUR", subtotal=Decimal(5), total=Decimal(5)),
+    ).model_dump(mode="json", by_alias=True)
+    priced = ORDERS_PRICED.parse(json.dumps({**written, "lines": [line]}).encode())
+    assert isinstance(priced, OrderPriced)
     assert [priced_line.currency for priced_line in priced.lines] == ["EUR"]
