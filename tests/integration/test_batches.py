@@ -9,9 +9,11 @@ way every event must take effect exactly once in the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 
 from shared.consume import Handler
@@ -105,7 +107,7 @@ async def test_a_batch_whose_connection_dies_mid_way_is_run_again_whole(
 
 
 async def test_two_batches_that_deadlock_both_commit_exactly_once(
-    new_database_url: Callable[[str], str],
+    new_database_url: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two workers, two batches locking rows `x` and `y` in opposite orders, both held at
     once: PostgreSQL aborts one, which runs again after the other committed."""
@@ -113,6 +115,7 @@ async def test_two_batches_that_deadlock_both_commit_exactly_once(
     url = new_database_url("postgresql")
     both_hold_their_first_row = asyncio.Barrier(2)
     met = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="shared.consume")
 
     async def count_after_the_other_worker_locked(
         event: OrderStatusChanged, tx: Transaction
@@ -136,6 +139,7 @@ async def test_two_batches_that_deadlock_both_commit_exactly_once(
                 one.deliver_batch(ORDERS_STATUS, x_then_y),
                 other.deliver_batch(ORDERS_STATUS, y_then_x),
             )
+        assert "deadlock detected" in caplog.text  # PostgreSQL did abort one of them
         assert await tallies(one.db, tally) == {"x": 2, "y": 2}
         assert await inbox_size(one.db) == 4
         assert await one.dead_letters(ORDERS_STATUS) == []
