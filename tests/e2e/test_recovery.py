@@ -7,16 +7,22 @@ own module (own topic prefix, own fleet) and leave the order-flow tests alone.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.catalog.store import Base as CatalogTables
 from shared.contract import OrderState, OrderStatusChanged
 from shared.db import ServiceDatabase
 from shared.topics import ORDERS_APPROVED, ORDERS_STATUS, ORDERS_SUBMITTED
-from tests.e2e.conftest import PARTITIONS, Pipeline
+from tests.e2e.conftest import PARTITIONS, WAIT_SECONDS, Pipeline
 from tools.seed import b2c_order
 
 
@@ -93,3 +99,74 @@ def test_a_service_killed_mid_stream_loses_no_order(pipeline: Pipeline) -> None:
             "approved",
             "fulfillment_planned",
         ]
+
+
+@contextmanager
+def write_lock(database: Path) -> Iterator[None]:
+    """Hold a SQLite database's write lock: its service's transactions wait at BEGIN."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def events_taken(pipeline: Pipeline, service: str, topic: str) -> float:
+    """`tradelane_events_consumed_total` of one topic: counted as a batch is taken."""
+    for family in text_string_to_metric_families(pipeline.metrics(service)):
+        for sample in family.samples:
+            if sample.name == "tradelane_events_consumed_total" and sample.labels == {
+                "service": service,
+                "topic": topic,
+            }:
+                return sample.value
+    return 0.0
+
+
+def reserved_units(pipeline: Pipeline, sku: str) -> int:
+    with sqlite3.connect(pipeline.fleet.data_dir / "catalog.db") as connection:
+        (units,) = connection.execute(
+            "SELECT coalesce(sum(reserved), 0) FROM stock WHERE sku = ?", (sku,)
+        ).fetchone()
+    return int(units)
+
+
+def test_a_catalog_killed_with_a_batch_in_hand_loses_and_doubles_nothing(
+    pipeline: Pipeline,
+) -> None:
+    """A batch taken but not committed dies with the process: redelivered, handled once.
+
+    The catalog's database is write-locked while the burst arrives, so the batch
+    it takes cannot commit; its consumed-events counter shows it is in hand.
+    """
+    reserved_before = reserved_units(pipeline, "SCREW-5X50")
+    committed = [b2c_order(pipeline.order_id(f"kept{n}"), [("SCREW-5X50", 2)]) for n in range(10)]
+    for order in committed:
+        pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+    pipeline.publisher.flush()
+    for order in committed:
+        pipeline.watch.wait_for_status(order.order_id, OrderState.RECEIVED)
+
+    in_hand = [b2c_order(pipeline.order_id(f"inhand{n}"), [("SCREW-5X50", 2)]) for n in range(30)]
+    with write_lock(pipeline.fleet.data_dir / "catalog.db"):
+        taken_before = events_taken(pipeline, "catalog", "orders.submitted")
+        for order in in_hand:
+            pipeline.publisher.publish(ORDERS_SUBMITTED, order)
+        pipeline.publisher.flush()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while events_taken(pipeline, "catalog", "orders.submitted") <= taken_before:
+            assert time.monotonic() < deadline, "catalog never took a batch of the burst"
+            time.sleep(0.05)
+        pipeline.fleet.kill("catalog")
+    pipeline.fleet.start(["catalog"])
+
+    for order in [*committed, *in_hand]:
+        pipeline.watch.wait_for_status(order.order_id, OrderState.FULFILLMENT_PLANNED)
+        assert pipeline.watch.history(order.order_id) == [
+            "received",
+            "approved",
+            "fulfillment_planned",
+        ]
+    assert reserved_units(pipeline, "SCREW-5X50") - reserved_before == 2 * 40
