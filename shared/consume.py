@@ -2,17 +2,22 @@
 
 Everything between a broker's message and a service's handler lives here,
 once, with no Faust and no Kafka in sight (the service wires a Faust agent to
-`EventConsumer.consume`; tests call it directly):
+`EventConsumer.consume_batch`; tests call it directly):
 
 - a message larger than its topic's limit is dead-lettered unread;
 - the raw bytes are validated strictly against the topic's model; a message
   that is not valid goes to `<topic>.dlq` (and, for order topics, the order is
   rejected with `invalid_event`) — nothing a message contains escapes this;
+- messages come in batches, one transaction per batch and a savepoint per
+  message: whatever one message does, only its own savepoint rolls back, and
+  its dead letter is written in the batch's transaction beside its neighbours;
 - the event id goes into the inbox in the same transaction as the handler's
   changes and outgoing events, so a redelivery changes nothing;
 - a handler that refuses the event (`Refused`) sends it to the DLQ untouched;
   one that fails rejects the order `processing_failed` and holds nothing;
-- a database outage is retried (the partition waits), never dead-lettered;
+- a database outage is retried (the partition waits), never dead-lettered; so
+  is a batch PostgreSQL aborted to break a deadlock, a few times, before its
+  messages are taken one transaction each;
 - a service never handles its own `orders.status` reports.
 """
 
