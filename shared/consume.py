@@ -2,17 +2,22 @@
 
 Everything between a broker's message and a service's handler lives here,
 once, with no Faust and no Kafka in sight (the service wires a Faust agent to
-`EventConsumer.consume`; tests call it directly):
+`EventConsumer.consume_batch`; tests call it directly):
 
 - a message larger than its topic's limit is dead-lettered unread;
 - the raw bytes are validated strictly against the topic's model; a message
   that is not valid goes to `<topic>.dlq` (and, for order topics, the order is
   rejected with `invalid_event`) — nothing a message contains escapes this;
+- messages come in batches, one transaction per batch and a savepoint per
+  message: whatever one message does, only its own savepoint rolls back, and
+  its dead letter is written in the batch's transaction beside its neighbours;
 - the event id goes into the inbox in the same transaction as the handler's
   changes and outgoing events, so a redelivery changes nothing;
 - a handler that refuses the event (`Refused`) sends it to the DLQ untouched;
   one that fails rejects the order `processing_failed` and holds nothing;
-- a database outage is retried (the partition waits), never dead-lettered;
+- a database outage is retried (the partition waits), never dead-lettered; so
+  is a batch PostgreSQL aborted to break a deadlock, a few times, before its
+  messages are taken one transaction each;
 - a service never handles its own `orders.status` reports.
 """
 
@@ -21,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -42,9 +49,10 @@ from shared.contract import (
     ReasonCode,
 )
 from shared.contract.orders import ID_MAX_LENGTH
-from shared.db import ServiceDatabase, Transaction
+from shared.db import ServiceDatabase, Transaction, lost_a_race
 from shared.lag import ConsumerProgress
 from shared.rejection import Refused
+from shared.shutdown import first_line
 from shared.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +62,11 @@ Handler = Callable[[E, Transaction], Awaitable[None]]
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
+BATCH_RACES = 5
+"""Times a batch that lost a race (a deadlock, a serialization conflict) is run again whole
+before its messages are taken one transaction each."""
+RACE_PAUSE_SECONDS = 0.05
+"""The longest random pause before a lost race's first rerun (longer after each loss)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,26 @@ class Delivery:
     offset: int
     timestamp: float | None = None
     """The record's timestamp in epoch seconds (Kafka's, as Faust reads it), for the lag."""
+
+
+def partition_ends(deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+    """The first and the last delivery of each partition in a batch (arrival order)."""
+    first: dict[int, Delivery] = {}
+    last: dict[int, Delivery] = {}
+    for delivery in deliveries:
+        first.setdefault(delivery.partition, delivery)
+        last[delivery.partition] = delivery
+    return list(first.values()), list(last.values())
+
+
+def database_trouble(error: BaseException) -> bool:
+    """The database, not the event, is why this failed: away, out of connections, or a lost
+    race. The cure is to run the transaction again, never to dead-letter the event."""
+    if isinstance(error, PoolExhausted) or lost_a_race(error):
+        return True
+    return isinstance(error, DBAPIError) and (
+        isinstance(error, OperationalError) or error.connection_invalidated
+    )
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -139,7 +172,7 @@ async def publish_every_refusal(tx: Transaction, refusal: Refusal) -> bool:
 
 
 class EventConsumer:
-    """Takes one delivery at a time to its handler, inside one transaction with the inbox."""
+    """Takes a batch of deliveries to their handler inside one transaction with the inbox."""
 
     def __init__(
         self,
@@ -156,32 +189,98 @@ class EventConsumer:
         """Per topic and partition, the message in hand and the last one done: the lag's input."""
 
     async def consume(self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery) -> None:
-        """Handle one message; nothing it contains may escape, every failure ends in the DLQ."""
+        """Handle one message: a batch of one."""
+        await self.consume_batch(spec, handler, [delivery])
+
+    async def consume_batch(
+        self, spec: TopicSpec, handler: Handler[Any], deliveries: Sequence[Delivery]
+    ) -> None:
+        """Handle messages of one topic in arrival order, in one transaction; nothing escapes.
+
+        One commit per batch instead of one per message is where the throughput
+        comes from. Each message runs in a savepoint of its own, so a bad one
+        is dead-lettered alone and its neighbours still commit; when this
+        returns, every message is committed: handled, skipped or dead-lettered.
+        """
+        if not deliveries:
+            return
         labels = (self.name, spec.name)
-        metrics.EVENTS_CONSUMED.labels(*labels).inc()
-        where = (spec.name, delivery.partition, delivery.offset, delivery.timestamp)
-        self.progress.started(*where)
+        metrics.EVENTS_CONSUMED.labels(*labels).inc(len(deliveries))
+        metrics.BATCH_EVENTS.labels(*labels).observe(len(deliveries))
+        first, last = partition_ends(deliveries)
+        for delivery in first:
+            self.progress.started(
+                spec.name, delivery.partition, delivery.offset, delivery.timestamp
+            )
         started = time.perf_counter()
+        await self._handle(spec, handler, deliveries)
+        elapsed = time.perf_counter() - started
+        metrics.BATCH_SECONDS.labels(*labels).observe(elapsed)
+        processing = metrics.PROCESSING_SECONDS.labels(*labels)
+        for _ in deliveries:  # each event waited for the batch's commit
+            processing.observe(elapsed)
+        for delivery in last:
+            self.progress.finished(
+                spec.name, delivery.partition, delivery.offset, delivery.timestamp
+            )
+
+    async def _handle(
+        self, spec: TopicSpec, handler: Handler[Any], deliveries: Sequence[Delivery]
+    ) -> None:
+        """The batch in one transaction, run again whole after an outage or a lost race.
+
+        A batch that still fails — a race lost again and again, or a defect no
+        single event's savepoint caught — is taken one transaction per event, so
+        one event can neither livelock its batch nor take its neighbours down.
+        """
+        alone = len(deliveries) == 1
         try:
-            await self._consume_guarded(spec, handler, delivery)
-        except Exception as error:  # a bug on the failure path itself: park the bare message
+            await self._retrying(
+                lambda: self._apply_batch(spec, handler, deliveries),
+                races=None if alone else BATCH_RACES,
+            )
+        except Exception as error:
+            if not alone:
+                log.warning(
+                    "%s: a batch of %d %s messages failed (%s); taking them one at a time",
+                    self.name,
+                    len(deliveries),
+                    spec.name,
+                    first_line(error),
+                )
+                for delivery in deliveries:
+                    await self._handle(spec, handler, [delivery])
+                return
+            delivery = deliveries[0]
             log.exception(
                 "%s: %s offset %s could not be handled", self.name, spec.name, delivery.offset
             )
             await self._last_resort(spec, delivery, f"unhandled: {type(error).__name__}")
-        metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-        self.progress.finished(*where)
 
     async def _last_resort(self, spec: TopicSpec, delivery: Delivery, problem: str) -> None:
+        """A bug on the failure path itself: park the bare message in a transaction of its own."""
+
+        async def park() -> None:
+            async with self.db.transaction() as tx:
+                await self._dead_letter(tx, spec, delivery, problem)
+
         try:
-            await self._retrying(lambda: self._dead_letter(spec, delivery, problem))
+            await self._retrying(park)
         except Exception:  # the agent must go on; the log and the metric are all that is left
             log.exception("%s: %s offset %s lost", self.name, spec.name, delivery.offset)
             metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
 
-    async def _consume_guarded(
-        self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery
+    async def _apply_batch(
+        self, spec: TopicSpec, handler: Handler[Any], deliveries: Sequence[Delivery]
     ) -> None:
+        async with self.db.transaction() as tx:
+            for delivery in deliveries:
+                await self._take(tx, spec, handler, delivery)
+
+    async def _take(
+        self, tx: Transaction, spec: TopicSpec, handler: Handler[Any], delivery: Delivery
+    ) -> None:
+        """One message's part of its batch's transaction; raises only for the database's trouble."""
         if delivery.value is None and spec.compacted:
             log.info("%s: tombstone for %s on %s ignored", self.name, delivery.key, spec.name)
             return  # deleting reference data is not supported yet: rows stay as last sent
@@ -191,7 +290,7 @@ class EventConsumer:
                 f"message of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit "
                 f"of {spec.name}"
             )
-            await self._retrying(lambda: self._dead_letter(spec, delivery, problem))
+            await self._dead_letter(tx, spec, delivery, problem)
             return
         try:
             event = spec.parse(raw)
@@ -202,24 +301,25 @@ class EventConsumer:
                 else f"unreadable message: {type(invalid).__name__}"
             )
             refusal = self._invalid_refusal(spec, raw, problem)
-            await self._retrying(lambda: self._dead_letter(spec, delivery, problem, refusal))
+            await self._dead_letter(tx, spec, delivery, problem, refusal)
             return
         if isinstance(event, OrderStatusChanged) and event.reported_by == self.name:
             return  # a service's own report tells it nothing new
+        labels = (self.name, spec.name)
         try:
-            applied = await self._retrying(lambda: self._apply(spec, handler, event))
+            async with tx.savepoint():
+                if not await self.db.first_delivery(tx, event.event_id, spec.name):
+                    tx.on_commit(metrics.DUPLICATES_SKIPPED.labels(*labels).inc)
+                    return
+                await handler(event, tx)
         except Refused as refused:
-            why, problem = refused.why, str(refused)
-            await self._retrying(
-                lambda: self._dead_letter(spec, delivery, problem, event_id=str(event.event_id))
-            )
-            metrics.REFUSED_EVENTS.labels(self.name, spec.name, why).inc()
-            return
+            event_id = str(event.event_id)
+            await self._dead_letter(tx, spec, delivery, str(refused), event_id=event_id)
+            tx.on_commit(metrics.REFUSED_EVENTS.labels(*labels, refused.why).inc)
         except Exception as error:
-            await self._processing_failed(spec, delivery, event, error)
-            return
-        if not applied:
-            metrics.DUPLICATES_SKIPPED.labels(self.name, spec.name).inc()
+            if database_trouble(error):
+                raise  # not the event's fault: the whole batch is run again
+            await self._processing_failed(tx, spec, delivery, event, error)
 
     def _invalid_refusal(self, spec: TopicSpec, raw: bytes, problem: str) -> Refusal | None:
         if not spec.invalid_rejects_order:
@@ -230,10 +330,15 @@ class EventConsumer:
         return Refusal(order_id, account_id, None, ReasonCode.INVALID_EVENT, problem)
 
     async def _processing_failed(
-        self, spec: TopicSpec, delivery: Delivery, event: Event, error: Exception
+        self,
+        tx: Transaction,
+        spec: TopicSpec,
+        delivery: Delivery,
+        event: Event,
+        error: Exception,
     ) -> None:
         """A valid event whose handling raised: dead-letter it, reject its order, hold nothing."""
-        log.exception("%s: handling %s %s failed", self.name, spec.name, event.event_id)
+        log.error("%s: handling %s %s failed", self.name, spec.name, event.event_id, exc_info=error)
         problem = f"processing failed: {type(error).__name__}: {error}"
         order = order_named_by(event) if spec.invalid_rejects_order else None
         refusal = order and replace(
@@ -241,32 +346,34 @@ class EventConsumer:
             message=f"{self.name} could not process this order ({type(error).__name__}); "
             f"the event is in {spec.name}.dlq for the operators",
         )
-        await self._retrying(
-            lambda: self._dead_letter(spec, delivery, problem, refusal, str(event.event_id))
-        )
-        metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
+        await self._dead_letter(tx, spec, delivery, problem, refusal, str(event.event_id))
+        tx.on_commit(metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc)
 
-    async def _apply(self, spec: TopicSpec, handler: Handler[Any], event: Event) -> bool:
-        async with self.db.transaction() as tx:
-            if not await self.db.first_delivery(tx, event.event_id, spec.name):
-                return False
-            await handler(event, tx)
-        return True
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[Any]], races: int | None = None
+    ) -> Any:
         """Retry while the database is unreachable: the partition waits, nothing is skipped.
 
         A pool with no free connection (`PoolExhausted`) is the same kind of wait: the
         event is fine, the worker is only busy, and rejecting the order would be wrong.
+        A transaction the database aborted to resolve a deadlock or a serialization
+        conflict is run again after a short random pause, at most `races` times
+        (None: for as long as it takes).
         """
         delay = RETRY_FIRST_SECONDS
+        lost = 0
         while True:
             try:
                 return await attempt()
             except (DBAPIError, PoolExhausted) as error:
-                if isinstance(error, DBAPIError) and not (
-                    isinstance(error, OperationalError) or error.connection_invalidated
-                ):
+                if lost_a_race(error):
+                    lost += 1
+                    if races is not None and lost > races:
+                        raise
+                    log.info("%s: %s; running the transaction again", self.name, first_line(error))
+                    await asyncio.sleep(random.uniform(0, RACE_PAUSE_SECONDS * min(lost, 10)))
+                    continue
+                if not database_trouble(error):
                     raise
                 log.warning(
                     "%s: database unavailable (%s); retrying in %.1fs", self.name, error, delay
@@ -276,6 +383,7 @@ class EventConsumer:
 
     async def _dead_letter(
         self,
+        tx: Transaction,
         spec: TopicSpec,
         delivery: Delivery,
         error: str,
@@ -291,27 +399,29 @@ class EventConsumer:
             if event_id
             else f"dlq:{spec.name}:{delivery.partition}:{delivery.offset}"
         )
-        async with self.db.transaction() as tx:
-            if not await self.db.first_delivery(tx, inbox_key, f"{spec.name}.dlq"):
-                return
-            letter = DeadLetter.describing(
-                raw,
-                service=self.name,
-                source_topic=self.names.of(spec),
-                partition=delivery.partition,
-                offset=delivery.offset,
-                error=error,
+        if not await self.db.first_delivery(tx, inbox_key, f"{spec.name}.dlq"):
+            return
+        letter = DeadLetter.describing(
+            raw,
+            service=self.name,
+            source_topic=self.names.of(spec),
+            partition=delivery.partition,
+            offset=delivery.offset,
+            error=error,
+        )
+        await tx.publish_raw(self.names.dlq_of(spec), delivery.key, letter.to_bytes())
+        if refusal is not None and await self.order_refused(tx, refusal):
+            await self._reject(tx, refusal)
+        tx.on_commit(metrics.DEAD_LETTERS.labels(self.name, spec.name).inc)
+        tx.on_commit(
+            partial(
+                log.warning,
+                "%s: %s offset %s -> dead letter: %s",
+                self.name,
+                spec.name,
+                delivery.offset,
+                error[:500],
             )
-            await tx.publish_raw(self.names.dlq_of(spec), delivery.key, letter.to_bytes())
-            if refusal is not None and await self.order_refused(tx, refusal):
-                await self._reject(tx, refusal)
-            tx.on_commit(metrics.DEAD_LETTERS.labels(self.name, spec.name).inc)
-        log.warning(
-            "%s: %s offset %s -> dead letter: %s",
-            self.name,
-            spec.name,
-            delivery.offset,
-            error[:500],
         )
 
     async def _reject(self, tx: Transaction, refusal: Refusal) -> None:

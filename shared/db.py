@@ -155,6 +155,21 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race."""
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """Whether the database aborted the transaction to let a concurrent one through.
+
+    Nothing is wrong with the events: a batch locking two accounts in the order its
+    events came can meet another worker's batch locking them the other way round.
+    Running the transaction again is the cure.
+    """
+    orig = getattr(error, "orig", None)
+    return getattr(orig, "sqlstate", None) in CONFLICT_SQLSTATES
+
+
 class OrderIdentity(Protocol):
     """What a status event needs to name an order: an `Order`, or a service's own record of it."""
 
@@ -181,9 +196,26 @@ class Transaction:
         """Run `action` once this transaction has committed, never if it rolls back.
 
         Metrics are counted this way: a transaction retried after a database
-        outage would otherwise count its effects twice.
+        outage would otherwise count its effects twice. An action queued inside
+        a savepoint that rolls back is dropped with it.
         """
         self.committed.append(action)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """One event's share of a batch: if the block raises, only its own work is undone.
+
+        The block's rows, outbox rows and `on_commit` actions go with it, so a
+        bad event rolls back alone and its good neighbours in the batch commit.
+        """
+        published, committed = len(self.published), len(self.committed)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self.published[published:]
+            del self.committed[committed:]
+            raise
 
     async def publish(self, spec: TopicSpec, event: Event) -> None:
         """Queue an event for its topic; it is sent only if this transaction commits."""

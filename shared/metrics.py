@@ -38,6 +38,18 @@ PROCESSING_SECONDS = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+BATCH_EVENTS = Histogram(
+    "tradelane_batch_events",
+    "Events taken from a topic into one transaction (a batch).",
+    ["service", "topic"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+BATCH_SECONDS = Histogram(
+    "tradelane_batch_processing_seconds",
+    "Time from taking a batch to committing its transaction, retries included.",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 ORDERS = Counter(
     "tradelane_orders_total",
     "Orders leaving a service's step, by channel and outcome (the status it published).",

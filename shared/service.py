@@ -131,23 +131,31 @@ class Service:
         )
 
     def handle(self, spec: TopicSpec, handler: Handler[Any]) -> None:
-        """Hand every event on `spec`'s topic to `handler`, with exactly-once effect."""
+        """Hand every event on `spec`'s topic to `handler`, with exactly-once effect.
+
+        Events come in batches of up to `TRADELANE_BATCH_MAX_EVENTS`, or what
+        arrived within `TRADELANE_BATCH_MAX_MS`, in arrival order: one
+        transaction each (`EventConsumer.consume_batch`), every event acknowledged
+        only after it committed. `noack_take` because it hands over the events
+        themselves and, unlike `take_events`, acknowledges none of them by
+        itself — not even those of a batch the agent dropped when it was stopped.
+        """
         consumer, intake = self.consumer, self.intake
+        most, within = self.settings.batch_max_events, self.settings.batch_max_ms / 1000
 
         async def consume(stream: faust.StreamT) -> None:
             manual = stream.noack()  # type: ignore[attr-defined]  # missing from StreamT
-            async for message_event in manual.events():
+            async for message_events in manual.noack_take(most, within):
                 if not intake.open:  # shutting down: left unacknowledged, so redelivered
                     await intake.closed()
-                message = message_event.message
-                delivery = Delivery(
-                    message.value, message.key, message.partition, message.offset, message.timestamp
-                )
-                with intake.holding(
-                    f"{spec.name} partition {message.partition} offset {message.offset}"
-                ):
-                    await consumer.consume(spec, handler, delivery)
-                    await manual.ack(message_event)
+                deliveries = [
+                    Delivery(m.value, m.key, m.partition, m.offset, m.timestamp)
+                    for m in (message_event.message for message_event in message_events)
+                ]
+                with intake.holding(describe_batch(spec, deliveries)):
+                    await consumer.consume_batch(spec, handler, deliveries)
+                    for message_event in message_events:
+                        await manual.ack(message_event)
 
         consume.__name__ = consume.__qualname__ = f"{self.name}_{spec.name.replace('.', '_')}"
         self._consumed[self.names.of(spec)] = spec.name
@@ -460,6 +468,13 @@ def consumer_lags(
             continue
         found[topic].append(progress.of(topic, tp.partition).lag(highwater, committed.get(tp), now))
     return {topic: topic_lag(lags) for topic, lags in found.items()}
+
+
+def describe_batch(spec: TopicSpec, deliveries: list[Delivery]) -> str:
+    """What a batch in hand is, for a shutdown that has to say what it left pending."""
+    first = deliveries[0]
+    more = f" and {len(deliveries) - 1} more" if len(deliveries) > 1 else ""
+    return f"{spec.name} partition {first.partition} offset {first.offset}{more}"
 
 
 def show_lag(service: str, topic: str, lag: Lag | None) -> None:

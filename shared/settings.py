@@ -117,6 +117,21 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="TRADELANE_OUTBOX_POLL_SECONDS"
     )
+    batch_max_events: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        validation_alias="TRADELANE_BATCH_MAX_EVENTS",
+        description="Most events a service takes from a topic into one transaction; "
+        "1 handles every event in a transaction of its own.",
+    )
+    batch_max_ms: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        validation_alias="TRADELANE_BATCH_MAX_MS",
+        description="How long a service waits to fill a batch before it handles what it has.",
+    )
     inbox_retention_days: float = Field(
         14,
         ge=1,

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import MetaData
 
 from shared.consume import Delivery
-from shared.contract import OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
+from shared.contract import Event, OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
 from shared.db import Transaction
 from shared.lag import Lag
 from shared.rejection import Refused
@@ -147,3 +147,81 @@ async def test_the_consume_path_keeps_each_partitions_progress_for_the_lag(
     assert progress.in_hand_offset is None
     assert progress.lag(highwater=43, committed=None, now=1_800_000_100.0) == Lag(0, 0.0)
     assert bench.consumer.progress.of("orders.submitted", 0).processed_offset is None
+
+
+async def accept_refuse_or_fail(event: OrderSubmitted, tx: Transaction) -> None:
+    """Accepts an order, but refuses `refuse-…` ones and fails on `fail-…` ones."""
+    if event.order_id.startswith("refuse-"):
+        await refuse(event, tx)
+    if event.order_id.startswith("fail-"):
+        await fail(event, tx)
+    await accept(event, tx)
+
+
+def received_count() -> float:
+    labels = {"service": "toy", "channel": "b2b", "outcome": "received"}
+    return REGISTRY.get_sample_value("tradelane_orders_total", labels) or 0.0
+
+
+POISONS: dict[str, bytes] = {
+    "invalid": b2b_order("bad", [("BOLT-M8-100", 1)])
+    .to_bytes()
+    .replace(b'"quantity":1', b'"quantity":"1"'),
+    "oversized": b'{"order_id": "bad", "x": "' + b"x" * 300_000 + b'"}',
+    "refused": b2b_order("refuse-bad", [("BOLT-M8-100", 1)]).to_bytes(),
+    "failing": b2b_order("fail-bad", [("BOLT-M8-100", 1)]).to_bytes(),
+}
+
+
+@pytest.mark.parametrize("kind", POISONS)
+async def test_a_poison_message_in_a_batch_goes_to_the_dlq_alone(
+    bench: ServiceBench, kind: str
+) -> None:
+    """Its savepoint rolls back; the neighbours before and after it commit in the same batch."""
+    bench.handlers = {ORDERS_SUBMITTED: accept_refuse_or_fail}
+    before = received_count()
+    good = [b2b_order(f"o-good-{n}", [("BOLT-M8-100", 1)]) for n in range(4)]
+    batch: list[Event | bytes] = [good[0], good[1], POISONS[kind], good[2], good[3]]
+
+    await bench.deliver_batch(ORDERS_SUBMITTED, batch)
+
+    assert handled == [order.order_id for order in good]
+    for order in good:
+        assert await bench.history(order.order_id) == ["received"]
+    [letter] = await bench.dead_letters(ORDERS_SUBMITTED)
+    assert letter.offset == 2
+    rejected = {
+        "invalid": ("bad", ["rejected"]),
+        "oversized": ("bad", []),
+        "refused": ("refuse-bad", []),
+        "failing": ("fail-bad", ["rejected"]),  # its own `received` rolled back with it
+    }[kind]
+    assert await bench.history(rejected[0]) == rejected[1]
+    assert received_count() == before + len(good)  # the rolled-back report is not counted
+
+
+async def test_a_batch_delivered_again_after_its_commit_changes_nothing(
+    bench: ServiceBench,
+) -> None:
+    bench.handlers = {ORDERS_SUBMITTED: accept_refuse_or_fail}
+    batch = [
+        b2b_order("o-once-1", [("BOLT-M8-100", 1)]),
+        b2b_order("refuse-once", [("BOLT-M8-100", 1)]),
+        b2b_order("o-once-2", [("BOLT-M8-100", 1)]),
+    ]
+    await bench.deliver_batch(ORDERS_SUBMITTED, batch)
+    outbox_before = await bench.published(ORDERS_STATUS, OrderStatusChanged)
+
+    await bench.deliver_batch(ORDERS_SUBMITTED, batch)
+
+    assert handled == ["o-once-1", "o-once-2"]
+    assert await bench.published(ORDERS_STATUS, OrderStatusChanged) == outbox_before
+    assert len(await bench.dead_letters(ORDERS_SUBMITTED)) == 1
+
+
+async def test_a_batch_keeps_the_order_messages_arrived_in(bench: ServiceBench) -> None:
+    orders = [b2b_order(f"o-seq-{n}", [("BOLT-M8-100", 1)]) for n in range(20)]
+    await bench.deliver_batch(ORDERS_SUBMITTED, orders)
+    assert handled == [order.order_id for order in orders]
+    statuses = await bench.published(ORDERS_STATUS, OrderStatusChanged)
+    assert [status.order_id for status in statuses] == handled

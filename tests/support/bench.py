@@ -56,6 +56,19 @@ class ServiceBench:
         delivery = Delivery(value, key, 0, next(self._offsets))
         await self.consumer.consume(spec, self.handlers[spec], delivery)
 
+    async def deliver_batch(self, spec: TopicSpec, events: Iterable[Event | bytes]) -> None:
+        """What the agent does with a batch of `spec`'s messages: one transaction for all."""
+        deliveries = [
+            Delivery(
+                event if isinstance(event, bytes) else event.to_bytes(),
+                b"k",
+                0,
+                next(self._offsets),
+            )
+            for event in events
+        ]
+        await self.consumer.consume_batch(spec, self.handlers[spec], deliveries)
+
     async def deliver_all(self, spec: TopicSpec, events: Iterable[Event]) -> None:
         """Deliver each of `events` in turn, e.g. a data set's reference data."""
         for event in events:

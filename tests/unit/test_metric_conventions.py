@@ -123,8 +123,9 @@ def test_timed_and_sized_metrics_are_in_base_units(services: list[Service]) -> N
         if SIZED & set(words):
             assert words[-1] == "bytes", f"{name} measures size: end it in _bytes"
         if kind in ("histogram", "summary"):
-            # money: `_amount`, in the major unit of the series' `currency` label
-            assert words[-1] in ("seconds", "bytes", "ratio", "amount"), (
+            # money: `_amount`, in the major unit of the series' `currency` label;
+            # a count of events per batch: `_events`
+            assert words[-1] in ("seconds", "bytes", "ratio", "amount", "events"), (
                 f"{kind} {name} needs a base unit"
             )
 

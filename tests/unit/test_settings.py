@@ -20,6 +20,9 @@ from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
         ("TRADELANE_SHUTDOWN_SECONDS", "5", "greater than or equal to 10"),
         ("TRADELANE_DATABASE_POOL_SIZE", "0", "greater than or equal to 1"),
         ("TRADELANE_DATABASE_MAX_OVERFLOW", "-1", "greater than or equal to 0"),
+        ("TRADELANE_BATCH_MAX_EVENTS", "0", "greater than or equal to 1"),
+        ("TRADELANE_BATCH_MAX_MS", "0", "greater than 0"),
+        ("TRADELANE_BATCH_MAX_MS", "5000", "less than or equal to 1000"),
     ],
 )
 def test_a_bad_setting_fails_fast_with_its_name(
