@@ -92,6 +92,8 @@ def shop_access() -> Access:
     return Access(SHOPS, reads, writes)
 
 
+CRM = "CRM"
+ERP = "ERP"
 NOT_SYSTEMS = frozenset({SHOPS, "approvers", "all services"})
 """Parties of the registry that are not outside systems: the shops have their own user, the
 approvers decide through approvals' inbox, and `orders.status` is every service's."""
