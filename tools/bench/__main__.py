@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-docs", action="store_true", help="leave docs/performance.md and its plot alone"
     )
     args = parser.parse_args(argv)
+    if not 1 <= args.workers <= args.partitions:
+        parser.error("--workers must be at least 1 and at most --partitions (idle workers)")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     day = datetime.now(UTC).strftime("%Y-%m-%d")

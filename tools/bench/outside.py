@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.contract import ApprovalDecision, OrderState, OrderStatusChanged, OrderSubmitted
 from tools.demo import next_decisions
@@ -138,7 +138,7 @@ async def _shop(bootstrap: str, offer: Offer, out: Path) -> None:
 
 def run_status_reader(bootstrap: str, topic: str, out: Path, ready: ProcessEvent) -> None:
     """Process entry: append `[order_id, state, record_ms]` for every final status to `out`."""
-    asyncio.run(_read_statuses(bootstrap, topic, out, ready))
+    asyncio.run(_note(bootstrap, topic, out, ready, final_statuses))
 
 
 async def _latest_only(consumer: AIOKafkaConsumer, topic: str) -> None:
@@ -156,8 +156,30 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return set(found)
 
 
-async def _read_statuses(bootstrap: str, topic: str, out: Path, ready: ProcessEvent) -> None:
-    """Only final states are kept: a plain JSON read (no model) keeps the reader cheap."""
+def final_statuses(records: list[ConsumerRecord[bytes, bytes]]) -> list[object]:
+    """`[order_id, state, record_ms]` of each final status; a plain JSON read (no model)
+    keeps the reader cheap."""
+    rows: list[object] = []
+    for record in records:
+        status = json.loads(record.value or b"{}")
+        if status.get("status") in FINAL_STATES:
+            rows.append([status["order_id"], status["status"], record.timestamp])
+    return rows
+
+
+def arrivals(records: list[ConsumerRecord[bytes, bytes]]) -> list[object]:
+    """`[messages, wall_time]` for a batch: when how many reached the end of a chain."""
+    return [[len(records), time.time()]] if records else []
+
+
+async def _note(
+    bootstrap: str,
+    topic: str,
+    out: Path,
+    ready: ProcessEvent,
+    rows: Callable[[list[ConsumerRecord[bytes, bytes]]], list[object]],
+) -> None:
+    """Read `topic` from its end and append `rows(batch)` to `out` as JSON lines."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -165,17 +187,10 @@ async def _read_statuses(bootstrap: str, topic: str, out: Path, ready: ProcessEv
         ready.set()
         with out.open("a") as sink:
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-                lines = []
-                for records in batches.values():
-                    for record in records:
-                        status = json.loads(record.value)
-                        if status["status"] in FINAL_STATES:
-                            lines.append(
-                                json.dumps([status["order_id"], status["status"], record.timestamp])
-                            )
-                if lines:
-                    sink.write("\n".join(lines) + "\n")
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                found = rows([record for records in batches.values() for record in records])
+                if found:
+                    sink.write("".join(json.dumps(row) + "\n" for row in found))
                     sink.flush()
     finally:
         await consumer.stop()
@@ -240,20 +255,4 @@ async def _approve(
 
 def run_arrival_counter(bootstrap: str, topic: str, out: Path, ready: ProcessEvent) -> None:
     """Process entry: append `[messages, wall_time]` for every batch read from `topic`'s end."""
-    asyncio.run(_count_arrivals(bootstrap, topic, out, ready))
-
-
-async def _count_arrivals(bootstrap: str, topic: str, out: Path, ready: ProcessEvent) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await _latest_only(consumer, topic)
-        ready.set()
-        with out.open("a") as sink:
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                if count := sum(len(records) for records in batches.values()):
-                    sink.write(json.dumps([count, time.time()]) + "\n")
-                    sink.flush()
-    finally:
-        await consumer.stop()
+    asyncio.run(_note(bootstrap, topic, out, ready, arrivals))
