@@ -31,6 +31,7 @@ TINY = Scale(
     aiokafka_messages=60,
     loadgen_messages=100,
     drain_timeout=90,
+    idle_seconds=1,
     b2b_accounts=2,
 )
 
@@ -55,8 +56,15 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     assert burst["label"] == "burst" and sum(burst["outcomes"].values()) == burst["orders"]
     assert set(burst["services"]) == set(SERVICES)
     for usage in burst["services"].values():
-        assert set(usage) == {"cpu_seconds", "cpu_ms_per_order", "rss_mb", "peak_rss_mb"}
+        assert set(usage) == {
+            "cpu_seconds",
+            "cpu_ms_per_order",
+            "cpu_ms_per_order_net",
+            "rss_mb",
+            "peak_rss_mb",
+        }
         assert_measured(usage["rss_mb"])
+    assert set(written["idle_cpu_seconds_per_second"]) == set(SERVICES)
     assert [level["share_of_capacity"] for level in written["levels"]] == list(LEVELS)
     for level in written["levels"]:
         assert level["drained"], level

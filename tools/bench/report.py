@@ -75,13 +75,16 @@ def table(results: Sequence[Mapping[str, Any]]) -> str:
     rows.append(f"| load generator alone (1 process) | {_number(generator)} | |")
     rows += [
         "",
-        "| backend | service | CPU ms/order (burst) | RSS MB | peak RSS MB |",
-        "|---|---|---:|---:|---:|",
+        "| backend | service | CPU ms/order (burst) | without idle | idle CPU % | RSS MB "
+        "| peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         for service, usage in result["capacity"]["burst"]["services"].items():
+            idle = 100 * result["idle_cpu_seconds_per_second"][service]
             rows.append(
                 f"| {result['backend']} | {service} | {_number(usage['cpu_ms_per_order'], 2)} | "
+                f"{_number(usage['cpu_ms_per_order_net'], 2)} | {_number(idle)} | "
                 f"{_number(usage['rss_mb'])} | {_number(usage['peak_rss_mb'])} |"
             )
     return "\n".join(rows)

@@ -85,6 +85,7 @@ class Scale:
     aiokafka_messages: int
     loadgen_messages: int
     drain_timeout: float
+    idle_seconds: float = 5
     b2b_accounts: int = 12
 
 
@@ -97,6 +98,7 @@ FULL = Scale(
     aiokafka_messages=40000,
     loadgen_messages=40000,
     drain_timeout=240,
+    idle_seconds=10,
 )
 QUICK = Scale(
     warmup_orders=20,
@@ -280,6 +282,8 @@ class Trial:
     fleet: Fleet
     statuses: FinalStatuses
     groups: dict[str, list[str]] = field(default_factory=dict)
+    idle_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per second each service spends with no order to handle (timers, polls)."""
 
     @property
     def names(self) -> TopicNames:
@@ -291,6 +295,20 @@ class Trial:
             service = instance.split("@", 1)[0]
             found.setdefault(service, []).append(sample_process(running.process.pid))
         return found
+
+    def measure_idle(self, seconds: float) -> None:
+        """The services' CPU with nothing to do, so a phase's CPU per order can leave it out:
+        at a few orders per second the timers and polls would otherwise dominate."""
+        before = self.samples()
+        started = time.monotonic()
+        time.sleep(seconds)  # the measurement is of doing nothing for this long
+        after = self.samples()
+        elapsed = time.monotonic() - started
+        for service, samples in after.items():
+            spent = sum(s.cpu_seconds for s in samples) - sum(
+                s.cpu_seconds for s in before[service]
+            )
+            self.idle_cpu[service] = spent / elapsed
 
     def lag(self) -> dict[str, int]:
         """Messages each service's consumer group has not committed yet, by service."""
@@ -338,6 +356,7 @@ class Trial:
             drained = False
         drain_seconds = time.time() - offered_until
         after = self.samples()
+        observed_seconds = time.time() - started
         return self._phase_result(
             label,
             count,
@@ -349,6 +368,7 @@ class Trial:
             drain_seconds=drain_seconds,
             in_flight_max=in_flight_max,
             in_flight_at_end=in_flight_at_end,
+            observed_seconds=observed_seconds,
             lag_at_end=lag_at_end,
         )
 
@@ -379,9 +399,11 @@ class Trial:
         services = {}
         for service, samples in after.items():
             cpu = sum(s.cpu_seconds for s in samples) - sum(s.cpu_seconds for s in before[service])
+            busy = cpu - self.idle_cpu.get(service, 0.0) * observed["observed_seconds"]
             services[service] = {
                 "cpu_seconds": round(cpu, 2),
                 "cpu_ms_per_order": round(1000 * cpu / max(len(finals), 1), 2),
+                "cpu_ms_per_order_net": round(1000 * max(busy, 0.0) / max(len(finals), 1), 2),
                 "rss_mb": round(sum(s.rss_mb for s in samples), 1),
                 "peak_rss_mb": round(max(s.peak_rss_mb for s in samples), 1),
             }
@@ -478,6 +500,7 @@ def measure_tradelane(setup: Setup, backend: str) -> dict[str, Any]:
     scale = setup.scale
     with running_trial(setup, backend) as trial:
         trial.run_phase("warmup", scale.warmup_orders, 10.0)
+        trial.measure_idle(scale.idle_seconds)
         capacity = trial.run_phase("pilot", scale.pilot_orders, 0)
         if scale.burst_seconds:
             pilot_rate = capacity["completed_rate_steady"] or capacity["completed_rate_whole"]
@@ -493,6 +516,7 @@ def measure_tradelane(setup: Setup, backend: str) -> dict[str, Any]:
             levels.append(level)
     return {
         "backend": backend,
+        "idle_cpu_seconds_per_second": {s: round(v, 4) for s, v in trial.idle_cpu.items()},
         "capacity": {
             "orders_per_second": sustainable,
             "definition": (
