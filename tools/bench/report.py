@@ -117,12 +117,15 @@ def plot(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
             level["completed_rate_steady"] or 0 for level in result["levels"]
         ]
         positions = [x + index * width for x in range(len(labels))]
-        rates.bar(positions, completed, width, label=f"Tradelane {result['backend']}")
-        for marker, quantile in (("o", "p50"), ("s", "p95"), ("^", "p99")):
+        colour = f"C{index}"
+        rates.bar(positions, completed, width, color=colour, label=f"Tradelane {result['backend']}")
+        for marker, style, quantile in (("o", "-", "p50"), ("s", "--", "p95"), ("^", ":", "p99")):
             latency.plot(
                 [f"{int(level['share_of_capacity'] * 100)} %" for level in result["levels"]],
                 [level["latency_seconds"][quantile] for level in result["levels"]],
                 marker=marker,
+                linestyle=style,
+                color=colour,
                 label=f"{result['backend']} {quantile}",
             )
     baselines = results[0]["baselines"] if results else {}
