@@ -19,9 +19,16 @@ PLOT_NAME = "throughput-latency.png"
 
 
 def write_results(result: Mapping[str, Any], folder: Path, day: str) -> Path:
-    """`<folder>/<day>-<backend>.json`: one file per backend, baselines included in each."""
+    """`<folder>/<day>-<backend>.json`: one file per backend, baselines included in each.
+
+    A scale-out run (not 1 worker per service on 4 partitions) is named after its
+    shape too, `<day>-<backend>-w2-p8.json`, so it sits beside the default run.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{day}-{result['backend']}.json"
+    config = result["configuration"]
+    workers, partitions = config["workers_per_service"], config["partitions"]
+    shape = "" if (workers, partitions) == (1, 4) else f"-w{workers}-p{partitions}"
+    path = folder / f"{day}-{result['backend']}{shape}.json"
     path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
     return path
 
