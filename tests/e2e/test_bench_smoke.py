@@ -77,6 +77,8 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     baselines = written["baselines"]
     for kind in ("load_generator", "faust", "aiokafka"):
         assert_measured(baselines[kind]["messages_per_second"])
+    for kind in ("faust", "aiokafka"):
+        assert isinstance(baselines[kind]["limited_by_load_generator"], bool)
     assert set(written["ratios"]) == {"faust", "aiokafka"}
     assert written["configuration"]["partitions"] == 2
 

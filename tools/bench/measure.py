@@ -41,6 +41,22 @@ def steady_rate(finish_ms: Sequence[int]) -> float:
     return (last - first) / span if span > 0 else math.nan
 
 
+def steady_arrival_rate(timeline: Sequence[tuple[int, float]], before: int, count: int) -> float:
+    """Messages per second at the end of a chain between the 10th and 90th percentile arrival
+    of `count` messages that follow `before` others; `timeline` holds (arrived so far, time).
+
+    When the chain is slower than the load generator a backlog builds up in front
+    of it, and this is the chain's own pace whatever the generator's.
+    """
+
+    def reached(share: float) -> float:
+        target = before + share * count
+        return next(at for total, at in timeline if total >= target)
+
+    span = reached(STEADY_TO) - reached(STEADY_FROM)
+    return (STEADY_TO - STEADY_FROM) * count / span if span > 0 else math.nan
+
+
 @dataclass
 class JsonLines:
     """A file another process appends JSON lines to, read incrementally (only whole lines)."""

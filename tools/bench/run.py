@@ -55,6 +55,7 @@ from tools.bench.measure import (
     ProcessSample,
     percentile,
     sample_process,
+    steady_arrival_rate,
     steady_rate,
 )
 from tools.fleet import SERVICES, Fleet, consumer_lag, wait_for
@@ -216,12 +217,14 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
             outside.run_arrival_counter, setup.bootstrap, end, arrivals.path, ready=ready
         ):
             seen = [0, 0.0]
+            timeline: list[tuple[int, float]] = []
 
             def arrived(total: int) -> Callable[[], bool]:
                 def check() -> bool:
                     for count, at in arrivals.new_rows():
                         seen[0] += int(str(count))
                         seen[1] = float(str(at))
+                        timeline.append((int(seen[0]), seen[1]))
                     if any(hop.poll() is not None for hop in hops):
                         raise RuntimeError(f"a {kind} hop exited; see {logs}")
                     return seen[0] >= total
@@ -248,11 +251,17 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
                 hop.kill()
                 hop.wait(5)
     seconds = seen[1] - report["started"]
+    end_to_end = messages / seconds
     return {
         "hops": HOPS,
         "messages": messages,
         "seconds": round(seconds, 2),
-        "messages_per_second": round(messages / seconds, 1),
+        "messages_per_second": round(end_to_end, 1),
+        "steady_messages_per_second": round(
+            steady_arrival_rate(timeline, setup.scale.warmup_orders, messages), 1
+        ),
+        "input_messages_per_second": round(report["achieved_rate"], 1),
+        "limited_by_load_generator": end_to_end >= 0.9 * report["achieved_rate"],
     }
 
 
