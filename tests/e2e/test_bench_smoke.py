@@ -49,7 +49,7 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
 
     (result,) = run_bench(setup, ["sqlite"], tmp_path / "results", "smoke")
 
-    written = json.loads((tmp_path / "results" / "smoke-sqlite.json").read_text())
+    written = json.loads((tmp_path / "results" / "smoke-sqlite-w1-p2.json").read_text())
     assert written["backend"] == "sqlite"
     assert_measured(written["capacity"]["orders_per_second"])
     burst = written["capacity"]["burst"]
