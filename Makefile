@@ -9,7 +9,7 @@ SPECS := tools/asyncapi-specs
 SPECS_STAMP := $(SPECS)/node_modules/.installed-stamp
 IMAGE ?= tradelane:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-unit test-e2e lint format schemas image k8s dashboards k8s-check kafka-up kafka-down clean
+.PHONY: install run test test-unit test-e2e bench lint format schemas image k8s dashboards k8s-check kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-unit: install
 
 test-e2e: install
 	$(PY) -m pytest tests/integration tests/e2e
+
+# Not part of `make test`: ~10-15 minutes on both backends (docs/performance.md).
+# BENCH_ARGS, e.g. `--quick`, `--backend sqlite`, `--workers 2 --partitions 8`.
+bench: install  ## throughput, latency and cost against the raw Kafka chains; writes bench/results/
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .

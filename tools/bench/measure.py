@@ -1,0 +1,114 @@
+"""What the harness reads while a phase runs: the outside processes' files and the services' /proc.
+
+Kept apart from the orchestration so each number's definition is in one place:
+latency percentiles, the steady drain rate of a burst, CPU seconds and memory
+of a process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+STEADY_FROM, STEADY_TO = 0.1, 0.9
+"""A burst's drain rate is taken between its 10th and 90th percentile completion: the first
+orders meet cold caches and a filling pipeline, the last ones an emptying one."""
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile (`share` in 0..1) of `values`; NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(math.ceil(share * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def steady_rate(finish_ms: Sequence[int]) -> float:
+    """Completions per second between the 10th and 90th percentile completion times."""
+    ordered = sorted(finish_ms)
+    if len(ordered) < 10:
+        span = (ordered[-1] - ordered[0]) / 1000 if len(ordered) > 1 else 0.0
+        return (len(ordered) - 1) / span if span > 0 else math.nan
+    first = int(len(ordered) * STEADY_FROM)
+    last = int(len(ordered) * STEADY_TO) - 1
+    span = (ordered[last] - ordered[first]) / 1000
+    return (last - first) / span if span > 0 else math.nan
+
+
+def steady_arrival_rate(timeline: Sequence[tuple[int, float]], before: int, count: int) -> float:
+    """Messages per second at the end of a chain between the 10th and 90th percentile arrival
+    of `count` messages that follow `before` others; `timeline` holds (arrived so far, time).
+
+    When the chain is slower than the load generator a backlog builds up in front
+    of it, and this is the chain's own pace whatever the generator's.
+    """
+
+    def reached(share: float) -> float:
+        target = before + share * count
+        return next(at for total, at in timeline if total >= target)
+
+    span = reached(STEADY_TO) - reached(STEADY_FROM)
+    return (STEADY_TO - STEADY_FROM) * count / span if span > 0 else math.nan
+
+
+@dataclass
+class JsonLines:
+    """A file another process appends JSON lines to, read incrementally (only whole lines)."""
+
+    path: Path
+    _offset: int = 0
+
+    def new_rows(self) -> list[list[object]]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as source:
+            source.seek(self._offset)
+            chunk = source.read()
+        whole = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        return [json.loads(line) for line in whole.splitlines() if line]
+
+
+@dataclass
+class FinalStatuses:
+    """Final statuses seen by the status reader: order id -> (state, record timestamp ms)."""
+
+    source: JsonLines
+    seen: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def refresh(self) -> dict[str, tuple[str, int]]:
+        for order_id, state, stamp in self.source.new_rows():
+            self.seen.setdefault(str(order_id), (str(state), int(str(stamp))))
+        return self.seen
+
+    def finished(self, order_ids: Sequence[str]) -> int:
+        self.refresh()
+        return sum(1 for order_id in order_ids if order_id in self.seen)
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One look at a process in /proc: CPU seconds so far, resident and peak resident MB."""
+
+    cpu_seconds: float
+    rss_mb: float
+    peak_rss_mb: float
+
+
+def sample_process(pid: int) -> ProcessSample:
+    """Read /proc/<pid>/stat (user + system time) and /proc/<pid>/status (VmRSS, VmHWM)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+    memory = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            memory[key] = int(value.split()[0]) / 1024
+    return ProcessSample(cpu, memory.get("VmRSS", math.nan), memory.get("VmHWM", math.nan))
