@@ -30,6 +30,7 @@ from sqlalchemy import MetaData, text
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
 from shared.db import ConnectionPool, OutboxRow, ServiceDatabase
+from shared.intake_batches import event_batches
 from shared.kafka_connection import KafkaConnection
 from shared.lag import ConsumerProgress, Lag, topic_lag
 from shared.relay import OutboxRelay
@@ -133,19 +134,18 @@ class Service:
     def handle(self, spec: TopicSpec, handler: Handler[Any]) -> None:
         """Hand every event on `spec`'s topic to `handler`, with exactly-once effect.
 
-        Events come in batches of up to `TRADELANE_BATCH_MAX_EVENTS`, or what
-        arrived within `TRADELANE_BATCH_MAX_MS`, in arrival order: one
-        transaction each (`EventConsumer.consume_batch`), every event acknowledged
-        only after it committed. `noack_take` because it hands over the events
-        themselves and, unlike `take_events`, acknowledges none of them by
-        itself — not even those of a batch the agent dropped when it was stopped.
+        Events come in batches of up to `TRADELANE_BATCH_MAX_EVENTS`, in arrival
+        order: what queued while the previous batch was handled
+        (`shared.intake_batches`), one transaction each
+        (`EventConsumer.consume_batch`), every event acknowledged only after it
+        committed.
         """
         consumer, intake = self.consumer, self.intake
         most, within = self.settings.batch_max_events, self.settings.batch_max_ms / 1000
 
         async def consume(stream: faust.StreamT) -> None:
             manual = stream.noack()  # type: ignore[attr-defined]  # missing from StreamT
-            async for message_events in manual.noack_take(most, within):
+            async for message_events in event_batches(manual.events(), most, within):
                 if not intake.open:  # shutting down: left unacknowledged, so redelivered
                     await intake.closed()
                 deliveries = [

@@ -126,11 +126,12 @@ class Settings(BaseSettings):
         "1 handles every event in a transaction of its own.",
     )
     batch_max_ms: float = Field(
-        10.0,
-        gt=0,
+        0.0,
+        ge=0,
         le=1000,
         validation_alias="TRADELANE_BATCH_MAX_MS",
-        description="How long a service waits to fill a batch before it handles what it has.",
+        description="How long a batch may wait for more events after its first; 0 takes "
+        "what has queued and goes (batches still fill under load).",
     )
     inbox_retention_days: float = Field(
         14,

@@ -21,7 +21,7 @@ from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
         ("TRADELANE_DATABASE_POOL_SIZE", "0", "greater than or equal to 1"),
         ("TRADELANE_DATABASE_MAX_OVERFLOW", "-1", "greater than or equal to 0"),
         ("TRADELANE_BATCH_MAX_EVENTS", "0", "greater than or equal to 1"),
-        ("TRADELANE_BATCH_MAX_MS", "0", "greater than 0"),
+        ("TRADELANE_BATCH_MAX_MS", "-1", "greater than or equal to 0"),
         ("TRADELANE_BATCH_MAX_MS", "5000", "less than or equal to 1000"),
     ],
 )
