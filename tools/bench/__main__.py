@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-docs", action="store_true", help="leave docs/performance.md and its plot alone"
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the broker, services and databases are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not 1 <= args.workers <= args.partitions:
         parser.error("--workers must be at least 1 and at most --partitions (idle workers)")
     logging.basicConfig(level=logging.WARNING)

@@ -72,6 +72,11 @@ final state afterwards."""
 MAX_BURST = 5000
 
 
+def say(text: str) -> None:
+    """Progress on stderr, at once: a full run takes minutes, and the table comes at the end."""
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class Scale:
     """How much each phase does; `QUICK` and `FULL` are the two the command offers."""
@@ -267,11 +272,15 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
 
 def measure_baselines(setup: Setup) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    return {
-        "load_generator": measure_load_generator(setup, prefix),
-        "faust": measure_chain(setup, "faust", prefix, setup.scale.faust_messages),
-        "aiokafka": measure_chain(setup, "aiokafka", prefix, setup.scale.aiokafka_messages),
-    }
+    say("load generator alone")
+    baselines = {"load_generator": measure_load_generator(setup, prefix)}
+    for kind, messages in (
+        ("faust", setup.scale.faust_messages),
+        ("aiokafka", setup.scale.aiokafka_messages),
+    ):
+        say(f"{kind} four-hop chain ({messages} messages)")
+        baselines[kind] = measure_chain(setup, kind, prefix, messages)
+    return baselines
 
 
 # --------------------------------------------------------------------------- Tradelane
@@ -366,6 +375,11 @@ class Trial:
         drain_seconds = time.time() - offered_until
         after = self.samples()
         observed_seconds = time.time() - started
+        say(
+            f"  {label}: {count} orders offered at "
+            f"{'once' if rate == 0 else f'{rate:.1f}/s'}, "
+            f"{'all final' if drained else 'NOT all final'} after {observed_seconds:.0f} s"
+        )
         return self._phase_result(
             label,
             count,
@@ -507,7 +521,9 @@ def running_trial(setup: Setup, backend: str) -> Iterator[Trial]:
 def measure_tradelane(setup: Setup, backend: str) -> dict[str, Any]:
     """Warm-up, capacity burst, then the three open-loop levels, on one backend."""
     scale = setup.scale
+    say(f"Tradelane on {backend}: starting the services")
     with running_trial(setup, backend) as trial:
+        say(f"Tradelane on {backend}: warm-up, idle CPU, capacity burst, then 25/50/90 %")
         trial.run_phase("warmup", scale.warmup_orders, 10.0)
         trial.measure_idle(scale.idle_seconds)
         capacity = trial.run_phase("pilot", scale.pilot_orders, 0)
