@@ -27,6 +27,10 @@ class ReaderFailed(Exception):
     """The stream's reader task ended with an error; the agent must crash with it."""
 
 
+class StreamEnded(Exception):
+    """The stream stopped (the agent is being stopped): no more batches."""
+
+
 async def event_batches(
     events: AsyncIterator[Any], most: int, wait_seconds: float = 0.0
 ) -> AsyncIterator[list[Any]]:
@@ -35,7 +39,10 @@ async def event_batches(
     reader = asyncio.ensure_future(_read_into(events, queued))
     try:
         while True:
-            batch = [await _next(queued, reader)]
+            try:
+                batch = [await _next(queued, reader)]
+            except StreamEnded:
+                return
             _take_queued(queued, batch, most)
             if wait_seconds > 0 and len(batch) < most:
                 await _wait_for_more(queued, batch, most, wait_seconds)
@@ -63,8 +70,10 @@ async def _next(queued: asyncio.Queue[Any], reader: asyncio.Future[None]) -> Any
             getting.cancel()
     if getting.done() and not getting.cancelled():
         return getting.result()
-    error = reader.exception() if reader.done() and not reader.cancelled() else None
-    raise ReaderFailed(f"the stream's reader stopped: {error!r}") from error
+    error = None if reader.cancelled() else reader.exception()
+    if error is None:  # the stream ended or was stopped: the agent is stopping
+        raise StreamEnded
+    raise ReaderFailed(f"the stream's reader failed: {error!r}") from error
 
 
 def _take_queued(queued: asyncio.Queue[Any], batch: list[Any], most: int) -> None:

@@ -11,18 +11,20 @@ from shared.intake_batches import ReaderFailed, event_batches
 
 
 class Source:
-    """A stream stand-in: yields what the test sends, or fails when told to."""
+    """A stream stand-in: yields what the test sends, ends at None, fails at an exception."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[int | Exception] = asyncio.Queue()
+        self.queue: asyncio.Queue[int | Exception | None] = asyncio.Queue()
 
-    def send(self, *events: int | Exception) -> None:
+    def send(self, *events: int | Exception | None) -> None:
         for event in events:
             self.queue.put_nowait(event)
 
     async def events(self) -> AsyncIterator[int]:
         while True:
             event = await self.queue.get()
+            if event is None:  # the stream stops
+                return
             if isinstance(event, Exception):
                 raise event
             yield event
@@ -72,3 +74,11 @@ async def test_a_failing_stream_fails_the_agent_with_its_error() -> None:
     source.send(RuntimeError("broker gone"))
     with pytest.raises(ReaderFailed, match="broker gone"):
         await asyncio.wait_for(anext(batches), 5)
+
+
+async def test_a_stream_that_stops_ends_the_batches_without_an_error() -> None:
+    source = Source()
+    batches = event_batches(source.events(), most=5)
+    source.send(1, 2, None)
+    taken = [event async for batch in batches for event in batch]
+    assert taken == [1, 2]
