@@ -29,19 +29,30 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[rank - 1]
 
 
-def steady_rate(finish_ms: Sequence[int]) -> float:
-    """Completions per second between the 10th and 90th percentile completion times."""
+def steady_rate(finish_ms: Sequence[int]) -> float | None:
+    """Completions per second between the 10th and 90th percentile completion times.
+
+    None when they are too few or too close to tell: one batch's statuses can share a
+    millisecond, so a small burst may finish "at once" (the caller uses the whole rate).
+    """
     ordered = sorted(finish_ms)
     if len(ordered) < 10:
         span = (ordered[-1] - ordered[0]) / 1000 if len(ordered) > 1 else 0.0
-        return (len(ordered) - 1) / span if span > 0 else math.nan
+        return (len(ordered) - 1) / span if span > 0 else None
     first = int(len(ordered) * STEADY_FROM)
     last = int(len(ordered) * STEADY_TO) - 1
     span = (ordered[last] - ordered[first]) / 1000
-    return (last - first) / span if span > 0 else math.nan
+    return (last - first) / span if span > 0 else None
 
 
-def steady_arrival_rate(timeline: Sequence[tuple[int, float]], before: int, count: int) -> float:
+def rounded(value: float | None, digits: int = 1) -> float | None:
+    """`value` rounded for the results file; None (not measurable) stays None, never NaN."""
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def steady_arrival_rate(
+    timeline: Sequence[tuple[int, float]], before: int, count: int
+) -> float | None:
     """Messages per second at the end of a chain between the 10th and 90th percentile arrival
     of `count` messages that follow `before` others; `timeline` holds (arrived so far, time).
 
@@ -54,7 +65,7 @@ def steady_arrival_rate(timeline: Sequence[tuple[int, float]], before: int, coun
         return next(at for total, at in timeline if total >= target)
 
     span = reached(STEADY_TO) - reached(STEADY_FROM)
-    return (STEADY_TO - STEADY_FROM) * count / span if span > 0 else math.nan
+    return (STEADY_TO - STEADY_FROM) * count / span if span > 0 else None
 
 
 @dataclass

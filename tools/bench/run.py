@@ -54,6 +54,7 @@ from tools.bench.measure import (
     JsonLines,
     ProcessSample,
     percentile,
+    rounded,
     sample_process,
     steady_arrival_rate,
     steady_rate,
@@ -262,8 +263,8 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
         "messages": messages,
         "seconds": round(seconds, 2),
         "messages_per_second": round(end_to_end, 1),
-        "steady_messages_per_second": round(
-            steady_arrival_rate(timeline, setup.scale.warmup_orders, messages), 1
+        "steady_messages_per_second": rounded(
+            steady_arrival_rate(timeline, setup.scale.warmup_orders, messages)
         ),
         "input_messages_per_second": round(report["achieved_rate"], 1),
         "limited_by_load_generator": end_to_end >= 0.9 * report["achieved_rate"],
@@ -438,8 +439,8 @@ class Trial:
             "shop_rate": round(shop["achieved_rate"], 1),
             "shop_worst_behind_seconds": round(shop["worst_behind_seconds"], 3),
             "outcomes": outcomes,
-            "completed_rate_steady": round(steady_rate(finish_ms), 1) if finish_ms else None,
-            "completed_rate_whole": round(whole, 1),
+            "completed_rate_steady": rounded(steady_rate(finish_ms)) if finish_ms else None,
+            "completed_rate_whole": rounded(whole),
             "latency_seconds": {
                 "samples": len(latencies),
                 "p50": round(percentile(latencies, 0.50), 3),
