@@ -60,9 +60,6 @@ k8s: install  ## regenerate deploy/k8s/components/strimzi (KafkaTopic, KafkaUser
 dashboards: install  ## regenerate deploy/k8s/components/grafana/dashboards (the Grafana dashboards)
 	$(PY) -m tools.dashboards
 
-bench-smoke: install  ## the bench harness at a tiny scale (not in make test: its capacity fallback needs fixing)
-	$(PY) -m pytest -q -p no:cacheprovider -o addopts='' tests/bench
-
 k8s-check: install  ## render every overlay and component, validate every object, check consistency
 	$(PY) -m tools.k8s.toolchain  # kustomize (Go module) and the CRDs (Go module, Maven), once
 	$(PY) -m pytest -q tests/k8s

@@ -18,6 +18,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STEADY_FROM, STEADY_TO = 0.1, 0.9
 """A burst's drain rate is taken between its 10th and 90th percentile completion: the first
 orders meet cold caches and a filling pipeline, the last ones an emptying one."""
+MIN_STEADY_ORDERS = 20
+MIN_STEADY_SECONDS = 1.0
+"""Below this many completions, or this long a window, a steady rate is noise (see steady_rate)."""
+MIN_WHOLE_SECONDS = 0.1
+"""A whole-burst span is never taken as shorter than this: one trip takes longer anyway."""
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -32,17 +37,30 @@ def percentile(values: Sequence[float], share: float) -> float:
 def steady_rate(finish_ms: Sequence[int]) -> float | None:
     """Completions per second between the 10th and 90th percentile completion times.
 
-    None when they are too few or too close to tell: one batch's statuses can share a
-    millisecond, so a small burst may finish "at once" (the caller uses the whole rate).
+    None when that window is too short to mean anything: a batch's statuses leave
+    within a millisecond or two of each other, so a burst that fits in a few
+    batches "finishes at once" and the window measures the relay, not the
+    pipeline. The caller then uses `whole_rate`, which never overstates.
     """
     ordered = sorted(finish_ms)
-    if len(ordered) < 10:
-        span = (ordered[-1] - ordered[0]) / 1000 if len(ordered) > 1 else 0.0
-        return (len(ordered) - 1) / span if span > 0 else None
+    if len(ordered) < MIN_STEADY_ORDERS:
+        return None
     first = int(len(ordered) * STEADY_FROM)
     last = int(len(ordered) * STEADY_TO) - 1
     span = (ordered[last] - ordered[first]) / 1000
-    return (last - first) / span if span > 0 else None
+    return (last - first) / span if span >= MIN_STEADY_SECONDS else None
+
+
+def whole_rate(first_due_ms: int, finish_ms: Sequence[int]) -> float | None:
+    """Completions per second from the first order's due time to the last completion.
+
+    It includes one order's trip through the pipeline, so on a small burst it
+    understates the capacity, which is the safe side for sizing the load levels.
+    """
+    if not finish_ms:
+        return None
+    span = (max(finish_ms) - first_due_ms) / 1000
+    return len(finish_ms) / max(span, MIN_WHOLE_SECONDS)
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:

@@ -58,6 +58,7 @@ from tools.bench.measure import (
     sample_process,
     steady_arrival_rate,
     steady_rate,
+    whole_rate,
 )
 from tools.fleet import SERVICES, Fleet, consumer_lag, wait_for
 from tools.local_kafka import free_port
@@ -418,8 +419,7 @@ class Trial:
             state: sum(1 for s, _ in finals if s == state) for state in sorted(outside.FINAL_STATES)
         }
         finish_ms = [stamp for _, stamp in finals]
-        first_due = min(due.values())
-        whole = len(finals) / ((max(finish_ms) - first_due) / 1000) if finish_ms else math.nan
+        whole = whole_rate(min(due.values()), finish_ms)
         services = {}
         for service, samples in after.items():
             cpu = sum(s.cpu_seconds for s in samples) - sum(s.cpu_seconds for s in before[service])
@@ -439,7 +439,7 @@ class Trial:
             "shop_rate": round(shop["achieved_rate"], 1),
             "shop_worst_behind_seconds": round(shop["worst_behind_seconds"], 3),
             "outcomes": outcomes,
-            "completed_rate_steady": rounded(steady_rate(finish_ms)) if finish_ms else None,
+            "completed_rate_steady": rounded(steady_rate(finish_ms)),
             "completed_rate_whole": rounded(whole),
             "latency_seconds": {
                 "samples": len(latencies),
@@ -533,10 +533,12 @@ def measure_tradelane(setup: Setup, backend: str) -> dict[str, Any]:
             size = min(max(int(pilot_rate * scale.burst_seconds), scale.pilot_orders), MAX_BURST)
             capacity = trial.run_phase("burst", size, 0)
         sustainable = capacity["completed_rate_steady"] or capacity["completed_rate_whole"]
+        if not sustainable:
+            raise RuntimeError(f"Tradelane on {backend}: no order of the burst became final")
         levels = []
         for share in LEVELS:
             rate = max(sustainable * share, 0.5)
-            count = max(int(rate * scale.level_seconds), 5)
+            count = min(max(int(rate * scale.level_seconds), 5), MAX_BURST)
             level = trial.run_phase(f"level{int(share * 100)}", count, rate)
             level["share_of_capacity"] = share
             levels.append(level)
