@@ -23,7 +23,7 @@ from services.approvals import domain, policy, store
 from services.approvals import metrics as m
 from services.approvals.domain import ApprovalRequest, Gate, Outcome, RequestState
 from services.approvals.policy import LimitKey
-from shared.consume import Handler
+from shared.consume import Handler, Heeding
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -284,11 +284,16 @@ async def release_to_fulfillment(
     tx.order_reached(OrderStage.APPROVED, priced.submitted_at)
 
 
+def ends_the_order(status: OrderStatusChanged) -> bool:
+    """Reports that end an order here too; the others pass by with no inbox row."""
+    return status.status in domain.ENDED
+
+
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     APPROVAL_POLICIES: policy_changed,
     DELEGATIONS: delegation_changed,
     ORDERS_PRICED: order_priced,
     APPROVAL_DECISIONS: decision_received,
-    ORDERS_STATUS: order_status_changed,
+    ORDERS_STATUS: Heeding(order_status_changed, ends_the_order),
 }

@@ -22,7 +22,7 @@ from services.catalog import domain, reorder, store
 from services.catalog import metrics as m
 from services.catalog.domain import Cause, Stage, StockMove
 from shared.categories import top_level
-from shared.consume import Handler, Refusal
+from shared.consume import Handler, Heeding, Refusal
 from shared.contract import (
     Account,
     BackorderFilled,
@@ -364,6 +364,11 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
         await commit_shipments(tx, row.order_id, status.shipments or [])
 
 
+def moves_stock(status: OrderStatusChanged) -> bool:
+    """Reports that release, keep or take stock; the others pass by with no inbox row."""
+    return domain.cause_of(status.status) is not None
+
+
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     PRODUCTS: product_changed,
     WAREHOUSES: warehouse_changed,
@@ -372,5 +377,5 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     STOCK_ADJUSTMENTS: stock_adjusted,
     ORDERS_SUBMITTED: order_submitted,
     ORDERS_CANCELLED: order_cancelled,
-    ORDERS_STATUS: order_status_changed,
+    ORDERS_STATUS: Heeding(order_status_changed, moves_stock),
 }

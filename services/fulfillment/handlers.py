@@ -25,7 +25,7 @@ from typing import Any
 
 from services.fulfillment import domain, metrics, store
 from services.fulfillment.domain import State, Step, Trigger
-from shared.consume import Handler
+from shared.consume import Handler, Heeding
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
@@ -217,10 +217,15 @@ async def planned_from(tx: Transaction, order_id: str) -> OrderApproved:
     return approved
 
 
+def stops_the_order(status: OrderStatusChanged) -> bool:
+    """Reports that mean the order must not ship; the others pass by with no inbox row."""
+    return domain.stopped_by(status.status) is not None
+
+
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     WAREHOUSES: warehouse_changed,
     ORDERS_APPROVED: order_approved,
-    ORDERS_STATUS: order_status_changed,
+    ORDERS_STATUS: Heeding(order_status_changed, stops_the_order),
     BACKORDERS_FILLED: backorder_filled,
     DISPATCHES: shipment_dispatched,
 }

@@ -22,6 +22,7 @@ from typing import Any
 from services.pricing import (
     credit_handlers,
     domain,
+    holds,
     promotion_handlers,
     quote_handlers,
     store,
@@ -30,7 +31,7 @@ from services.pricing import (
 from services.pricing.quotes import QuoteTerms
 from services.pricing.store import OrderStates
 from shared import metrics
-from shared.consume import Handler
+from shared.consume import Handler, Heeding
 from shared.contract import (
     Account,
     Order,
@@ -141,12 +142,17 @@ async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> No
     await credit_handlers.order_status_changed(event, tx)
 
 
+def moves_holds(status: OrderStatusChanged) -> bool:
+    """Reports that commit or release the order's holds; the others pass by with no inbox row."""
+    return holds.fate_of(status.status) is not None
+
+
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
     QUOTES: quote_handlers.quote_changed,
     PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: order_validated,
-    ORDERS_STATUS: order_status_changed,
+    ORDERS_STATUS: Heeding(order_status_changed, moves_holds),
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

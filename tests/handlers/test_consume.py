@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData
 
-from shared.consume import Delivery
+from shared.consume import Delivery, Heeding
 from shared.contract import Event, OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
 from shared.db import Transaction
 from shared.lag import Lag
@@ -127,6 +127,27 @@ async def test_a_service_does_not_handle_its_own_status_reports(bench: ServiceBe
     await bench.deliver(ORDERS_STATUS, own)
     await bench.deliver(ORDERS_STATUS, other)
     assert handled == ["status:pricing"]
+
+
+async def test_a_status_the_handler_does_not_heed_passes_by_without_an_inbox_row(
+    bench: ServiceBench,
+) -> None:
+    """Ignored reports change nothing, so they need no inbox row to be exactly-once."""
+    bench.handlers = {
+        ORDERS_STATUS: Heeding(note_status, lambda s: s.status is OrderState.REJECTED)
+    }
+    planned = OrderStatusChanged.new(
+        order_id="o-9", status=OrderState.FULFILLMENT_PLANNED, reported_by="fulfillment"
+    )
+    rejected = OrderStatusChanged.new(
+        order_id="o-9", status=OrderState.REJECTED, reported_by="pricing"
+    )
+    await bench.deliver_batch(ORDERS_STATUS, [planned, rejected, rejected])
+
+    assert handled == ["status:pricing"]
+    async with bench.db.sessions() as session:
+        assert await bench.db.received(session, rejected.event_id)
+        assert not await bench.db.received(session, planned.event_id)
 
 
 async def test_the_consume_path_keeps_each_partitions_progress_for_the_lag(
