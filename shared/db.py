@@ -189,7 +189,8 @@ class Transaction:
     outbox_table: Table
     names: TopicNames
     service: str
-    published: list[str] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    """Outbox rows queued so far; `write_outbox` inserts them in one statement at the end."""
     committed: list[Callable[[], None]] = field(default_factory=list)
 
     def on_commit(self, action: Callable[[], None]) -> None:
@@ -258,12 +259,15 @@ class Transaction:
             self.on_commit(partial(metrics.observe_stage, self.service, stage, submitted_at))
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        await self.session.execute(
-            insert(self.outbox_table).values(
-                topic=topic, key=key, value=value, created_at=datetime.now(UTC)
-            )
-        )
-        self.published.append(topic)
+        """Queue a row for the outbox (kept in memory until the commit, in publishing order)."""
+        row = {"topic": topic, "key": key, "value": value, "created_at": datetime.now(UTC)}
+        self.published.append(row)
+
+    async def write_outbox(self) -> None:
+        """Insert every queued row in one statement: a batch of events costs one round trip
+        for its outgoing events, not one per event."""
+        if self.published:
+            await self.session.execute(insert(self.outbox_table), self.published)
 
 
 class OrderRecord:
@@ -418,6 +422,7 @@ class ServiceDatabase:
         async with self.sessions() as session, session.begin():
             tx = Transaction(session, self.outbox, self.names, self.service)
             yield tx
+            await tx.write_outbox()
         for action in tx.committed:
             action()
         if tx.published:
