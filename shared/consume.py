@@ -8,11 +8,14 @@ once, with no Faust and no Kafka in sight (the service wires a Faust agent to
 - the raw bytes are validated strictly against the topic's model; a message
   that is not valid goes to `<topic>.dlq` (and, for order topics, the order is
   rejected with `invalid_event`) — nothing a message contains escapes this;
-- messages come in batches, one transaction per batch and a savepoint per
-  message: whatever one message does, only its own savepoint rolls back, and
-  its dead letter is written in the batch's transaction beside its neighbours;
-- the event id goes into the inbox in the same transaction as the handler's
-  changes and outgoing events, so a redelivery changes nothing;
+- messages come in batches, one transaction per batch: every event id goes
+  into the inbox in one statement, the handlers run one after another, and
+  the outgoing events are written in one statement at the commit, so a
+  redelivery changes nothing;
+- when a handler refuses or fails an event, that transaction is undone and
+  the batch runs again with a savepoint per message: whatever one message
+  does, only its own savepoint rolls back, and its dead letter is written in
+  the batch's transaction beside its neighbours;
 - a handler that refuses the event (`Refused`) sends it to the DLQ untouched;
   one that fails rejects the order `processing_failed` and holds nothing;
 - a database outage is retried (the partition waits), never dead-lettered; so
@@ -68,6 +71,19 @@ BATCH_RACES = 5
 before its messages are taken one transaction each."""
 RACE_PAUSE_SECONDS = 0.05
 """The longest random pause before a lost race's first rerun (longer after each loss)."""
+
+
+class NeedsSavepoints(Exception):
+    """A handler refused or failed an event in a batch run without savepoints: the batch
+    is undone and runs again with one savepoint per event, so the event goes alone."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A message that never becomes an event (too large, or not valid): it is dead-lettered."""
+
+    problem: str
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,9 @@ class Refusal:
     message: str
 
 
+Admitted = Event | Unreadable | None
+"""What a message is once read: an event to handle, one to dead-letter, or one to pass by."""
+
 OrderRefused = Callable[[Transaction, Refusal], Awaitable[bool]]
 """A service's say on rejecting an order: may the rejection be published? (It may record it.)"""
 
@@ -249,16 +268,23 @@ class EventConsumer:
     ) -> None:
         """The batch in one transaction, run again whole after an outage or a lost race.
 
-        A batch that still fails — a race lost again and again, or a defect no
-        single event's savepoint caught — is taken one transaction per event, so
-        one event can neither livelock its batch nor take its neighbours down.
+        It runs first without savepoints, the cheap way; if a handler refuses or
+        fails an event, it runs again with a savepoint per event. A batch that
+        still fails — a race lost again and again, or a defect no single event's
+        savepoint caught — is taken one transaction per event, so one event can
+        neither livelock its batch nor take its neighbours down.
         """
         alone = len(deliveries) == 1
+        races = None if alone else BATCH_RACES
         try:
-            await self._retrying(
-                lambda: self._apply_batch(spec, handler, deliveries),
-                races=None if alone else BATCH_RACES,
-            )
+            try:
+                await self._retrying(
+                    partial(self._apply_batch, spec, handler, deliveries, careful=False), races
+                )
+            except NeedsSavepoints:
+                await self._retrying(
+                    partial(self._apply_batch, spec, handler, deliveries, careful=True), races
+                )
         except Exception as error:
             if not alone:
                 log.warning(
@@ -291,27 +317,55 @@ class EventConsumer:
             metrics.PROCESSING_FAILURES.labels(self.name, spec.name).inc()
 
     async def _apply_batch(
-        self, spec: TopicSpec, handler: Handler[Any], deliveries: Sequence[Delivery]
+        self,
+        spec: TopicSpec,
+        handler: Handler[Any],
+        deliveries: Sequence[Delivery],
+        *,
+        careful: bool,
     ) -> None:
-        async with self.db.transaction() as tx:
-            for delivery in deliveries:
-                await self._take(tx, spec, handler, delivery)
+        """Every message in arrival order, in one transaction.
 
-    async def _take(
-        self, tx: Transaction, spec: TopicSpec, handler: Handler[Any], delivery: Delivery
-    ) -> None:
-        """One message's part of its batch's transaction; raises only for the database's trouble."""
+        Without `careful`, the batch's event ids go into the inbox in one
+        statement and the handlers run bare: the cost per event is the
+        handler's own statements. A handler that refuses or fails raises
+        `NeedsSavepoints`, and the caller runs the batch again `careful`.
+        """
+        admitted = [(delivery, self._admit(spec, handler, delivery)) for delivery in deliveries]
+        async with self.db.transaction() as tx:
+            fresh = set() if careful else await self._record_batch(tx, spec, admitted)
+            for delivery, item in admitted:
+                if item is None:
+                    continue
+                if isinstance(item, Unreadable):
+                    await self._dead_letter(tx, spec, delivery, item.problem, item.refusal)
+                elif careful:
+                    await self._take_carefully(tx, spec, handler, delivery, item)
+                elif str(item.event_id) in fresh:
+                    fresh.discard(str(item.event_id))  # the same id later in the batch is a repeat
+                    await self._take_bare(tx, spec, handler, item)
+                else:
+                    tx.on_commit(metrics.DUPLICATES_SKIPPED.labels(self.name, spec.name).inc)
+
+    async def _record_batch(
+        self, tx: Transaction, spec: TopicSpec, admitted: Sequence[tuple[Delivery, Admitted]]
+    ) -> set[str]:
+        """Put the batch's event ids in the inbox at once; the ones that were not there yet."""
+        event_ids = {str(item.event_id): None for _, item in admitted if isinstance(item, Event)}
+        return await self.db.first_deliveries(tx, list(event_ids), spec.name)
+
+    def _admit(self, spec: TopicSpec, handler: Handler[Any], delivery: Delivery) -> Admitted:
+        """What a message is, before any database work: an event for the handler, a message
+        to dead-letter, or None when it is to pass by (a tombstone, an unheeded report)."""
         if delivery.value is None and spec.compacted:
             log.info("%s: tombstone for %s on %s ignored", self.name, delivery.key, spec.name)
-            return  # deleting reference data is not supported yet: rows stay as last sent
+            return None  # deleting reference data is not supported yet: rows stay as last sent
         raw: bytes = delivery.value or b""
         if len(raw) > spec.max_bytes:
-            problem = (
+            return Unreadable(
                 f"message of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit "
                 f"of {spec.name}"
             )
-            await self._dead_letter(tx, spec, delivery, problem)
-            return
         try:
             event = spec.parse(raw)
         except Exception as invalid:  # ValidationError, or anything else the parser met
@@ -320,13 +374,39 @@ class EventConsumer:
                 if isinstance(invalid, ValidationError)
                 else f"unreadable message: {type(invalid).__name__}"
             )
-            refusal = self._invalid_refusal(spec, raw, problem)
-            await self._dead_letter(tx, spec, delivery, problem, refusal)
-            return
+            return Unreadable(problem, self._invalid_refusal(spec, raw, problem))
         if isinstance(event, OrderStatusChanged) and event.reported_by == self.name:
-            return  # a service's own report tells it nothing new
+            return None  # a service's own report tells it nothing new
         if isinstance(handler, Heeding) and not handler.heeds(event):
-            return
+            return None
+        return event
+
+    async def _take_bare(
+        self, tx: Transaction, spec: TopicSpec, handler: Handler[Any], event: Event
+    ) -> None:
+        try:
+            await handler(event, tx)
+        except Exception as error:
+            if database_trouble(error):
+                raise  # not the event's fault: the whole batch is run again
+            log.info(
+                "%s: %s %s refused or failed (%s); the batch runs again with savepoints",
+                self.name,
+                spec.name,
+                event.event_id,
+                first_line(error),
+            )
+            raise NeedsSavepoints from error
+
+    async def _take_carefully(
+        self,
+        tx: Transaction,
+        spec: TopicSpec,
+        handler: Handler[Any],
+        delivery: Delivery,
+        event: Event,
+    ) -> None:
+        """One event in a savepoint of its own; raises only for the database's trouble."""
         labels = (self.name, spec.name)
         try:
             async with tx.savepoint():

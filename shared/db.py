@@ -438,6 +438,27 @@ class ServiceDatabase:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def first_deliveries(
+        self, tx: Transaction, event_ids: Sequence[str], topic: str
+    ) -> set[str]:
+        """Record a batch's event ids in the inbox in one statement; the ones new to it.
+
+        An id another worker's transaction has just written makes PostgreSQL wait
+        for that transaction, and then counts as seen: as with `first_delivery`,
+        two workers never both take an event.
+        """
+        if not event_ids:
+            return set()
+        now = datetime.now(UTC)
+        dialect_insert = sqlite_insert if self.is_sqlite else pg_insert
+        statement = (
+            dialect_insert(self.inbox)
+            .values([{"event_id": i, "topic": topic, "received_at": now} for i in event_ids])
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(self.inbox.c.event_id)
+        )
+        return set((await tx.session.execute(statement)).scalars())
+
     async def received(self, session: AsyncSession, event_id: uuid.UUID | str) -> bool:
         """Whether an event with this id is in the inbox already: a new one with it is dropped."""
         found = await session.scalar(

@@ -143,3 +143,53 @@ async def test_two_batches_that_deadlock_both_commit_exactly_once(
         assert await tallies(one.db, tally) == {"x": 2, "y": 2}
         assert await inbox_size(one.db) == 4
         assert await one.dead_letters(ORDERS_STATUS) == []
+
+
+async def test_two_workers_given_the_same_batch_at_once_take_each_event_once(
+    new_database_url: Callable[[str], str],
+) -> None:
+    """A rebalance can hand a batch to a second worker while the first is still in it: the
+    second's inbox insert waits for the first's rows, then finds every event taken."""
+    metadata, tally = tally_tables()
+    url = new_database_url("postgresql")
+    admin = ServiceDatabase(url, MetaData(), TopicNames())
+    first_in = asyncio.Event()
+
+    async def others_waiting_on_a_lock() -> int:
+        async with admin.engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+        return int(waiting or 0)
+
+    async def count_and_hold_until_the_other_waits(
+        event: OrderStatusChanged, tx: Transaction
+    ) -> None:
+        await count(tx, tally, event.order_id)
+        if not first_in.is_set():
+            first_in.set()
+            while await others_waiting_on_a_lock() == 0:
+                await asyncio.sleep(0.05)
+
+    batch = [status(n) for n in "abc"]
+    try:
+        async with (
+            bench_on(url, metadata, tally, count_and_hold_until_the_other_waits) as one,
+            bench_on(url, metadata, tally, count_and_hold_until_the_other_waits) as other,
+        ):
+            await seed_tally(one.db, tally, "a", "b", "c")
+
+            async def second_worker() -> None:
+                await first_in.wait()
+                await other.deliver_batch(ORDERS_STATUS, batch)
+
+            async with asyncio.timeout(WAIT_SECONDS):
+                await asyncio.gather(one.deliver_batch(ORDERS_STATUS, batch), second_worker())
+
+            assert await tallies(one.db, tally) == {"a": 1, "b": 1, "c": 1}
+            assert await inbox_size(one.db) == 3
+    finally:
+        await admin.dispose()
