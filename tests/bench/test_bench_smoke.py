@@ -31,6 +31,7 @@ TINY = Scale(
     aiokafka_messages=60,
     loadgen_messages=100,
     drain_timeout=90,
+    probe_seconds=2,
     idle_seconds=1,
     b2b_accounts=2,
 )
@@ -52,7 +53,14 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     written = json.loads((tmp_path / "results" / "smoke-sqlite-w1-p2.json").read_text())
     assert written["backend"] == "sqlite"
     assert_measured(written["capacity"]["orders_per_second"])
-    burst = written["capacity"]["burst"]
+    capacity = written["capacity"]
+    assert_measured(capacity["burst_drain_rate"])
+    assert isinstance(capacity["sustained_rate_found"], bool)
+    assert 1 <= len(capacity["probes"]) <= 4
+    for probe in capacity["probes"]:
+        assert probe["label"].startswith("probe") and probe["offered_rate"] > 0
+        assert sum(probe["outcomes"].values()) == probe["orders"]
+    burst = capacity["burst"]
     assert burst["label"] == "burst" and sum(burst["outcomes"].values()) == burst["orders"]
     assert set(burst["services"]) == set(SERVICES)
     for usage in burst["services"].values():
@@ -87,6 +95,7 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     report.update_docs(doc, [result], "smoke run")
     updated = doc.read_text()
     assert "smoke run" in updated and "| sqlite | 90 % |" in updated
+    assert "| sqlite | probe1 |" in updated and "**capacity**" in updated
     assert "## Where the time goes" in updated
     picture = report.plot([result], tmp_path / report.PLOT_NAME)
     assert picture.read_bytes().startswith(b"\x89PNG")

@@ -45,6 +45,16 @@ def _ratio(part: float, whole: float) -> str:
     return f"{part / whole:.3f}" if whole and not math.isnan(part) else "-"
 
 
+def _level_row(backend: str, label: str, phase: Mapping[str, Any]) -> str:
+    latency = phase["latency_seconds"]
+    return (
+        f"| {backend} | {label} | {_number(phase['offered_rate'])} | "
+        f"{_number(phase['completed_rate_steady'] or phase['completed_rate_whole'])} | "
+        f"{_number(latency['p50'], 3)} | {_number(latency['p95'], 3)} | "
+        f"{_number(latency['p99'], 3)} | {'yes' if phase['sustained'] else 'no'} |"
+    )
+
+
 def table(results: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table: capacity and baselines, then one row per load level and backend."""
     rows = [
@@ -55,17 +65,19 @@ def table(results: Sequence[Mapping[str, Any]]) -> str:
         capacity = result["capacity"]
         burst = capacity["burst"]
         rows.append(
-            f"| {result['backend']} | capacity (burst of {burst['orders']}) | at once | "
+            f"| {result['backend']} | burst of {burst['orders']} (drain rate) | at once | "
+            f"{_number(capacity['burst_drain_rate'])} | - | - | - | - |"
+        )
+        for probe in capacity["probes"]:
+            rows.append(_level_row(result["backend"], probe["label"], probe))
+        found = "" if capacity["sustained_rate_found"] else " (none sustained: last completed)"
+        rows.append(
+            f"| {result['backend']} | **capacity**{found} | - | "
             f"**{_number(capacity['orders_per_second'])}** | - | - | - | - |"
         )
         for level in result["levels"]:
-            latency = level["latency_seconds"]
-            rows.append(
-                f"| {result['backend']} | {int(level['share_of_capacity'] * 100)} % | "
-                f"{_number(level['offered_rate'])} | {_number(level['completed_rate_steady'])} | "
-                f"{_number(latency['p50'], 3)} | {_number(latency['p95'], 3)} | "
-                f"{_number(latency['p99'], 3)} | {'yes' if level['sustained'] else 'no'} |"
-            )
+            share = f"{int(level['share_of_capacity'] * 100)} %"
+            rows.append(_level_row(result["backend"], share, level))
     baselines = results[0]["baselines"]
     rows += [
         "",
