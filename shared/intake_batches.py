@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 
@@ -33,7 +33,7 @@ class StreamEnded(Exception):
 
 async def event_batches(
     events: AsyncIterator[Any], most: int, wait_seconds: float = 0.0
-) -> AsyncIterator[list[Any]]:
+) -> AsyncGenerator[list[Any], None]:
     """Yield lists of up to `most` events from `events`, in order, as described above."""
     queued: asyncio.Queue[Any] = asyncio.Queue(maxsize=most)
     reader = asyncio.ensure_future(_read_into(events, queued))

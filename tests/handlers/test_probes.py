@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from faust.types import TP
+
 from services.pricing.app import create_service
 from shared.service import Service
 from shared.settings import Settings
@@ -28,7 +30,7 @@ async def test_readiness_wants_the_database_and_assigned_partitions(tmp_path: Pa
         assert await service.readiness_problems() == [
             "no partitions assigned: broker unreachable or group not joined yet"
         ]
-        service.app.consumer.assignment = lambda: {("orders.validated", 0)}  # type: ignore[method-assign]
+        service.app.consumer.assignment = lambda: {TP("orders.validated", 0)}  # type: ignore[method-assign]
         assert await service.readiness_problems() == []
     finally:
         await service.db.dispose()
@@ -49,13 +51,14 @@ async def test_an_unreachable_database_makes_the_worker_unready_but_alive(tmp_pa
 
 def test_the_probes_are_distinct_endpoints_beside_health(tmp_path: Path) -> None:
     service: Service = create_service(Settings(TRADELANE_DATA_DIR=tmp_path))
-    paths = {route.resource.canonical for route in service.app.web.web_app.router.routes()}
+    web_app = service.app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's
+    paths = {route.resource.canonical for route in web_app.router.routes()}
     assert {"/health", "/livez", "/readyz", "/metrics"} <= paths
 
 
 async def test_a_relay_that_cannot_send_makes_the_worker_unready_not_dead(tmp_path: Path) -> None:
     service = create_service(Settings(TRADELANE_DATA_DIR=tmp_path))
-    service.app.consumer.assignment = lambda: {("orders.validated", 0)}  # type: ignore[method-assign]
+    service.app.consumer.assignment = lambda: {TP("orders.validated", 0)}  # type: ignore[method-assign]
     service.app._started.set()  # as a running worker: its relay runs
     service.relay.state.running = True
     try:

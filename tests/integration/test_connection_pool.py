@@ -33,7 +33,7 @@ async def test_a_worker_holds_at_most_its_pool_and_overflow(
         assert db.engine.pool.checkedout() == 3  # type: ignore[attr-defined]
         for connection in connections:
             await connection.close()
-        assert db.engine.pool.checkedin() == 2  # the overflow connection was closed
+        assert db.engine.pool.checkedin() == 2  # type: ignore[attr-defined]  # overflow closed
     finally:
         await db.dispose()
 
