@@ -296,6 +296,10 @@ class OutboxRow:
         return len(self.value) + len(self.key or b"")
 
 
+def _by_id(row: OutboxRow) -> int:
+    return row.id
+
+
 @dataclass(frozen=True)
 class ParkedRow:
     """An outbox row the broker refused for good, set aside for ops to retry or drop."""
@@ -491,22 +495,25 @@ class ServiceDatabase:
         again later. Rows the block parks (the broker refused them for good) are
         set aside instead, so they no longer hold up the rows behind them.
         """
+        outbox = self.outbox.c
+        oldest = self._oldest_unsent(limit).with_only_columns(outbox.id).with_for_update()
+        # Claimed and marked sent in one statement; the block's failure rolls the mark back.
+        claim = (
+            update(self.outbox)
+            .where(outbox.id.in_(oldest.scalar_subquery()))
+            .values(sent_at=datetime.now(UTC))
+            .returning(outbox.id, outbox.topic, outbox.key, outbox.value)
+        )
         async with self.sessions() as session, session.begin():
-            rows = await session.execute(self._oldest_unsent(limit).with_for_update())
-            batch = OutboxBatch([OutboxRow(*row) for row in rows])
+            rows = sorted((OutboxRow(*row) for row in await session.execute(claim)), key=_by_id)
+            batch = OutboxBatch(rows)
             yield batch
             now = datetime.now(UTC)
-            if batch.sent:
-                await session.execute(
-                    update(self.outbox)
-                    .where(self.outbox.c.id.in_([row.id for row in batch.sent]))
-                    .values(sent_at=now)
-                )
             for row_id, reason in batch.parked.items():
                 await session.execute(
                     update(self.outbox)
-                    .where(self.outbox.c.id == row_id)
-                    .values(parked_at=now, park_reason=reason)
+                    .where(outbox.id == row_id)
+                    .values(sent_at=None, parked_at=now, park_reason=reason)
                 )
 
     # --- parked rows: what ops see and decide -------------------------------------------
