@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    bindparam,
     delete,
     event,
     func,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
@@ -335,6 +337,14 @@ class SchemaMismatch(SystemExit):
     """The database was created by an older version of the service."""
 
 
+PREPARED_STATEMENTS = 500
+"""Statements each PostgreSQL connection keeps prepared (the driver's default is 100).
+
+A service's handlers, inbox, outbox and relay use more distinct statements than
+that, and one evicted is prepared again on its next use: a round trip more.
+"""
+
+
 @dataclass(frozen=True)
 class ConnectionPool:
     """How many PostgreSQL connections one worker may hold: `size` kept, `overflow` more.
@@ -377,8 +387,16 @@ class ServiceDatabase:
             else messaging_tables(metadata)
         )
         self.is_sqlite = url.startswith("sqlite")
-        pool_options = {} if self.is_sqlite else (pool or ConnectionPool()).options()
-        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, **pool_options)
+        options: dict[str, Any] = (
+            {}
+            if self.is_sqlite
+            else {
+                **(pool or ConnectionPool()).options(),
+                "pool_pre_ping": True,
+                "connect_args": {"prepared_statement_cache_size": PREPARED_STATEMENTS},
+            }
+        )
+        self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -454,14 +472,27 @@ class ServiceDatabase:
         if not event_ids:
             return set()
         now = datetime.now(UTC)
-        dialect_insert = sqlite_insert if self.is_sqlite else pg_insert
-        statement = (
-            dialect_insert(self.inbox)
-            .values([{"event_id": i, "topic": topic, "received_at": now} for i in event_ids])
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(self.inbox.c.event_id)
+        parameters: dict[str, Any] = {}
+        if self.is_sqlite:
+            statement = sqlite_insert(self.inbox).values(
+                [{"event_id": i, "topic": topic, "received_at": now} for i in event_ids]
+            )
+        else:
+            statement = self._pg_inbox_insert
+            parameters = {"ids": list(event_ids), "topic": topic, "now": now}
+        returning = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+            self.inbox.c.event_id
         )
-        return set((await tx.session.execute(statement)).scalars())
+        return set((await tx.session.execute(returning, parameters)).scalars())
+
+    @property
+    def _pg_inbox_insert(self) -> Any:
+        """The inbox insert with the ids as one array: the same statement text for every
+        batch size, so PostgreSQL prepares it once (a row per id in `VALUES` would make
+        each batch size a statement of its own, and churn the prepared-statement cache)."""
+        ids = func.unnest(bindparam("ids", type_=ARRAY(String)))
+        rows = select(ids, bindparam("topic", type_=String), bindparam("now", type_=DateTime(True)))
+        return pg_insert(self.inbox).from_select(["event_id", "topic", "received_at"], rows)
 
     async def received(self, session: AsyncSession, event_id: uuid.UUID | str) -> bool:
         """Whether an event with this id is in the inbox already: a new one with it is dropped."""
