@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tools.bench.measure import percentile, rounded, steady_rate, whole_rate
+from tools.bench.measure import (
+    Probe,
+    next_probe_rate,
+    percentile,
+    rounded,
+    steady_rate,
+    sustainable_rate,
+    whole_rate,
+)
 
 
 def test_a_steady_rate_is_taken_between_the_10th_and_90th_percentile_completion() -> None:
@@ -37,3 +45,34 @@ def test_percentiles_are_nearest_rank_and_rounding_keeps_unknown_unknown() -> No
 
     assert (percentile(values, 0.5), percentile(values, 0.99)) == (50.0, 99.0)
     assert rounded(None) is None and rounded(float("nan")) is None and rounded(1.26) == 1.3
+
+
+def test_the_capacity_search_steps_down_from_the_burst_until_a_probe_is_sustained() -> None:
+    assert next_probe_rate(50.0, []) == 45.0
+    overloaded = [Probe(45.0, sustained=False, completed=36.0)]
+    assert next_probe_rate(50.0, overloaded) == 36.0 * 0.85
+
+
+def test_after_a_sustained_probe_the_search_halves_the_gap_to_the_lowest_rate_that_was_not() -> (
+    None
+):
+    tried = [Probe(50.0, False, 36.2), Probe(30.8, True, 30.1)]
+    assert next_probe_rate(55.6, tried) == 40.4
+    tried.append(Probe(40.4, False, 37.0))
+    assert next_probe_rate(55.6, tried) == 35.6
+    tried.append(Probe(35.6, True, 35.5))
+    assert next_probe_rate(55.6, tried) == 38.0
+    tried.append(Probe(38.0, True, 37.9))
+    assert next_probe_rate(55.6, tried) is None  # 38.0 to 40.4 is within 8 %
+    assert sustainable_rate(tried) == 38.0
+
+
+def test_a_first_probe_that_is_sustained_ends_the_search() -> None:
+    tried = [Probe(45.0, True, 44.8)]
+    assert next_probe_rate(50.0, tried) is None
+    assert sustainable_rate(tried) == 45.0
+
+
+def test_without_a_sustained_probe_the_last_completion_rate_is_taken() -> None:
+    assert sustainable_rate([Probe(45.0, False, 36.0), Probe(30.6, False, 28.0)]) == 28.0
+    assert sustainable_rate([]) is None

@@ -54,12 +54,15 @@ from tools.bench.data import publish_bench_data
 from tools.bench.measure import (
     FinalStatuses,
     JsonLines,
+    Probe,
     ProcessSample,
+    next_probe_rate,
     percentile,
     rounded,
     sample_process,
     steady_arrival_rate,
     steady_rate,
+    sustainable_rate,
     whole_rate,
 )
 from tools.fleet import SERVICES, Fleet, consumer_lag, wait_for
@@ -74,10 +77,8 @@ BACKLOG_SLACK = 5
 (plus a few orders, for the slowest levels) are still in flight, and every order reaches a
 final state afterwards."""
 MAX_BURST = 5000
-PROBE_START = 0.9
-PROBE_STEP = 0.85
-MAX_PROBES = 4
-"""The sustainable rate is probed from 90 % of the burst's drain rate down, 15 % a step."""
+MAX_PROBES = 6
+"""At most this many probes look for the sustainable rate (`measure.next_probe_rate`)."""
 
 
 def say(text: str) -> None:
@@ -561,7 +562,8 @@ def measure_tradelane(setup: Setup, backend: str) -> dict[str, Any]:
                 "maximum sustainable throughput: the highest open-loop rate probed at which "
                 "every order reached a final state (fulfillment_planned or rejected) and no "
                 f"more than {BACKLOG_SECONDS:g} s of arrivals were in flight when the offer "
-                "ended; probes start at 90 % of the burst's drain rate and step down"
+                "ended; probes start at 90 % of the burst's drain rate, step down, then halve the "
+                "gap to the lowest rate not sustained"
             ),
             "sustained_rate_found": any(probe["sustained"] for probe in probes),
             "burst_drain_rate": drain_rate,
@@ -582,23 +584,22 @@ def find_sustainable_rate(trial: Trial, drain_rate: float) -> tuple[float, list[
 
     A burst drains in large batches, so its rate overstates what the system
     sustains when orders arrive one by one and batches are small. Each probe
-    offers orders at a fixed rate for `probe_seconds`; one that is not
-    sustained is followed by one below both its rate and what it completed.
-    Without a sustained probe, the last probe's completion rate is taken.
+    offers orders at a fixed rate for `probe_seconds`; `measure.next_probe_rate`
+    says where to go next. Without a sustained probe, the last probe's
+    completion rate is taken.
     """
     scale = trial.setup.scale
-    rate = drain_rate * PROBE_START
+    tried: list[Probe] = []
     probes: list[dict[str, Any]] = []
-    for number in range(1, MAX_PROBES + 1):
-        size = offer_size(scale, rate, scale.probe_seconds)
-        probe = trial.run_phase(f"probe{number}", size, rate)
+    while len(tried) < MAX_PROBES and (rate := next_probe_rate(drain_rate, tried)) is not None:
+        rate = round(rate, 1)
+        probe = trial.run_phase(
+            f"probe{len(tried) + 1}", offer_size(scale, rate, scale.probe_seconds), rate
+        )
         probes.append(probe)
-        if probe["sustained"]:
-            return round(rate, 1), probes
-        completed = probe["completed_rate_steady"] or probe["completed_rate_whole"] or rate
-        rate = max(min(rate, completed) * PROBE_STEP, 0.5)
-    last = probes[-1]
-    return round(last["completed_rate_steady"] or last["completed_rate_whole"] or rate, 1), probes
+        completed = probe["completed_rate_steady"] or probe["completed_rate_whole"]
+        tried.append(Probe(rate, bool(probe["sustained"]), completed))
+    return round(sustainable_rate(tried) or 0.0, 1), probes
 
 
 def configuration(setup: Setup) -> dict[str, Any]:
