@@ -209,6 +209,27 @@ async def test_an_order_for_more_than_is_free_is_rejected_without_touching_stock
     assert await stock_row(database, "BOLT", "dc") == (3, 0)
 
 
+async def test_a_line_whose_stock_is_gone_when_held_gives_back_what_the_lines_before_took(
+    database: ServiceDatabase,
+) -> None:
+    """Planned on free stock that another order then took: the order holds nothing at all."""
+    await stock_a_product(database, "BOLT", {"dc": 10})
+    await stock_a_product(database, "NUT", {"dc": 2})
+    plan = [
+        domain.Allocation(1, "BOLT", 4, "dc", "fasteners/bolts", Decimal("1.5")),
+        domain.Allocation(2, "NUT", 3, "dc", "fasteners/bolts", Decimal("1.5")),
+    ]
+    with pytest.raises(store.StockTaken):
+        async with database.transaction() as tx:
+            await store.record_order(tx.session, "o-1", "acme", "b2b", Stage.RESERVED)
+            try:
+                await store.hold_stock(tx.session, "o-1", plan, NOW)
+            finally:
+                assert await store.free_units(tx.session, "BOLT", "dc") == 10
+                assert await store.reservations_of(tx.session, "o-1") == []
+    assert await stock_row(database, "BOLT", "dc") == (10, 0)
+
+
 async def test_an_adjustment_below_zero_is_refused_with_the_levels(
     database: ServiceDatabase,
 ) -> None:
