@@ -392,7 +392,11 @@ class ServiceDatabase:
             if self.is_sqlite
             else {
                 **(pool or ConnectionPool()).options(),
-                "pool_pre_ping": True,
+                # No ping before each checkout: asyncpg's costs three round trips (BEGIN, a
+                # query, ROLLBACK) on every transaction. A connection the server dropped
+                # fails its first use instead; that error renews the pool, and the batch
+                # or relay round runs again (`shared.consume.database_trouble`).
+                "pool_pre_ping": False,
                 "connect_args": {"prepared_statement_cache_size": PREPARED_STATEMENTS},
             }
         )

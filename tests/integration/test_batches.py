@@ -106,6 +106,44 @@ async def test_a_batch_whose_connection_dies_mid_way_is_run_again_whole(
         await admin.dispose()
 
 
+async def test_connections_the_database_dropped_while_idle_cost_a_rerun_not_an_event(
+    new_database_url: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a database restart does to the pool: every idle connection is gone. Nothing
+    pings a connection before use (three round trips per transaction), so the first batch
+    fails on one; the pool is then renewed and the batch runs again, whole and once."""
+    metadata, tally = tally_tables()
+    url = new_database_url("postgresql")
+    admin = ServiceDatabase(url, MetaData(), TopicNames())
+    attempts: list[str] = []
+
+    async def counted(event: OrderStatusChanged, tx: Transaction) -> None:
+        attempts.append(event.order_id)
+        await count(tx, tally, event.order_id)
+
+    try:
+        async with bench_on(url, metadata, tally, counted) as bench:
+            await seed_tally(bench.db, tally, "a", "b")
+            await bench.deliver_batch(ORDERS_STATUS, [status("a")])
+            async with admin.engine.connect() as connection:
+                dropped = await connection.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            assert dropped, "the service's pool held no connection to drop"
+            async with asyncio.timeout(WAIT_SECONDS):
+                await bench.deliver_batch(ORDERS_STATUS, [status("b")])
+
+            assert "database unavailable" in caplog.text  # the dropped connection was met
+            assert await tallies(bench.db, tally) == {"a": 1, "b": 1}
+            assert await inbox_size(bench.db) == 2
+            assert await bench.dead_letters(ORDERS_STATUS) == []
+    finally:
+        await admin.dispose()
+
+
 async def test_two_batches_that_deadlock_both_commit_exactly_once(
     new_database_url: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
