@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from services.fulfillment import domain, metrics, store
-from services.fulfillment.domain import State, Step, Trigger
+from services.fulfillment.domain import Progress, State, Step, Trigger
 from shared.consume import Handler, Heeding
 from shared.contract import (
     BackorderFilled,
@@ -61,7 +61,7 @@ async def warehouse_changed(warehouse: Warehouse, tx: Transaction) -> None:
         if known.step(Trigger.WAREHOUSE_KNOWN) is Step.PLAN:
             log.info("order %s: warehouse %s arrived", approved.order.order_id, arrived)
             today = max(approved.occurred_at, warehouse.occurred_at).date()
-            await plan_shipments(tx, approved, today)
+            await plan_shipments(tx, approved, today, known)
     for fill in await store.fills_waiting_for(tx.session, arrived):
         known = await store.progress_of(tx.session, fill.order_id)
         if known.step(Trigger.WAREHOUSE_KNOWN) is Step.PLAN:
@@ -80,10 +80,12 @@ async def order_approved(event: OrderApproved, tx: Transaction) -> None:
     if known.step(Trigger.APPROVAL) is not Step.PLAN:
         log.info("order %s not planned: it is %s (by %s)", order_id, known.state, known.decided_by)
         return
-    await plan_shipments(tx, event, event.occurred_at.date())
+    await plan_shipments(tx, event, event.occurred_at.date(), known)
 
 
-async def plan_shipments(tx: Transaction, approved: OrderApproved, today: date) -> None:
+async def plan_shipments(
+    tx: Transaction, approved: OrderApproved, today: date, before: Progress
+) -> None:
     """Route what is on the shelf and report the plan, or hold it until its warehouse is known.
 
     Reported even when everything is on backorder (no shipments yet): catalog
@@ -99,7 +101,9 @@ async def plan_shipments(tx: Transaction, approved: OrderApproved, today: date) 
         log.warning("order %s waits: %s", order.order_id, unknown)
         await store.wait_for_warehouse(tx.session, approved, unknown.warehouse_id, tx.service)
         return
-    await store.record_plan(tx.session, approved, shipments, tx.service)
+    await store.record_plan(
+        tx.session, approved, shipments, tx.service, before, held_fills=bool(earlier_fills)
+    )
     await tx.report(
         order, OrderState.FULFILLMENT_PLANNED, shipments=shipments, totals=approved.totals
     )

@@ -150,35 +150,54 @@ async def remember_order(
     channel: str | None,
     state: State,
     decided_by: str,
+    *,
+    new: bool = False,
+    approved_event: str | None = None,
 ) -> OrderRow:
-    """Insert or update the order's row with the state the handler moved it to."""
-    row = await session.get(OrderRow, order_id)
+    """Insert or update the order's row with the state the handler moved it to; `new` when
+    the handler already knows there is none (a lookup less)."""
+    row = None if new else await session.get(OrderRow, order_id)
     if row is None:
         row = OrderRow(order_id=order_id, account_id=account_id, channel=channel)
         session.add(row)
     row.state = state.value
     row.decided_by = decided_by
+    if approved_event is not None:
+        row.approved_event = approved_event
     await session.flush()
     return row
 
 
 async def record_plan(
-    session: AsyncSession, approved: OrderApproved, shipments: list[Shipment], decided_by: str
+    session: AsyncSession,
+    approved: OrderApproved,
+    shipments: list[Shipment],
+    decided_by: str,
+    before: Progress,
+    held_fills: bool,
 ) -> None:
-    """The order is planned: keep its approval for later fills, and its first shipments."""
+    """The order is planned: keep its approval for later fills, and its first shipments.
+
+    What the order was `before` says what there is to clear: only an order that
+    waited for its warehouse has a waiting row, only one with `held_fills` has
+    fills to drop, and an order planned for the first time has no shipments yet.
+    """
     order = approved.order
-    row = await remember_order(
+    await remember_order(
         session,
         order.order_id,
         order.account_id,
         order.channel.value,
         State.PLANNED,
         decided_by,
+        new=before.state is None,
+        approved_event=approved.model_dump_json(by_alias=True),
     )
-    row.approved_event = approved.model_dump_json(by_alias=True)
-    await stop_waiting(session, order.order_id)
-    await drop_pending_fills(session, order.order_id)
-    await add_shipments(session, order.order_id, shipments)
+    if before.state is State.WAITING_FOR_WAREHOUSE:
+        await stop_waiting(session, order.order_id)
+    if held_fills:
+        await drop_pending_fills(session, order.order_id)
+    await number_shipments(session, order.order_id, shipments, planned_before=0)
 
 
 async def record_stop(session: AsyncSession, verdict: OrderStatusChanged, state: State) -> None:
@@ -209,6 +228,12 @@ async def shipment_count(session: AsyncSession, order_id: str) -> int:
 async def add_shipments(session: AsyncSession, order_id: str, shipments: list[Shipment]) -> None:
     """Append shipments to the order's, after the ones it already has."""
     planned_before = await shipment_count(session, order_id)
+    await number_shipments(session, order_id, shipments, planned_before)
+
+
+async def number_shipments(
+    session: AsyncSession, order_id: str, shipments: list[Shipment], planned_before: int
+) -> None:
     for position, shipment in enumerate(shipments, start=planned_before + 1):
         session.add(
             ShipmentRow(
