@@ -54,16 +54,24 @@ async def hold_credit(tx: Transaction, order: Order, total: Decimal) -> CreditCh
 
 
 async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> None:
-    """Commit or release the order's holds as its fate says; other transitions change nothing."""
+    """Commit or release the order's holds as its fate says; other transitions change nothing.
+
+    A credit hold's account is locked before the holds move, and the holds are
+    read again under that lock; an order without one (every consumer order)
+    moves the holds it read.
+    """
     wanted = holds.fate_of(event.status)
     if wanted is None:
         return
-    held = await holds.holds_of_order(tx.session, HoldKind.CREDIT, event.order_id)
+    held = await holds.all_holds_of_order(tx.session, event.order_id)
+    credit = [row for row in held if row.kind == HoldKind.CREDIT]
     accounts = {
         row.subject: await credit_ledger.locked_account(tx.session, row.subject, row.currency or "")
-        for row in held
+        for row in credit
     }
-    for row in await holds.move_order(tx.session, event.order_id, wanted):
+    if credit:
+        held = await holds.all_holds_of_order(tx.session, event.order_id)
+    for row in holds.move_holds(held, wanted):
         if row.kind == HoldKind.CREDIT and wanted is HoldState.RELEASED:
             accounts[row.subject].credit_on_account += row.settled
 

@@ -123,13 +123,18 @@ async def hold(
     return row
 
 
-async def move_order(session: AsyncSession, order_id: str, wanted: HoldState) -> list[HoldRow]:
-    """Move every hold of the order (any kind) to `wanted`; returns the holds that moved."""
+async def all_holds_of_order(session: AsyncSession, order_id: str) -> list[HoldRow]:
+    """Every hold of the order, of any kind and state, as the database has it now."""
     rows = await session.scalars(
         select(HoldRow)
         .where(HoldRow.order_id == order_id)
         .execution_options(populate_existing=True)
     )
+    return list(rows)
+
+
+def move_holds(rows: list[HoldRow], wanted: HoldState) -> list[HoldRow]:
+    """Move each of `rows` that may go to `wanted`; returns the holds that moved."""
     moved = [row for row in rows if moves(HoldState(row.state), wanted)]
     for row in moved:
         row.state = wanted.value

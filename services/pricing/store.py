@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import JSON, Integer, String, delete, select
+from sqlalchemy import JSON, Integer, String, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -105,25 +105,34 @@ async def account_terms(session: AsyncSession, account_id: str) -> AccountTerms 
 async def price_books(
     session: AsyncSession, price_list_ids: set[str], skus: set[str]
 ) -> dict[str, PriceBook]:
-    """The named lists that exist, each holding only the tiers of `skus` (lists can be long)."""
-    lists = await session.scalars(
-        select(PriceListRow).where(PriceListRow.price_list_id.in_(price_list_ids))
-    )
-    tier_rows = await session.scalars(
-        select(PriceTierRow).where(
-            PriceTierRow.price_list_id.in_(price_list_ids), PriceTierRow.sku.in_(skus)
+    """The named lists that exist, each holding only the tiers of `skus` (lists can be long).
+
+    One statement: each list joined with its tiers of those SKUs, if any.
+    """
+    rows = await session.execute(
+        select(PriceListRow, PriceTierRow)
+        .outerjoin(
+            PriceTierRow,
+            and_(
+                PriceTierRow.price_list_id == PriceListRow.price_list_id,
+                PriceTierRow.sku.in_(skus),
+            ),
         )
+        .where(PriceListRow.price_list_id.in_(price_list_ids))
     )
+    lists: dict[str, PriceListRow] = {}
     tiers: dict[str, dict[str, list[Tier]]] = defaultdict(lambda: defaultdict(list))
-    for row in tier_rows:
-        tiers[row.price_list_id][row.sku].append(Tier(row.min_quantity, row.unit_price))
+    for price_list, tier in rows:
+        lists[price_list.price_list_id] = price_list
+        if tier is not None:
+            tiers[tier.price_list_id][tier.sku].append(Tier(tier.min_quantity, tier.unit_price))
     return {
-        row.price_list_id: PriceBook(
-            row.price_list_id,
+        list_id: PriceBook(
+            list_id,
             row.currency,
-            {sku: tuple(found) for sku, found in tiers[row.price_list_id].items()},
+            {sku: tuple(found) for sku, found in tiers[list_id].items()},
         )
-        for row in lists
+        for list_id, row in lists.items()
     }
 
 
