@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -61,7 +62,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import ExactDecimal, OrderRecord, messaging_tables
+from shared.db import ExactDecimal, OrderRecord, forget_reads, messaging_tables, read_once
 
 
 class Base(DeclarativeBase):
@@ -189,6 +190,7 @@ class UnitsMoved:
 
 
 async def save_product(session: AsyncSession, product: Product) -> None:
+    forget_reads(session, PRODUCTS_READ)
     await session.merge(
         ProductRow(
             sku=product.sku,
@@ -277,7 +279,15 @@ async def adjust_stock(session: AsyncSession, adjustment: StockAdjustment) -> in
 # --- reads for the rules -------------------------------------------------------------------
 
 
+PRODUCTS_READ = "products"
+
+
 async def catalog_items(session: AsyncSession, skus: set[str]) -> dict[str, CatalogItem]:
+    """The products of `skus` that exist; each read once per transaction (`read_once`)."""
+    return await read_once(session, PRODUCTS_READ, skus, partial(load_catalog_items, session))
+
+
+async def load_catalog_items(session: AsyncSession, skus: set[str]) -> dict[str, CatalogItem]:
     rows = await session.scalars(select(ProductRow).where(ProductRow.sku.in_(skus)))
     return {
         row.sku: CatalogItem(

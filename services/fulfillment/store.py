@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +34,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import OrderRecord, as_utc, messaging_tables
+from shared.db import OrderRecord, as_utc, forget_reads, messaging_tables, read_once
 
 
 class Base(DeclarativeBase):
@@ -112,7 +113,11 @@ class PendingFillRow(Base):
 # --- reference data ---------------------------------------------------------------------
 
 
+WAREHOUSES_READ = "warehouses"
+
+
 async def save_warehouse(session: AsyncSession, warehouse: Warehouse) -> None:
+    forget_reads(session, WAREHOUSES_READ)
     await session.merge(
         WarehouseRow(
             warehouse_id=warehouse.warehouse_id,
@@ -125,6 +130,11 @@ async def save_warehouse(session: AsyncSession, warehouse: Warehouse) -> None:
 
 
 async def sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str, Site]:
+    """The known warehouses of `warehouse_ids`; each read once per transaction (`read_once`)."""
+    return await read_once(session, WAREHOUSES_READ, warehouse_ids, partial(load_sites, session))
+
+
+async def load_sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str, Site]:
     rows = await session.scalars(
         select(WarehouseRow).where(WarehouseRow.warehouse_id.in_(warehouse_ids))
     )

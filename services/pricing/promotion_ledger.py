@@ -18,6 +18,7 @@ Rows are locked in promotion id order, so two orders never wait on each other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 
 from sqlalchemy import JSON, Boolean, String, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from services.pricing.holds import LIVE, HoldKind, HoldRow
 from services.pricing.promotions import Usage, normalise
 from services.pricing.store import Base, OrderRow
 from shared.contract import Promotion
+from shared.db import forget_reads, read_once
 
 
 class PromotionRow(Base):
@@ -42,8 +44,12 @@ class PromotionRow(Base):
         return Promotion.model_validate(self.payload)
 
 
+PROMOTIONS_READ = "promotions"
+
+
 async def save_promotion(session: AsyncSession, promotion: Promotion) -> None:
     """Keep the promotion's full current state; uses already held keep their fate."""
+    forget_reads(session, PROMOTIONS_READ)
     await session.merge(
         PromotionRow(
             promotion_id=promotion.promotion_id,
@@ -55,13 +61,26 @@ async def save_promotion(session: AsyncSession, promotion: Promotion) -> None:
 
 
 async def candidates(session: AsyncSession, codes: Iterable[str]) -> list[Promotion]:
-    """The active automatic promotions, and every promotion (even retired) the codes name."""
+    """The active automatic promotions, and every promotion (even retired) the codes name;
+    read once per transaction for each set of codes (`read_once`)."""
+    named = frozenset(normalise(code) for code in codes)
+    found = await read_once(session, PROMOTIONS_READ, [named], partial(load_candidates, session))
+    return list(found[named])
+
+
+async def load_candidates(
+    session: AsyncSession, code_sets: set[frozenset[str]]
+) -> dict[frozenset[str], list[Promotion]]:
+    return {codes: await promotions_for(session, codes) for codes in code_sets}
+
+
+async def promotions_for(session: AsyncSession, codes: frozenset[str]) -> list[Promotion]:
     rows = await session.scalars(
         select(PromotionRow)
         .where(
             or_(
                 (PromotionRow.code.is_(None)) & PromotionRow.active,
-                PromotionRow.code.in_([normalise(code) for code in codes]),
+                PromotionRow.code.in_(codes),
             )
         )
         .order_by(PromotionRow.promotion_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import JSON, Integer, String, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
 from shared.contract import Account, Channel, Order
-from shared.db import ExactDecimal, OrderRecord, messaging_tables
+from shared.db import ExactDecimal, OrderRecord, forget_reads, messaging_tables, read_once
 
 
 class Base(DeclarativeBase):
@@ -74,6 +76,7 @@ async def save_account(session: AsyncSession, account: Account) -> None:
 
 async def save_price_list(session: AsyncSession, book: PriceBook) -> None:
     """Replace the list and all its tiers: each message carries the list's full current state."""
+    forget_reads(session, PRICES_READ)
     await session.merge(PriceListRow(price_list_id=book.price_list_id, currency=book.currency))
     await session.execute(
         delete(PriceTierRow).where(PriceTierRow.price_list_id == book.price_list_id)
@@ -102,13 +105,48 @@ async def account_terms(session: AsyncSession, account_id: str) -> AccountTerms 
     )
 
 
+PRICES_READ = "prices"
+
+
+@dataclass(frozen=True)
+class ListedPrice:
+    """One SKU's tiers in one list, with the list's currency (no tiers: the list exists
+    but does not price the SKU)."""
+
+    currency: str
+    tiers: tuple[Tier, ...]
+
+
 async def price_books(
     session: AsyncSession, price_list_ids: set[str], skus: set[str]
 ) -> dict[str, PriceBook]:
     """The named lists that exist, each holding only the tiers of `skus` (lists can be long).
 
-    One statement: each list joined with its tiers of those SKUs, if any.
+    Each (list, SKU) is read once per transaction (`read_once`): a batch of
+    orders on the same lists and products reads their prices once.
     """
+    pairs = {(list_id, sku) for list_id in price_list_ids for sku in skus}
+    listed = await read_once(session, PRICES_READ, pairs, partial(load_prices, session))
+    currencies = {list_id: price.currency for (list_id, _), price in listed.items()}
+    return {
+        list_id: PriceBook(
+            list_id,
+            currency,
+            {
+                sku: price.tiers
+                for (priced_in, sku), price in listed.items()
+                if priced_in == list_id and price.tiers
+            },
+        )
+        for list_id, currency in currencies.items()
+    }
+
+
+async def load_prices(
+    session: AsyncSession, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], ListedPrice]:
+    """One statement: each list joined with its tiers of those SKUs, if any."""
+    list_ids, skus = {list_id for list_id, _ in pairs}, {sku for _, sku in pairs}
     rows = await session.execute(
         select(PriceListRow, PriceTierRow)
         .outerjoin(
@@ -118,21 +156,18 @@ async def price_books(
                 PriceTierRow.sku.in_(skus),
             ),
         )
-        .where(PriceListRow.price_list_id.in_(price_list_ids))
+        .where(PriceListRow.price_list_id.in_(list_ids))
     )
-    lists: dict[str, PriceListRow] = {}
-    tiers: dict[str, dict[str, list[Tier]]] = defaultdict(lambda: defaultdict(list))
+    currencies: dict[str, str] = {}
+    tiers: dict[tuple[str, str], list[Tier]] = defaultdict(list)
     for price_list, tier in rows:
-        lists[price_list.price_list_id] = price_list
+        currencies[price_list.price_list_id] = price_list.currency
         if tier is not None:
-            tiers[tier.price_list_id][tier.sku].append(Tier(tier.min_quantity, tier.unit_price))
+            tiers[(tier.price_list_id, tier.sku)].append(Tier(tier.min_quantity, tier.unit_price))
     return {
-        list_id: PriceBook(
-            list_id,
-            row.currency,
-            {sku: tuple(found) for sku, found in tiers[list_id].items()},
-        )
-        for list_id, row in lists.items()
+        (list_id, sku): ListedPrice(currencies[list_id], tuple(tiers.get((list_id, sku), ())))
+        for list_id, sku in pairs
+        if list_id in currencies
     }
 
 
