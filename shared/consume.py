@@ -22,7 +22,9 @@ once, with no Faust and no Kafka in sight (the service wires a Faust agent to
   is a batch PostgreSQL aborted to break a deadlock, a few times, before its
   messages are taken one transaction each;
 - a service never handles its own `orders.status` reports, nor those its
-  handler does not heed (`Heeding`): they pass by without an inbox row.
+  handler does not heed (`Heeding`): they pass by without an inbox row;
+- a handler may look at the whole batch first (`ReadingAhead`) and load what
+  its events will look up in one statement per table.
 """
 
 from __future__ import annotations
@@ -103,6 +105,21 @@ class Heeding(Generic[E]):
     async def __call__(self, event: E, tx: Transaction) -> None:
         if self.heeds(event):
             await self.handler(event, tx)
+
+
+@dataclass(frozen=True)
+class ReadingAhead(Generic[E]):
+    """A handler that first sees the whole batch: `read_ahead` loads, one statement per
+    table, the rows every event of the batch will look up (`shared.batch_reads`), so a
+    hundred new orders cost one look-up, not a hundred. It only reads, and runs in the
+    batch's transaction before the first handler, outside any event's savepoint.
+    """
+
+    handler: Handler[E]
+    read_ahead: Callable[[Sequence[E], Transaction], Awaitable[None]]
+
+    async def __call__(self, event: E, tx: Transaction) -> None:
+        await self.handler(event, tx)
 
 
 @dataclass(frozen=True)
@@ -334,6 +351,14 @@ class EventConsumer:
         admitted = [(delivery, self._admit(spec, handler, delivery)) for delivery in deliveries]
         async with self.db.transaction() as tx:
             fresh = set() if careful else await self._record_batch(tx, spec, admitted)
+            if isinstance(handler, ReadingAhead):
+                events = [
+                    item
+                    for _, item in admitted
+                    if isinstance(item, Event) and (careful or str(item.event_id) in fresh)
+                ]
+                if events:
+                    await handler.read_ahead(events, tx)
             for delivery, item in admitted:
                 if item is None:
                     continue

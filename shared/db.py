@@ -14,11 +14,7 @@ import time
 import uuid
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
-    Hashable,
-    Iterable,
-    Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager
@@ -27,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -343,38 +339,6 @@ SCHEMA_LOCK_KEY = 7_326_101
 
 class SchemaMismatch(SystemExit):
     """The database was created by an older version of the service."""
-
-
-READ_ONCE = "read_once"
-"""The `Session.info` key prefix of what `read_once` remembers."""
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-async def read_once(
-    session: AsyncSession,
-    kind: str,
-    keys: Iterable[K],
-    load: Callable[[set[K]], Awaitable[Mapping[K, V]]],
-) -> dict[K, V]:
-    """Reference data by key, read at most once per transaction.
-
-    A batch of orders for the same products, price lists or warehouses reads
-    each of them once, not once per order. A key is remembered as read, found
-    or not, until the transaction ends; whatever writes that kind of data
-    calls `forget_reads` first, so a batch that changes it reads it afresh.
-    """
-    wanted = set(keys)
-    memo: dict[K, V | None] = session.info.setdefault((READ_ONCE, kind), {})
-    if missing := wanted - memo.keys():
-        found = await load(missing)
-        memo.update({key: found.get(key) for key in missing})
-    return {key: value for key in wanted if (value := memo[key]) is not None}
-
-
-def forget_reads(session: AsyncSession, kind: str) -> None:
-    """Drop what `read_once` remembers of `kind` in this transaction: it is being changed."""
-    session.info.pop((READ_ONCE, kind), None)
 
 
 PREPARED_STATEMENTS = 500

@@ -22,7 +22,7 @@ from services.catalog import domain, reorder, store
 from services.catalog import metrics as m
 from services.catalog.domain import Cause, Stage, StockMove
 from shared.categories import top_level
-from shared.consume import Handler, Heeding, Refusal
+from shared.consume import Handler, Heeding, ReadingAhead, Refusal
 from shared.contract import (
     Account,
     BackorderFilled,
@@ -156,6 +156,12 @@ def advance(row: store.OrderRow, cause: Cause) -> domain.Transition | None:
 
 
 # --- the order ---------------------------------------------------------------------------
+
+
+async def read_orders_ahead(events: Sequence[OrderSubmitted], tx: Transaction) -> None:
+    """Whether each order of the batch is known, or was cancelled before it came: one
+    statement each for the whole batch."""
+    await store.read_orders_ahead(tx.session, ((e.order_id, e.account_id) for e in events))
 
 
 async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
@@ -375,7 +381,7 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     STOCK: stock_level_changed,
     STOCK_ADJUSTMENTS: stock_adjusted,
-    ORDERS_SUBMITTED: order_submitted,
+    ORDERS_SUBMITTED: ReadingAhead(order_submitted, read_orders_ahead),
     ORDERS_CANCELLED: order_cancelled,
     ORDERS_STATUS: Heeding(order_status_changed, moves_stock),
 }

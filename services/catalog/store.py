@@ -12,7 +12,7 @@ how units move between those; this module writes down what it says).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -49,6 +49,7 @@ from services.catalog.domain import (
     adjusted_on_hand,
 )
 from services.catalog.reorder import EarlierOrder
+from shared.batch_reads import find, forget_reads, read_ahead, read_once
 from shared.contract import (
     Account,
     Channel,
@@ -62,7 +63,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import ExactDecimal, OrderRecord, forget_reads, messaging_tables, read_once
+from shared.db import ExactDecimal, OrderRecord, messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -382,7 +383,15 @@ async def available_by_warehouse(session: AsyncSession) -> dict[str, int]:
 
 
 async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
-    return await session.get(OrderRow, order_id)
+    return await find(session, OrderRow, order_id)
+
+
+async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
+    """The rows a batch of submitted orders (id, account) will look up, in two statements:
+    the orders already known and the cancellations that came before their orders."""
+    keys = set(orders)
+    await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
+    await read_ahead(session, EarlyCancellationRow, keys)
 
 
 async def earlier_order(session: AsyncSession, order_id: str) -> EarlierOrder | None:
@@ -454,7 +463,7 @@ async def remember_early_cancellation(
 async def take_early_cancellation(
     session: AsyncSession, order_id: str, account_id: str
 ) -> EarlyCancellationRow | None:
-    row = await session.get(EarlyCancellationRow, (order_id, account_id))
+    row = await find(session, EarlyCancellationRow, (order_id, account_id))
     if row is not None:
         await session.delete(row)
     return row

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.fulfillment.domain import PlannedShipment, Progress, Site, State
+from shared.batch_reads import forget_reads, read_once
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
@@ -34,7 +35,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.db import OrderRecord, as_utc, forget_reads, messaging_tables, read_once
+from shared.db import OrderRecord, as_utc, messaging_tables
 
 
 class Base(DeclarativeBase):

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from services.pricing.holds import LIVE, HoldKind, HoldRow
 from services.pricing.promotions import Usage, normalise
 from services.pricing.store import Base, OrderRow
+from shared.batch_reads import forget_reads, read_once
 from shared.contract import Promotion
-from shared.db import forget_reads, read_once
 
 
 class PromotionRow(Base):

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
+from shared.batch_reads import forget_reads, read_once
 from shared.contract import Account, Channel, Order
-from shared.db import ExactDecimal, OrderRecord, forget_reads, messaging_tables, read_once
+from shared.db import ExactDecimal, OrderRecord, messaging_tables
 
 
 class Base(DeclarativeBase):

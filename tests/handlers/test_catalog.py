@@ -8,6 +8,7 @@ delivers every event through the whole consume path.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -723,3 +724,39 @@ async def test_a_submission_with_both_lines_and_reorder_of_is_dead_lettered_and_
     [rejected] = await catalog.statuses("b-2")
     assert reason_of(rejected).code is ReasonCode.INVALID_EVENT
     assert await shelf(catalog, "GLOVE-L") == (5000, 0)
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+async def test_an_order_submitted_twice_in_one_batch_holds_its_stock_once_in_one_run(
+    catalog: ServiceBench, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch reads ahead that b-1 is new; its second event must still find the first's row,
+    at once: not after a failed insert has sent the batch round again."""
+    first = b2b_order("b-1", [("BOLT-M8-100", 40)])
+    again = b2b_order("b-1", [("BOLT-M8-100", 40)])  # the shop sent it again: a new event id
+
+    with caplog.at_level(logging.INFO, logger="shared.consume"):
+        await catalog.deliver_batch(ORDERS_SUBMITTED, [first, again])
+
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.consume"] == []
+    assert await catalog.history("b-1") == ["received"]
+    assert [v.order.order_id for v in await validated(catalog)] == ["b-1"]
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
+
+
+async def test_an_early_cancellation_is_found_for_its_order_in_a_batch_of_new_orders(
+    catalog: ServiceBench,
+) -> None:
+    await catalog.deliver(ORDERS_CANCELLED, OrderCancelled.new(order_id="b-2", account_id=ACME))
+    orders = [b2b_order(f"b-{n}", [("BOLT-M8-100", 10)]) for n in range(1, 4)]
+
+    await catalog.deliver_batch(ORDERS_SUBMITTED, orders)
+
+    assert [await catalog.history(f"b-{n}") for n in range(1, 4)] == [
+        ["received"],
+        ["cancelled"],
+        ["received"],
+    ]
+    assert await shelf(catalog, "BOLT-M8-100") == (5000, 20)

@@ -1,0 +1,94 @@
+"""Reads a batch's events share: each row a transaction needs is fetched once, not per event.
+
+A batch of a hundred orders for the same products would otherwise read each
+product a hundred times, and look up a hundred order ids one statement each,
+though almost all of them are new. Two tools, both scoped to one transaction
+(one `AsyncSession`), so nothing read here outlives the batch that read it:
+
+- `read_once` remembers reference data by key (found or not) until the
+  transaction ends or its writer calls `forget_reads`;
+- `read_ahead` loads the rows a batch will look up by primary key in one
+  statement, and `find` then answers from the session: a row read ahead is in
+  its identity map, a key read ahead and not found is known to be absent
+  until a row with that key is added to the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import event, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, object_mapper
+
+READ_ONCE = "read_once"
+"""The `Session.info` key prefix of what `read_once` remembers."""
+AHEAD = "read_ahead"
+"""The `Session.info` key prefix of the rows `read_ahead` found (kept alive: the identity map
+holds its rows weakly) and of the keys it did not find."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+M = TypeVar("M")
+
+
+async def read_once(
+    session: AsyncSession,
+    kind: str,
+    keys: Iterable[K],
+    load: Callable[[set[K]], Awaitable[Mapping[K, V]]],
+) -> dict[K, V]:
+    """Reference data by key, read at most once per transaction.
+
+    A batch of orders for the same products, price lists or warehouses reads
+    each of them once, not once per order. A key is remembered as read, found
+    or not, until the transaction ends; whatever writes that kind of data
+    calls `forget_reads` first, so a batch that changes it reads it afresh.
+    """
+    wanted = set(keys)
+    memo: dict[K, V | None] = session.info.setdefault((READ_ONCE, kind), {})
+    if missing := wanted - memo.keys():
+        found = await load(missing)
+        memo.update({key: found.get(key) for key in missing})
+    return {key: value for key in wanted if (value := memo[key]) is not None}
+
+
+def forget_reads(session: AsyncSession, kind: str) -> None:
+    """Drop what `read_once` remembers of `kind` in this transaction: it is being changed."""
+    session.info.pop((READ_ONCE, kind), None)
+
+
+async def read_ahead(session: AsyncSession, model: type[Any], keys: Iterable[Hashable]) -> None:
+    """Load the rows of `model` with these primary keys (a value, or a tuple for a composite
+    key) in one statement, so the batch's `find`s of them cost no round trip."""
+    wanted = set(keys)
+    if not wanted:
+        return
+    columns = model.__mapper__.primary_key
+    key = columns[0] if len(columns) == 1 else tuple_(*columns)
+    rows = list(await session.scalars(select(model).where(key.in_(wanted))))
+    session.info.setdefault((AHEAD, model, "rows"), []).extend(rows)
+    found = {_identity(row) for row in rows}
+    absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
+    absent.update(wanted - found)
+
+
+async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None:
+    """`session.get`, without asking the database for a key read ahead and not found."""
+    if key in session.info.get((AHEAD, model, "absent"), ()):
+        return None
+    return await session.get(model, key)
+
+
+def _identity(row: object) -> Hashable:
+    values = object_mapper(row).primary_key_from_instance(row)
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _no_longer_absent(session: Session, instance: object) -> None:
+    """A row added to the session is no longer absent, whether it is flushed yet or not; if
+    its savepoint rolls back, `find` asks the database, which is never wrong."""
+    absent = session.info.get((AHEAD, type(instance), "absent"))
+    if absent:
+        absent.discard(_identity(instance))

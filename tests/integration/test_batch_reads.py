@@ -1,0 +1,158 @@
+"""`shared.batch_reads` on both backends: reference data read at most once per transaction and
+afresh after a change; rows read ahead for a batch, found without another statement, and keys
+read ahead and not found known absent only until a row with that key is added."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import String, event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.batch_reads import find, forget_reads, read_ahead, read_once
+from shared.db import ServiceDatabase
+from shared.topics import TopicNames
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Part(Base):
+    __tablename__ = "parts"
+    sku: Mapped[str] = mapped_column(String(40), primary_key=True)
+    units: Mapped[int]
+
+
+class Bin(Base):
+    """A composite key, like an early cancellation's (order, account)."""
+
+    __tablename__ = "bins"
+    aisle: Mapped[str] = mapped_column(String(10), primary_key=True)
+    shelf: Mapped[str] = mapped_column(String(10), primary_key=True)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[ServiceDatabase]:
+    db = ServiceDatabase(database_url, Base.metadata, TopicNames("t."))
+    await db.create_tables()
+    async with db.transaction() as tx:
+        tx.session.add_all([Part(sku="bolt", units=1), Part(sku="nut", units=2)])
+        tx.session.add(Bin(aisle="a", shelf="1"))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def statements(database: ServiceDatabase) -> Iterator[list[str]]:
+    """Every statement the database is sent while the test runs."""
+    sent: list[str] = []
+
+    def note(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", note)
+    yield sent
+    event.remove(database.engine.sync_engine, "before_cursor_execute", note)
+
+
+async def units(session: AsyncSession, sku: str) -> int | None:
+    part = await find(session, Part, sku)
+    return None if part is None else part.units
+
+
+class Shelf:
+    """Stands in for a table: what it holds, and every set of keys it was asked for."""
+
+    def __init__(self, **rows: int) -> None:
+        self.rows = rows
+        self.asked: list[set[str]] = []
+
+    async def load(self, keys: set[str]) -> dict[str, int]:
+        self.asked.append(keys)
+        return {key: self.rows[key] for key in keys if key in self.rows}
+
+
+async def test_each_key_is_read_once_per_transaction_found_or_not(
+    database: ServiceDatabase,
+) -> None:
+    shelf = Shelf(bolt=1, nut=2)
+    async with database.transaction() as tx:
+        assert await read_once(tx.session, "parts", {"bolt", "gone"}, shelf.load) == {"bolt": 1}
+        assert await read_once(tx.session, "parts", ["bolt", "nut", "gone"], shelf.load) == {
+            "bolt": 1,
+            "nut": 2,
+        }
+        assert await read_once(tx.session, "other", {"bolt"}, shelf.load) == {"bolt": 1}
+    assert shelf.asked == [{"bolt", "gone"}, {"nut"}, {"bolt"}]
+
+    async with database.transaction() as tx:  # a new transaction reads again
+        await read_once(tx.session, "parts", {"bolt"}, shelf.load)
+    assert shelf.asked[-1] == {"bolt"}
+
+
+async def test_after_forget_reads_the_changed_data_is_read_again(
+    database: ServiceDatabase,
+) -> None:
+    shelf = Shelf(bolt=1)
+    async with database.transaction() as tx:
+        assert await read_once(tx.session, "parts", {"bolt"}, shelf.load) == {"bolt": 1}
+        shelf.rows["bolt"] = 5
+        forget_reads(tx.session, "parts")
+        assert await read_once(tx.session, "parts", {"bolt"}, shelf.load) == {"bolt": 5}
+    assert len(shelf.asked) == 2
+
+
+async def test_rows_read_ahead_and_keys_not_found_are_answered_without_a_statement(
+    database: ServiceDatabase, statements: list[str]
+) -> None:
+    async with database.transaction() as tx:
+        await read_ahead(tx.session, Part, {"bolt", "gone"})
+        await read_ahead(tx.session, Bin, {("a", "1"), ("a", "2")})
+        read = len(statements)
+
+        assert await units(tx.session, "bolt") == 1
+        assert await units(tx.session, "gone") is None
+        assert (await find(tx.session, Bin, ("a", "1"))) is not None
+        assert await find(tx.session, Bin, ("a", "2")) is None
+        assert len(statements) == read
+
+        assert await units(tx.session, "nut") == 2  # not read ahead: asked for
+        assert len(statements) == read + 1
+
+
+async def test_a_row_added_after_the_read_ahead_is_found(database: ServiceDatabase) -> None:
+    async with database.transaction() as tx:
+        await read_ahead(tx.session, Part, {"washer"})
+        tx.session.add(Part(sku="washer", units=7))
+        assert await units(tx.session, "washer") == 7
+    async with database.transaction() as tx:
+        assert await units(tx.session, "washer") == 7
+
+
+async def test_a_row_added_in_a_savepoint_that_rolled_back_is_absent_again(
+    database: ServiceDatabase,
+) -> None:
+    async with database.transaction() as tx:
+        await read_ahead(tx.session, Part, {"washer"})
+        with pytest.raises(RuntimeError):
+            async with tx.savepoint():
+                tx.session.add(Part(sku="washer", units=7))
+                await tx.session.flush()
+                raise RuntimeError("the event's handler failed")
+        assert await units(tx.session, "washer") is None
+
+
+async def test_what_was_read_ahead_ends_with_its_transaction(
+    database: ServiceDatabase, statements: list[str]
+) -> None:
+    async with database.transaction() as tx:
+        await read_ahead(tx.session, Part, {"washer"})
+    async with database.transaction() as tx:
+        tx.session.add(Part(sku="washer", units=3))
+    async with database.transaction() as tx:
+        before = len(statements)
+        assert await units(tx.session, "washer") == 3
+        assert len(statements) > before
