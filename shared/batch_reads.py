@@ -11,6 +11,10 @@ though almost all of them are new. Two tools, both scoped to one transaction
   statement, and `find` then answers from the session: a row read ahead is in
   its identity map, a key read ahead and not found is known to be absent
   until a row with that key is added to the session.
+
+A rollback, even of one event's savepoint, forgets everything both remember:
+what was read may have been read inside the undone work, and asking the
+database again is never wrong.
 """
 
 from __future__ import annotations
@@ -92,3 +96,12 @@ def _no_longer_absent(session: Session, instance: object) -> None:
     absent = session.info.get((AHEAD, type(instance), "absent"))
     if absent:
         absent.discard(_identity(instance))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, previous_transaction: object) -> None:
+    """An event's savepoint rolled back: what was read after it began may be undone."""
+    remembered = [key for key in session.info if isinstance(key, tuple) and key]
+    for key in remembered:
+        if key[0] == READ_ONCE or (key[0] == AHEAD and key[-1] == "absent"):
+            del session.info[key]

@@ -14,6 +14,7 @@ is `clock`, which reports through the helpers at the end of this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -23,7 +24,7 @@ from services.approvals import domain, policy, store
 from services.approvals import metrics as m
 from services.approvals.domain import ApprovalRequest, Gate, Outcome, RequestState
 from services.approvals.policy import LimitKey
-from shared.consume import Handler, Heeding
+from shared.consume import Handler, Heeding, ReadingAhead
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -77,6 +78,13 @@ async def delegation_changed(delegation: Delegation, tx: Transaction) -> None:
 
 
 # --- the gate ------------------------------------------------------------------------------
+
+
+async def read_orders_ahead(events: Sequence[OrderPriced], tx: Transaction) -> None:
+    """Whether each order of the batch reached the gate before, its account and the
+    account's policy: one statement each for the whole batch."""
+    orders = ((e.order.order_id, e.order.account_id) for e in events)
+    await store.read_orders_ahead(tx.session, orders)
 
 
 async def order_priced(priced: OrderPriced, tx: Transaction) -> None:
@@ -293,7 +301,7 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     APPROVAL_POLICIES: policy_changed,
     DELEGATIONS: delegation_changed,
-    ORDERS_PRICED: order_priced,
+    ORDERS_PRICED: ReadingAhead(order_priced, read_orders_ahead),
     APPROVAL_DECISIONS: decision_received,
     ORDERS_STATUS: Heeding(order_status_changed, ends_the_order),
 }

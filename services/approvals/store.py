@@ -10,6 +10,7 @@ survive a restart: they live here, not in memory.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -31,6 +32,7 @@ from services.approvals.domain import (
     TimerEvent,
 )
 from services.approvals.policy import LimitKey
+from shared.batch_reads import find, read_ahead
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -100,7 +102,7 @@ async def save_account(session: AsyncSession, account: Account) -> None:
 
 
 async def find_account(session: AsyncSession, account_id: str) -> Account | None:
-    row = await session.get(AccountRow, account_id)
+    row = await find(session, AccountRow, account_id)
     return None if row is None else Account.model_validate_json(row.account)
 
 
@@ -121,8 +123,18 @@ async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
     )
 
 
+async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
+    """The rows the gate looks up for a batch of orders (id, account), three statements in
+    all: the orders seen before, their accounts and the accounts' own policies."""
+    keys = set(orders)
+    accounts = {account_id for _, account_id in keys}
+    await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
+    await read_ahead(session, AccountRow, accounts)
+    await read_ahead(session, PolicyRow, accounts)
+
+
 async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy | None:
-    row = await session.get(PolicyRow, account_id)
+    row = await find(session, PolicyRow, account_id)
     return None if row is None else ApprovalPolicy.model_validate_json(row.policy)
 
 
@@ -181,7 +193,7 @@ class ApprovalRequestRow(Base):
 
 async def gate_of(session: AsyncSession, order_id: str) -> Gate | None:
     """Where the order stands at the gate; None for an order approvals has not heard of."""
-    row = await session.get(OrderRow, order_id)
+    row = await find(session, OrderRow, order_id)
     return None if row is None else Gate(row.state)
 
 

@@ -305,7 +305,7 @@ async def load_catalog_items(session: AsyncSession, skus: set[str]) -> dict[str,
 
 
 async def buyer_terms(session: AsyncSession, account_id: str) -> BuyerTerms | None:
-    row = await session.get(AccountRow, account_id)
+    row = await find(session, AccountRow, account_id)
     if row is None:
         return None
     limited = row.assortment is not None or row.assortment_categories is not None
@@ -387,11 +387,13 @@ async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
 
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
-    """The rows a batch of submitted orders (id, account) will look up, in two statements:
-    the orders already known and the cancellations that came before their orders."""
+    """The rows a batch of submitted orders (id, account) will look up, in three statements:
+    the orders already known, the cancellations that came before their orders, and the
+    accounts (a consumer's is mostly absent: known absent, it is not asked for again)."""
     keys = set(orders)
     await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
     await read_ahead(session, EarlyCancellationRow, keys)
+    await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
 
 
 async def earlier_order(session: AsyncSession, order_id: str) -> EarlierOrder | None:

@@ -19,13 +19,14 @@ What each event does to an order is decided by `domain.Progress.step`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from typing import Any
 
 from services.fulfillment import domain, metrics, store
 from services.fulfillment.domain import Progress, State, Step, Trigger
-from shared.consume import Handler, Heeding
+from shared.consume import Handler, Heeding, ReadingAhead
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
@@ -71,6 +72,12 @@ async def warehouse_changed(warehouse: Warehouse, tx: Transaction) -> None:
 
 
 # --- the order -----------------------------------------------------------------------------
+
+
+async def read_orders_ahead(events: Sequence[OrderApproved], tx: Transaction) -> None:
+    """Where each order of the batch stands and the fills held for it: two statements for
+    the whole batch."""
+    await store.read_orders_ahead(tx.session, (e.order.order_id for e in events))
 
 
 async def order_approved(event: OrderApproved, tx: Transaction) -> None:
@@ -228,7 +235,7 @@ def stops_the_order(status: OrderStatusChanged) -> bool:
 
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     WAREHOUSES: warehouse_changed,
-    ORDERS_APPROVED: order_approved,
+    ORDERS_APPROVED: ReadingAhead(order_approved, read_orders_ahead),
     ORDERS_STATUS: Heeding(order_status_changed, stops_the_order),
     BACKORDERS_FILLED: backorder_filled,
     DISPATCHES: shipment_dispatched,

@@ -3,6 +3,7 @@ and backorder fills that arrived before their order could take them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.fulfillment.domain import PlannedShipment, Progress, Site, State
-from shared.batch_reads import forget_reads, read_once
+from shared.batch_reads import find, forget_reads, read_ahead, read_once
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
@@ -147,11 +148,22 @@ async def load_sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str
 
 # --- orders ------------------------------------------------------------------------------
 
+FILLS_READ = "pending_fills"
+"""`read_once`'s name for the fills held per order; whatever keeps or drops a fill forgets it."""
+
 
 async def progress_of(session: AsyncSession, order_id: str) -> Progress:
     """Where the order stands here; no state if fulfillment has not heard of it."""
-    row = await session.get(OrderRow, order_id)
+    row = await find(session, OrderRow, order_id)
     return Progress() if row is None else Progress(State(row.state), row.decided_by)
+
+
+async def read_orders_ahead(session: AsyncSession, order_ids: Iterable[str]) -> None:
+    """Where each order of a batch of approvals stands and the fills held for it: two
+    statements for the batch."""
+    wanted = set(order_ids)
+    await read_ahead(session, OrderRow, wanted)
+    await read_once(session, FILLS_READ, wanted, partial(load_pending_fills, session))
 
 
 async def remember_order(
@@ -167,7 +179,7 @@ async def remember_order(
 ) -> OrderRow:
     """Insert or update the order's row with the state the handler moved it to; `new` when
     the handler already knows there is none (a lookup less)."""
-    row = None if new else await session.get(OrderRow, order_id)
+    row = None if new else await find(session, OrderRow, order_id)
     if row is None:
         row = OrderRow(order_id=order_id, account_id=account_id, channel=channel)
         session.add(row)
@@ -312,6 +324,7 @@ async def keep_fill(
     session: AsyncSession, fill: BackorderFilled, waiting_for_warehouse: str | None = None
 ) -> None:
     """Hold a fill until its order is planned, or (for a planned order) its warehouse is known."""
+    forget_reads(session, FILLS_READ)
     row = await session.scalar(
         select(PendingFillRow).where(PendingFillRow.event_id == str(fill.event_id))
     )
@@ -328,12 +341,24 @@ async def keep_fill(
 
 async def pending_fills(session: AsyncSession, order_id: str) -> list[BackorderFilled]:
     """The order's held fills, in the order they arrived."""
+    held = await read_once(session, FILLS_READ, {order_id}, partial(load_pending_fills, session))
+    return held.get(order_id, [])
+
+
+async def load_pending_fills(
+    session: AsyncSession, order_ids: set[str]
+) -> dict[str, list[BackorderFilled]]:
     rows = await session.scalars(
         select(PendingFillRow)
-        .where(PendingFillRow.order_id == order_id)
+        .where(PendingFillRow.order_id.in_(order_ids))
         .order_by(PendingFillRow.id)
     )
-    return [BackorderFilled.model_validate_json(row.fill_event) for row in rows]
+    held: dict[str, list[BackorderFilled]] = {}
+    for row in rows:
+        held.setdefault(row.order_id, []).append(
+            BackorderFilled.model_validate_json(row.fill_event)
+        )
+    return held
 
 
 async def fills_waiting_for(session: AsyncSession, warehouse_id: str) -> list[BackorderFilled]:
@@ -347,12 +372,14 @@ async def fills_waiting_for(session: AsyncSession, warehouse_id: str) -> list[Ba
 
 
 async def drop_fill(session: AsyncSession, fill: BackorderFilled) -> None:
+    forget_reads(session, FILLS_READ)
     await session.execute(
         delete(PendingFillRow).where(PendingFillRow.event_id == str(fill.event_id))
     )
 
 
 async def drop_pending_fills(session: AsyncSession, order_id: str) -> None:
+    forget_reads(session, FILLS_READ)
     await session.execute(delete(PendingFillRow).where(PendingFillRow.order_id == order_id))
 
 

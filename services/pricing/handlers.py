@@ -31,7 +31,7 @@ from services.pricing import (
 from services.pricing.quotes import QuoteTerms
 from services.pricing.store import OrderStates
 from shared import metrics
-from shared.consume import Handler, Heeding
+from shared.consume import Handler, Heeding, ReadingAhead
 from shared.contract import (
     Account,
     Order,
@@ -78,6 +78,13 @@ async def price_list_changed(price_list: PriceList, tx: Transaction) -> None:
 
 
 # --- the order ---------------------------------------------------------------------------
+
+
+async def read_orders_ahead(events: Sequence[OrderValidated], tx: Transaction) -> None:
+    """Whether each order of the batch was priced before, and its account: one statement
+    each for the whole batch."""
+    orders = ((e.order.order_id, e.order.account_id) for e in events)
+    await store.read_orders_ahead(tx.session, orders)
 
 
 async def order_validated(event: OrderValidated, tx: Transaction) -> None:
@@ -152,7 +159,7 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     PRICE_LISTS: price_list_changed,
     QUOTES: quote_handlers.quote_changed,
     PROMOTIONS: promotion_handlers.promotion_changed,
-    ORDERS_VALIDATED: order_validated,
+    ORDERS_VALIDATED: ReadingAhead(order_validated, read_orders_ahead),
     ORDERS_STATUS: Heeding(order_status_changed, moves_holds),
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

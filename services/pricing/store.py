@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
-from shared.batch_reads import forget_reads, read_once
+from shared.batch_reads import find, forget_reads, read_ahead, read_once
 from shared.contract import Account, Channel, Order
 from shared.db import ExactDecimal, OrderRecord, messaging_tables
 
@@ -98,7 +99,7 @@ async def save_price_list(session: AsyncSession, book: PriceBook) -> None:
 
 
 async def account_terms(session: AsyncSession, account_id: str) -> AccountTerms | None:
-    row = await session.get(AccountRow, account_id)
+    row = await find(session, AccountRow, account_id)
     if row is None:
         return None
     return AccountTerms(
@@ -173,7 +174,15 @@ async def load_prices(
 
 
 async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
-    return await session.get(OrderRow, order_id)
+    return await find(session, OrderRow, order_id)
+
+
+async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
+    """Whether each order (id, account) of a batch was priced before, and its account's
+    terms: two statements for the batch."""
+    keys = set(orders)
+    await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
+    await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
 
 
 # --- changes -----------------------------------------------------------------------------

@@ -8,22 +8,12 @@ approvals, fulfillment — the way the topics would carry it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from services.approvals import store as approvals_store
-from services.approvals.handlers import HANDLERS as APPROVALS
-from services.catalog import store as catalog_store
-from services.catalog.handlers import HANDLERS as CATALOG
-from services.catalog.handlers import refuse_order
-from services.fulfillment import store as fulfillment_store
-from services.fulfillment.handlers import HANDLERS as FULFILLMENT
-from services.pricing import store as pricing_store
-from services.pricing.handlers import HANDLERS as PRICING
 from shared.contract import (
     ApprovalDecision,
     ApprovalDecisionKind,
@@ -36,30 +26,18 @@ from shared.contract import (
 )
 from shared.contract.envelope import now_utc
 from shared.topics import (
-    ACCOUNTS,
     APPROVAL_DECISIONS,
-    APPROVAL_POLICIES,
     DISPATCHES,
     ORDERS_APPROVED,
     ORDERS_PRICED,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
-    PRICE_LISTS,
-    PRODUCTS,
-    STOCK,
-    WAREHOUSES,
 )
-from tests.handlers.conftest import on_sqlite, priced, validated
-from tests.support.bench import ServiceBench
+from tests.handlers.conftest import priced, validated
+from tests.handlers.four_services import Benches, four_services
 from tools.seed import (
-    accounts,
-    approval_policies,
     b2b_order,
     b2c_order,
-    price_lists,
-    products,
-    stock_levels,
-    warehouses,
 )
 
 LATENCY = "tradelane_order_stage_latency_seconds"
@@ -73,32 +51,10 @@ def timed(service: str, stage: str) -> tuple[float, float]:
     return count, total
 
 
-@dataclass
-class Benches:
-    catalog: ServiceBench
-    pricing: ServiceBench
-    approvals: ServiceBench
-    fulfillment: ServiceBench
-
-
 @pytest.fixture
 async def benches(tmp_path: Path) -> AsyncIterator[Benches]:
-    async with (
-        on_sqlite(tmp_path, "catalog", catalog_store.Base.metadata, CATALOG, refuse_order) as c,
-        on_sqlite(tmp_path, "pricing", pricing_store.Base.metadata, PRICING) as p,
-        on_sqlite(tmp_path, "approvals", approvals_store.Base.metadata, APPROVALS) as a,
-        on_sqlite(tmp_path, "fulfillment", fulfillment_store.Base.metadata, FULFILLMENT) as f,
-    ):
-        await c.deliver_all(WAREHOUSES, warehouses())
-        await c.deliver_all(PRODUCTS, products())
-        await c.deliver_all(STOCK, stock_levels())
-        await c.deliver_all(ACCOUNTS, accounts())
-        await p.deliver_all(ACCOUNTS, accounts())
-        await p.deliver_all(PRICE_LISTS, price_lists())
-        await a.deliver_all(ACCOUNTS, accounts())
-        await a.deliver_all(APPROVAL_POLICIES, approval_policies())
-        await f.deliver_all(WAREHOUSES, warehouses())
-        yield Benches(c, p, a, f)
+    async with four_services(tmp_path) as running:
+        yield running
 
 
 async def test_each_stage_times_the_order_from_the_shops_submission(benches: Benches) -> None:

@@ -156,3 +156,20 @@ async def test_what_was_read_ahead_ends_with_its_transaction(
         before = len(statements)
         assert await units(tx.session, "washer") == 3
         assert len(statements) > before
+
+
+async def test_a_savepoint_rolled_back_forgets_what_was_read_in_it(
+    database: ServiceDatabase,
+) -> None:
+    """Read inside an event's undone work, a value may be one the rollback took back."""
+    shelf = Shelf(bolt=1)
+    async with database.transaction() as tx:
+        await read_ahead(tx.session, Part, {"washer"})
+        with pytest.raises(RuntimeError):
+            async with tx.savepoint():
+                assert await read_once(tx.session, "parts", {"bolt"}, shelf.load) == {"bolt": 1}
+                raise RuntimeError("the event's handler failed")
+        shelf.rows["bolt"] = 2
+        assert await read_once(tx.session, "parts", {"bolt"}, shelf.load) == {"bolt": 2}
+        tx.session.add(Part(sku="washer", units=4))
+        assert await units(tx.session, "washer") == 4

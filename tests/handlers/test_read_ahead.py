@@ -1,0 +1,89 @@
+"""Each order step reads its batch ahead (`ReadingAhead`): the same outcome as one by one.
+
+A batch carries new orders of accounts the reference data knows and of
+consumers it does not, and an order sent twice under two event ids. Every
+service must hand each order on once, in the batch's one run: the read-ahead
+says the repeated order is new, and the row its first event added must win.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from shared.consume import ReadingAhead
+from shared.contract import Event, OrderApproved, OrderPriced, OrderValidated
+from shared.topics import (
+    ORDERS_APPROVED,
+    ORDERS_PRICED,
+    ORDERS_SUBMITTED,
+    ORDERS_VALIDATED,
+    TopicSpec,
+)
+from tests.handlers.four_services import Benches, four_services
+from tests.support.bench import ServiceBench
+from tools.seed import b2b_order, b2c_order
+
+ORDER_STEPS = (ORDERS_SUBMITTED, ORDERS_VALIDATED, ORDERS_PRICED, ORDERS_APPROVED)
+
+
+@pytest.fixture
+async def benches(tmp_path: Path) -> AsyncIterator[Benches]:
+    async with four_services(tmp_path) as running:
+        yield running
+
+
+def with_repeat(events: Sequence[Event]) -> list[Event]:
+    """The batch, and its first event once more as the shop would resend it: a new event id."""
+    again = events[0].model_copy(update={"event_id": uuid.uuid4()})
+    return [*events, again]
+
+
+async def deliver_in_one_run(
+    bench: ServiceBench, spec: TopicSpec, events: Sequence[Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="shared.consume"):
+        await bench.deliver_batch(spec, events)
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.consume"] == []
+
+
+def test_every_order_step_reads_its_batch_ahead(benches: Benches) -> None:
+    for bench, spec in zip(
+        (benches.catalog, benches.pricing, benches.approvals, benches.fulfillment),
+        ORDER_STEPS,
+        strict=True,
+    ):
+        assert isinstance(bench.handlers[spec], ReadingAhead), spec.name
+
+
+async def test_a_batch_with_an_order_sent_twice_is_handed_on_once_per_order_at_every_step(
+    benches: Benches, caplog: pytest.LogCaptureFixture
+) -> None:
+    orders = [
+        b2c_order("ra-1", [("GLOVE-L", 1)], account_id="consumer-unknown-1"),
+        b2c_order("ra-2", [("GLOVE-L", 2)], account_id="consumer-unknown-2"),
+        b2c_order("ra-3", [("GLOVE-L", 1)]),
+        b2b_order("ra-4", [("BOLT-M8-100", 1)]),
+    ]
+    ids = [order.order_id for order in orders]
+
+    await deliver_in_one_run(benches.catalog, ORDERS_SUBMITTED, with_repeat(orders), caplog)
+    validated = await benches.catalog.published(ORDERS_VALIDATED, OrderValidated)
+    assert [v.order.order_id for v in validated] == ids
+
+    await deliver_in_one_run(benches.pricing, ORDERS_VALIDATED, with_repeat(validated), caplog)
+    priced = await benches.pricing.published(ORDERS_PRICED, OrderPriced)
+    assert [p.order.order_id for p in priced] == ids
+
+    await deliver_in_one_run(benches.approvals, ORDERS_PRICED, with_repeat(priced), caplog)
+    approved = await benches.approvals.published(ORDERS_APPROVED, OrderApproved)
+    assert [a.order.order_id for a in approved] == ids
+
+    await deliver_in_one_run(benches.fulfillment, ORDERS_APPROVED, with_repeat(approved), caplog)
+    for order_id in ids:
+        assert await benches.fulfillment.history(order_id) == ["fulfillment_planned"]
