@@ -208,20 +208,26 @@ class Fleet:
         wait_caught_up(self.kafka or self.bootstrap, groups, timeout)
 
 
-def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
-    """Messages in `topics` that `group` has not yet committed (0 when caught up)."""
+def end_offsets(admin: KafkaAdminClient, topics: list[str]) -> dict[TopicPartition, int]:
+    """The next offset of every partition of `topics`: how many messages each has had."""
     partitions = [
         TopicPartition(t["name"], p["partition_index"])
         for t in admin.describe_topics(topics)
         for p in t["partitions"]
     ]
     ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
-    committed = admin.list_group_offsets({group: partitions}).get(group, {})
+    return {tp: ends[tp].offset for tp in partitions}
+
+
+def consumer_lag(admin: KafkaAdminClient, group: str, topics: list[str]) -> int:
+    """Messages in `topics` that `group` has not yet committed (0 when caught up)."""
+    ends = end_offsets(admin, topics)
+    committed = admin.list_group_offsets({group: list(ends)}).get(group, {})
     lag = 0
-    for tp in partitions:
+    for tp, end in ends.items():
         done = committed.get(tp)
         position = done.offset if done is not None and done.offset >= 0 else 0
-        lag += max(ends[tp].offset - position, 0)
+        lag += max(end - position, 0)
     return lag
 
 

@@ -1,6 +1,6 @@
 """`make bench`'s harness at a tiny scale over the session's broker, so it keeps working.
 
-It runs every phase of the real benchmark (load generator, both baselines,
+It runs every phase of the real benchmark (load generator, the three baselines,
 warm-up, burst, three open-loop levels) on SQLite with a handful of orders,
 and checks that the result is well formed: every section, every service,
 every percentile. It asserts no timing: a few orders on a shared machine say
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tools.bench import report
+from tools.bench.chains import KINDS, REPORTING
 from tools.bench.run import LEVELS, Scale, Setup, run_bench
 from tools.fleet import SERVICES
 from tools.local_kafka import project_root
@@ -82,12 +83,18 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
         for quantile in ("p50", "p95", "p99"):
             assert_measured(latency[quantile])
         assert set(level["consumer_lag_at_end_of_offer"]) == set(SERVICES)
+    traffic = burst["messages_per_order"]
+    assert set(traffic["consumed"]) == set(SERVICES)
+    # Every order is reported at least on receipt and at its end, and every service reads it.
+    assert traffic["status_reports"] >= 2
+    assert traffic["consumed_all_services"] >= 4 * traffic["status_reports"]
     baselines = written["baselines"]
-    for kind in ("load_generator", "faust", "aiokafka"):
+    for kind in ("load_generator", *KINDS):
         assert_measured(baselines[kind]["messages_per_second"])
-    for kind in ("faust", "aiokafka"):
+    for kind in KINDS:
         assert isinstance(baselines[kind]["limited_by_load_generator"], bool)
-    assert set(written["ratios"]) == {"faust", "aiokafka"}
+    assert baselines[REPORTING]["events_consumed_per_message"] == 20
+    assert set(written["ratios"]) == set(KINDS)
     assert written["configuration"]["partitions"] == 2
 
     doc = tmp_path / "performance.md"
@@ -96,6 +103,7 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     updated = doc.read_text()
     assert "smoke run" in updated and "| sqlite | 90 % |" in updated
     assert "| sqlite | probe1 |" in updated and "**capacity**" in updated
+    assert "| faust, every hop reporting |" in updated and "| Tradelane sqlite |" in updated
     assert "## Where the time goes" in updated
     picture = report.plot([result], tmp_path / report.PLOT_NAME)
     assert picture.read_bytes().startswith(b"\x89PNG")

@@ -9,6 +9,7 @@ from tools.bench.measure import (
     rounded,
     steady_rate,
     sustainable_rate,
+    traffic_per_order,
     whole_rate,
 )
 
@@ -76,3 +77,20 @@ def test_a_first_probe_that_is_sustained_ends_the_search() -> None:
 def test_without_a_sustained_probe_the_last_completion_rate_is_taken() -> None:
     assert sustainable_rate([Probe(45.0, False, 36.0), Probe(30.6, False, 28.0)]) == 28.0
     assert sustainable_rate([]) is None
+
+
+def test_messages_per_order_count_what_each_service_reads_and_the_reports_written() -> None:
+    before = {"orders.submitted": 100, "orders.validated": 40, "orders.status": 500}
+    after = {"orders.submitted": 110, "orders.validated": 48, "orders.status": 530}
+    reads = {
+        "catalog": ["orders.submitted", "orders.status"],
+        "pricing": ["orders.validated", "orders.status"],
+    }
+
+    traffic = traffic_per_order(before, after, reads, "orders.status", orders=10)
+
+    assert traffic == {
+        "status_reports": 3.0,
+        "consumed": {"catalog": 4.0, "pricing": 3.8},
+        "consumed_all_services": 7.8,
+    }

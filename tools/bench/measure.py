@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +133,28 @@ def steady_arrival_rate(
 
     span = reached(STEADY_TO) - reached(STEADY_FROM)
     return (STEADY_TO - STEADY_FROM) * count / span if span > 0 else None
+
+
+def traffic_per_order(
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    reads: Mapping[str, Sequence[str]],
+    reports: str,
+    orders: int,
+) -> dict[str, object]:
+    """Messages per order a phase put on the topics: `reports` (`orders.status`), and what each
+    service consumed (every topic it `reads`). The counts compare Tradelane with the chains:
+    a chain's message is one event consumed per hop, an order many more."""
+    written = {topic: after[topic] - before.get(topic, 0) for topic in after}
+    consumed = {
+        service: round(sum(written[t] for t in topics) / max(orders, 1), 2)
+        for service, topics in reads.items()
+    }
+    return {
+        "status_reports": round(written[reports] / max(orders, 1), 2),
+        "consumed": consumed,
+        "consumed_all_services": round(sum(consumed.values()), 2),
+    }
 
 
 @dataclass

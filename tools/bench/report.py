@@ -13,6 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.bench.chains import KINDS, REPORTING
+
+BASELINE_NAMES = {
+    "faust": "faust",
+    REPORTING: "faust, every hop reporting",
+    "aiokafka": "aiokafka",
+}
 TABLE_START = "<!-- bench:results:start -->"
 TABLE_END = "<!-- bench:results:end -->"
 PLOT_NAME = "throughput-latency.png"
@@ -55,6 +62,30 @@ def _level_row(backend: str, label: str, phase: Mapping[str, Any]) -> str:
     )
 
 
+def traffic_rows(results: Sequence[Mapping[str, Any]], baselines: Mapping[str, Any]) -> list[str]:
+    """Messages per order in the burst beside the reporting chain's per message: the
+    traffic each side of the ratio carries."""
+    rows = [
+        "| messages per order (burst) | status reports | consumed by the four |",
+        "|---|---:|---:|",
+    ]
+    for result in results:
+        traffic = result["capacity"]["burst"].get("messages_per_order")
+        if traffic:
+            rows.append(
+                f"| Tradelane {result['backend']} | {_number(traffic['status_reports'], 2)} | "
+                f"{_number(traffic['consumed_all_services'], 2)} |"
+            )
+    chain = baselines.get(REPORTING)
+    if chain:
+        reports = chain["reports_per_message"]
+        rows.append(
+            f"| {BASELINE_NAMES[REPORTING]}, per message | {reports} | "
+            f"{chain['events_consumed_per_message']} |"
+        )
+    return rows
+
+
 def table(results: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table: capacity and baselines, then one row per load level and backend."""
     rows = [
@@ -86,12 +117,15 @@ def table(results: Sequence[Mapping[str, Any]]) -> str:
         + " |",
         "|---|---:|" + "---:|" * len(results),
     ]
-    for kind in ("faust", "aiokafka"):
+    for kind in KINDS:
+        if kind not in baselines:
+            continue
         rate = baselines[kind]["messages_per_second"]
         ratios = " | ".join(_ratio(r["capacity"]["orders_per_second"], rate) for r in results)
-        rows.append(f"| {kind} | {_number(rate)} | {ratios} |")
+        rows.append(f"| {BASELINE_NAMES[kind]} | {_number(rate)} | {ratios} |")
     generator = baselines["load_generator"]["messages_per_second"]
     rows.append(f"| load generator alone (1 process) | {_number(generator)} | |")
+    rows += ["", *traffic_rows(results, baselines)]
     rows += [
         "",
         "| backend | service | CPU ms/order (burst) | without idle | idle CPU % | RSS MB "
@@ -148,13 +182,13 @@ def plot(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
                 label=f"{result['backend']} {quantile}",
             )
     baselines = results[0]["baselines"] if results else {}
-    for kind, style in (("faust", "--"), ("aiokafka", ":")):
+    for kind, style in (("faust", "--"), (REPORTING, "-."), ("aiokafka", ":")):
         if kind in baselines:
             rates.axhline(
                 baselines[kind]["messages_per_second"],
                 linestyle=style,
                 color="grey",
-                label=f"{kind} 4-hop chain (msg/s)",
+                label=f"{BASELINE_NAMES[kind]} 4-hop chain (msg/s)",
             )
     rates.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(labels))], labels)
     rates.set_yscale("log")

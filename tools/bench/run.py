@@ -49,7 +49,16 @@ from shared.topics import (
     create_topics,
 )
 from tools.bench import outside, report
-from tools.bench.chains import HOPS, chain_topic, chain_topics
+from tools.bench.chains import (
+    HOPS,
+    KINDS,
+    REPORTING,
+    REPORTS_PER_MESSAGE,
+    chain_topic,
+    chain_topics,
+    reports_read_path,
+    reports_topic,
+)
 from tools.bench.data import publish_bench_data
 from tools.bench.measure import (
     FinalStatuses,
@@ -63,9 +72,10 @@ from tools.bench.measure import (
     steady_arrival_rate,
     steady_rate,
     sustainable_rate,
+    traffic_per_order,
     whole_rate,
 )
-from tools.fleet import SERVICES, Fleet, consumer_lag, wait_for
+from tools.fleet import SERVICES, Fleet, consumer_lag, end_offsets, wait_for
 from tools.local_kafka import free_port
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -202,11 +212,18 @@ def measure_load_generator(setup: Setup, prefix: str) -> dict[str, Any]:
 
 
 def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[str, Any]:
-    """Four hops of `kind` (faust or aiokafka): warm them up, then time `messages` through."""
-    create_plain_topics(setup.bootstrap, chain_topics(prefix, kind), setup.partitions)
+    """Four hops of `kind` (faust, faust-reports or aiokafka): warm them up, then time
+    `messages` through (for the reporting chain: until every hop has read every report)."""
+    reporting = kind == REPORTING
+    topics = chain_topics(prefix, kind) + ([reports_topic(prefix)] if reporting else [])
+    create_plain_topics(setup.bootstrap, topics, setup.partitions)
     logs = setup.work_dir / f"chain-{kind}.log"
     hops: list[subprocess.Popen[bytes]] = []
     arrivals = JsonLines(setup.work_dir / f"chain-{kind}-arrivals.jsonl")
+    reports_read = [
+        JsonLines(reports_read_path(setup.work_dir, position)) if reporting else None
+        for position in range(HOPS)
+    ]
     end = chain_topic(prefix, kind, HOPS)
     try:
         with logs.open("ab") as log:
@@ -235,6 +252,7 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
         ):
             seen = [0, 0.0]
             timeline: list[tuple[int, float]] = []
+            read = [(0, 0.0)] * HOPS
 
             def arrived(total: int) -> Callable[[], bool]:
                 def check() -> bool:
@@ -242,9 +260,13 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
                         seen[0] += int(str(count))
                         seen[1] = float(str(at))
                         timeline.append((int(seen[0]), seen[1]))
+                    for position, progress in enumerate(reports_read):
+                        for count, at in progress.new_rows() if progress else []:
+                            read[position] = (int(str(count)), float(str(at)))
                     if any(hop.poll() is not None for hop in hops):
                         raise RuntimeError(f"a {kind} hop exited; see {logs}")
-                    return seen[0] >= total
+                    reports = REPORTS_PER_MESSAGE * total if reporting else 0
+                    return seen[0] >= total and all(count >= reports for count, _ in read)
 
                 return check
 
@@ -267,9 +289,9 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
             except subprocess.TimeoutExpired:
                 hop.kill()
                 hop.wait(5)
-    seconds = seen[1] - report["started"]
+    seconds = max([seen[1]] + [at for _, at in read]) - report["started"]
     end_to_end = messages / seconds
-    return {
+    result = {
         "hops": HOPS,
         "messages": messages,
         "seconds": round(seconds, 2),
@@ -280,6 +302,10 @@ def measure_chain(setup: Setup, kind: str, prefix: str, messages: int) -> dict[s
         "input_messages_per_second": round(report["achieved_rate"], 1),
         "limited_by_load_generator": end_to_end >= 0.9 * report["achieved_rate"],
     }
+    if reporting:
+        result["reports_per_message"] = REPORTS_PER_MESSAGE
+        result["events_consumed_per_message"] = HOPS + HOPS * REPORTS_PER_MESSAGE
+    return result
 
 
 def measure_baselines(setup: Setup) -> dict[str, Any]:
@@ -288,6 +314,7 @@ def measure_baselines(setup: Setup) -> dict[str, Any]:
     baselines = {"load_generator": measure_load_generator(setup, prefix)}
     for kind, messages in (
         ("faust", setup.scale.faust_messages),
+        (REPORTING, setup.scale.faust_messages),
         ("aiokafka", setup.scale.aiokafka_messages),
     ):
         say(f"{kind} four-hop chain ({messages} messages)")
@@ -351,10 +378,25 @@ class Trial:
         finally:
             admin.close()
 
+    def messages_written(self) -> dict[str, int]:
+        """Messages written so far to each topic a service reads, and to `orders.status`."""
+        topics = {t for reads in self.groups.values() for t in reads} | {
+            self.names.of(ORDERS_STATUS)
+        }
+        admin = KafkaAdminClient(bootstrap_servers=self.setup.bootstrap, client_id="bench-ends")
+        try:
+            written: dict[str, int] = dict.fromkeys(topics, 0)
+            for partition, end in end_offsets(admin, sorted(topics)).items():
+                written[partition.topic] += end
+            return written
+        finally:
+            admin.close()
+
     def run_phase(self, label: str, count: int, rate: float) -> dict[str, Any]:
         """Offer `count` orders at `rate` (0: at once), wait until all are final, measure."""
         prefix = f"{self.names.prefix}{label}"
         before = self.samples()
+        written_before = self.messages_written()
         started = time.time()
         process_report: dict[str, Any] = {}
         in_flight_max = 0
@@ -386,6 +428,13 @@ class Trial:
             drained = False
         drain_seconds = time.time() - offered_until
         after = self.samples()
+        traffic = traffic_per_order(
+            written_before,
+            self.messages_written(),
+            self.groups,
+            self.names.of(ORDERS_STATUS),
+            count,
+        )
         observed_seconds = time.time() - started
         say(
             f"  {label}: {count} orders offered at "
@@ -405,6 +454,7 @@ class Trial:
             in_flight_at_end=in_flight_at_end,
             observed_seconds=observed_seconds,
             lag_at_end=lag_at_end,
+            traffic=traffic,
         )
 
     def _phase_result(
@@ -465,6 +515,7 @@ class Trial:
             "drain_seconds_after_offer": round(observed["drain_seconds"], 2),
             "sustained": observed["drained"] and observed["in_flight_at_end"] <= backlog_bound,
             "services": services,
+            "messages_per_order": observed["traffic"],
         }
 
 
@@ -625,7 +676,7 @@ def run_bench(
                 result["capacity"]["orders_per_second"] / baselines[kind]["messages_per_second"],
                 4,
             )
-            for kind in ("faust", "aiokafka")
+            for kind in KINDS
         }
         result["configuration"] = configuration(setup)
         result["date"] = day
