@@ -4,7 +4,7 @@
                           [--workers N] [--partitions P] [--bootstrap HOST:PORT] [--no-docs]
 
 Starts a throwaway broker (unless `--bootstrap` names one), measures the load
-generator and both baselines once, then Tradelane on each backend; writes
+generator and the three baselines once, then Tradelane on each backend; writes
 `bench/results/<date>-<backend>.json`, prints the table and, unless
 `--no-docs`, rewrites docs/performance.md's results and plot.
 """
