@@ -62,12 +62,14 @@ def forget_reads(session: AsyncSession, kind: str) -> None:
     session.info.pop((READ_ONCE, kind), None)
 
 
-async def read_ahead(session: AsyncSession, model: type[Any], keys: Iterable[Hashable]) -> None:
+async def read_ahead(
+    session: AsyncSession, model: type[Any], keys: Iterable[Hashable]
+) -> set[Hashable]:
     """Load the rows of `model` with these primary keys (a value, or a tuple for a composite
-    key) in one statement, so the batch's `find`s of them cost no round trip."""
+    key) in one statement, so the batch's `find`s of them cost no round trip; the keys found."""
     wanted = set(keys)
     if not wanted:
-        return
+        return set()
     columns = model.__mapper__.primary_key
     key = columns[0] if len(columns) == 1 else tuple_(*columns)
     rows = list(await session.scalars(select(model).where(key.in_(wanted))))
@@ -75,6 +77,7 @@ async def read_ahead(session: AsyncSession, model: type[Any], keys: Iterable[Has
     found = {_identity(row) for row in rows}
     absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
     absent.update(wanted - found)
+    return found
 
 
 async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None:

@@ -124,13 +124,13 @@ async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
 
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
-    """The rows the gate looks up for a batch of orders (id, account), three statements in
-    all: the orders seen before, their accounts and the accounts' own policies."""
+    """The rows the gate looks up for a batch of orders (id, account), three statements at
+    most: the orders seen before, their accounts and the accounts' own policies (none for a
+    batch of consumers, whose accounts approvals does not know)."""
     keys = set(orders)
-    accounts = {account_id for _, account_id in keys}
     await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
-    await read_ahead(session, AccountRow, accounts)
-    await read_ahead(session, PolicyRow, accounts)
+    known = await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
+    await read_ahead(session, PolicyRow, known)
 
 
 async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy | None:

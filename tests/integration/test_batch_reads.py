@@ -109,8 +109,8 @@ async def test_rows_read_ahead_and_keys_not_found_are_answered_without_a_stateme
     database: ServiceDatabase, statements: list[str]
 ) -> None:
     async with database.transaction() as tx:
-        await read_ahead(tx.session, Part, {"bolt", "gone"})
-        await read_ahead(tx.session, Bin, {("a", "1"), ("a", "2")})
+        assert await read_ahead(tx.session, Part, {"bolt", "gone"}) == {"bolt"}
+        assert await read_ahead(tx.session, Bin, {("a", "1"), ("a", "2")}) == {("a", "1")}
         read = len(statements)
 
         assert await units(tx.session, "bolt") == 1
