@@ -7,6 +7,7 @@ own consumer group, web port and database, talking only over Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,15 +26,22 @@ from kafka.admin import KafkaAdminClient, OffsetSpec
 from shared.kafka_connection import KafkaConnection, kafka_connection
 from shared.settings import SERVICE_WEB_PORTS, Settings
 from shared.topics import TopicNames, TopicSpec
+from tools.local_kafka import free_port
 
 SERVICES: tuple[str, ...] = ("catalog", "pricing", "approvals", "fulfillment")
 POLL_SECONDS = 0.2
 KILL_MARGIN_SECONDS = 5.0
 """How long past its shutdown bound a service may take before `stop` kills it."""
+PORT_TAKEN = b"address already in use"
+START_ATTEMPTS = 3
 
 
 class FleetError(RuntimeError):
     pass
+
+
+class PortTaken(FleetError):
+    """A worker's web port was bound by another process between picking it and binding it."""
 
 
 def wait_for(condition: str, check: object, timeout: float) -> None:
@@ -51,6 +59,8 @@ class ServiceProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
+    log_from: int = 0
+    """Where this run's output starts in the log (a restarted worker appends to it)."""
     terminated: bool = False
 
     def url(self, path: str) -> str:
@@ -64,6 +74,15 @@ class ServiceProcess:
             return error.code, json.loads(error.read() or b"{}")
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return 0, {}
+
+    def port_taken(self) -> bool:
+        """Whether the worker found its web port taken: another process bound it first."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_from)
+                return PORT_TAKEN in log.read()
+        except FileNotFoundError:
+            return False
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -94,10 +113,17 @@ class Fleet:
     environment (`extra_env`, `service_env`). None: `bootstrap` is a PLAINTEXT broker."""
     topic_prefix: str = ""
     partitions: int = 4
-    ports: Mapping[str, int] = field(default_factory=lambda: dict(SERVICE_WEB_PORTS))
+    ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_WEB_PORTS))
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    move_taken_ports: bool = False
+    """Ports picked free a moment before (tests, the bench) can be taken by the time a worker
+    binds: with this, such a worker is started again on another free port. A fixed port
+    (`make run`) that is taken is an error."""
     running: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = dict(self.ports)
 
     @property
     def names(self) -> TopicNames:
@@ -123,29 +149,49 @@ class Fleet:
     def start(self, services: Iterable[str] = SERVICES, timeout: float = 90.0) -> None:
         """Start the services and wait until each answers `/health` with 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for name in services:
-            log_path = self.data_dir / f"{name}.log"
-            with log_path.open("ab") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{service_of(name)}"],
-                    env=self.environment(name),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self.running[name] = ServiceProcess(name, self.ports[name], log_path, process)
-        for name in services:
-            self.wait_healthy(name, timeout)
+        names = list(services)
+        for name in names:
+            self.spawn(name)
+        for name in names:
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    self.wait_healthy(name, timeout)
+                    break
+                except PortTaken:
+                    if not self.move_taken_ports or attempt == START_ATTEMPTS:
+                        raise
+                    self.kill(name)
+                    self.ports[name] = free_port()
+                    self.spawn(name)
+
+    def spawn(self, name: str) -> None:
+        """Start one worker, its output appended to its log (a restart keeps the first's)."""
+        log_path = self.data_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            start = log.tell()
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service_of(name)}"],
+                env=self.environment(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.running[name] = ServiceProcess(name, self.ports[name], log_path, process, start)
 
     def wait_healthy(self, name: str, timeout: float) -> None:
+        """Wait for `name`'s own `/health` to answer 200: the answer must name its service,
+        since a port taken by another worker would otherwise answer for it."""
         service = self.running[name]
 
         def healthy() -> bool:
+            if service.port_taken():
+                raise PortTaken(f"{name}: web port {service.port} was taken")
             if service.process.poll() is not None:
                 raise FleetError(
                     f"{name} exited with code {service.process.returncode}:\n{service.log_tail()}"
                 )
-            return service.health()[0] == 200
+            status, body = service.health()
+            return status == 200 and body.get("service") == service_of(name)
 
         try:
             wait_for(f"{name} to report healthy", healthy, timeout)
@@ -190,7 +236,8 @@ class Fleet:
     def kill(self, name: str) -> None:
         """SIGKILL one service: a crash, with no chance to commit or flush anything."""
         process = self.running.pop(name).process
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a worker that failed to start is gone
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
     def wait_caught_up(

@@ -328,6 +328,7 @@ def running_pipeline(
         topic_prefix=names.prefix,
         partitions=PARTITIONS,
         ports={name: free_port() for name in instances},
+        move_taken_ports=True,
         extra_env={
             "TRADELANE_OUTBOX_POLL_SECONDS": "0.2",
             "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",

@@ -57,6 +57,7 @@ def fulfillment(
         topic_prefix=prefix,
         partitions=PARTITIONS,
         ports={"fulfillment": free_port()},
+        move_taken_ports=True,
         extra_env={
             "TRADELANE_OUTBOX_POLL_SECONDS": "0.2",
             "TRADELANE_SESSION_TIMEOUT_SECONDS": "6",

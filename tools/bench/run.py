@@ -551,6 +551,7 @@ def running_trial(setup: Setup, backend: str) -> Iterator[Trial]:
             topic_prefix=names.prefix,
             partitions=setup.partitions,
             ports={name: free_port() for name in started},
+            move_taken_ports=True,
             service_env=service_env,
         )
         stack.callback(fleet.stop)
