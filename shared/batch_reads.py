@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import event, select, tuple_
+from sqlalchemy import ColumnElement, any_, bindparam, event, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_mapper
 
@@ -70,9 +71,7 @@ async def read_ahead(
     wanted = set(keys)
     if not wanted:
         return set()
-    columns = model.__mapper__.primary_key
-    key = columns[0] if len(columns) == 1 else tuple_(*columns)
-    rows = list(await session.scalars(select(model).where(key.in_(wanted))))
+    rows = list(await session.scalars(select(model).where(_among(session, model, wanted))))
     session.info.setdefault((AHEAD, model, "rows"), []).extend(rows)
     found = {_identity(row) for row in rows}
     absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
@@ -85,6 +84,19 @@ async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None
     if key in session.info.get((AHEAD, model, "absent"), ()):
         return None
     return await session.get(model, key)
+
+
+def _among(session: AsyncSession, model: type[Any], keys: set[Hashable]) -> ColumnElement[bool]:
+    """The primary key is one of `keys`. On PostgreSQL a single-column key is compared with
+    one array, so every batch size is the same statement, prepared once per connection
+    (`IN` lists one parameter per key: a statement of its own for each size)."""
+    columns = model.__mapper__.primary_key
+    if len(columns) > 1:
+        return tuple_(*columns).in_(keys)
+    column = columns[0]
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("keys", list(keys), type_=ARRAY(column.type)))
+    return column.in_(keys)
 
 
 def _identity(row: object) -> Hashable:

@@ -4,7 +4,7 @@ read ahead and not found known absent only until a row with that key is added.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from sqlalchemy import String, event
@@ -173,3 +173,25 @@ async def test_a_savepoint_rolled_back_forgets_what_was_read_in_it(
         assert await read_once(tx.session, "parts", {"bolt"}, shelf.load) == {"bolt": 2}
         tx.session.add(Part(sku="washer", units=4))
         assert await units(tx.session, "washer") == 4
+
+
+async def test_on_postgresql_every_batch_size_is_read_ahead_with_one_statement(
+    new_database_url: Callable[[str], str],
+) -> None:
+    """The same text for one key and for three: prepared once per connection, not per size."""
+    db = ServiceDatabase(new_database_url("postgresql"), Base.metadata, TopicNames("t."))
+    await db.create_tables()
+    sent: list[str] = []
+
+    def note(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        async with db.transaction() as tx:
+            await read_ahead(tx.session, Part, {"bolt"})
+            await read_ahead(tx.session, Part, {"nut", "washer", "screw"})
+        first, second = [text for text in sent if "FROM parts" in text]
+        assert first == second
+    finally:
+        await db.dispose()
