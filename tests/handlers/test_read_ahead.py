@@ -26,7 +26,7 @@ from shared.topics import (
 )
 from tests.handlers.four_services import Benches, four_services
 from tests.support.bench import ServiceBench
-from tools.seed import b2b_order, b2c_order
+from tools.seed import GLOBEX, b2b_order, b2c_order
 
 ORDER_STEPS = (ORDERS_SUBMITTED, ORDERS_VALIDATED, ORDERS_PRICED, ORDERS_APPROVED)
 
@@ -87,3 +87,40 @@ async def test_a_batch_with_an_order_sent_twice_is_handed_on_once_per_order_at_e
     await deliver_in_one_run(benches.fulfillment, ORDERS_APPROVED, with_repeat(approved), caplog)
     for order_id in ids:
         assert await benches.fulfillment.history(order_id) == ["fulfillment_planned"]
+
+
+async def test_hostile_messages_in_a_read_ahead_batch_go_alone_and_the_good_ones_pass(
+    benches: Benches,
+) -> None:
+    """The read-ahead sees only events that validated; a foreign id is read ahead like any
+    other, and the handler still refuses it. Nothing stops the batch or the next one."""
+    catalog = benches.catalog
+    await catalog.deliver(ORDERS_SUBMITTED, b2b_order("h-mine", [("BOLT-M8-100", 1)]))
+    string_quantity = (
+        b2b_order("h-typed", [("BOLT-M8-100", 1)])
+        .to_bytes()
+        .replace(b'"quantity":1', b'"quantity":"1"')
+    )
+    batch: list[Event | bytes] = [
+        b2c_order("h-good-1", [("GLOVE-L", 1)], account_id="consumer-h-1"),
+        b"[" * 100_000,
+        b'{"order_id": "h-big", "x": "' + b"x" * 300_000 + b'"}',
+        string_quantity,
+        b2b_order("h-mine", [("GLOVE-L", 2)], account_id=GLOBEX),
+        b2c_order("h-good-2", [("GLOVE-L", 1)], account_id="consumer-h-2"),
+    ]
+
+    await catalog.deliver_batch(ORDERS_SUBMITTED, batch)
+    await catalog.deliver_batch(
+        ORDERS_SUBMITTED, [b2c_order("h-next", [("GLOVE-L", 1)], account_id="consumer-h-3")]
+    )
+
+    letters = await catalog.dead_letters(ORDERS_SUBMITTED)
+    assert len(letters) == 4
+    assert "foreign_order: order id h-mine belongs to another account" in [
+        letter.error for letter in letters
+    ]
+    assert await catalog.history("h-typed") == ["rejected"]
+    assert await catalog.history("h-mine") == ["received"]
+    handed_on = await catalog.published(ORDERS_VALIDATED, OrderValidated)
+    assert [v.order.order_id for v in handed_on] == ["h-mine", "h-good-1", "h-good-2", "h-next"]
