@@ -5,7 +5,7 @@ product a hundred times, and look up a hundred order ids one statement each,
 though almost all of them are new. Two tools, both scoped to one transaction
 (one `AsyncSession`), so nothing read here outlives the batch that read it:
 
-- `read_once` remembers reference data by key (found or not) until the
+- `read_once` remembers rows by key (found or not: reference data, held fills) until the
   transaction ends or its writer calls `forget_reads`;
 - `read_ahead` loads the rows a batch will look up by primary key in one
   statement, and `find` then answers from the session: a row read ahead is in
@@ -43,7 +43,8 @@ async def read_once(
     keys: Iterable[K],
     load: Callable[[set[K]], Awaitable[Mapping[K, V]]],
 ) -> dict[K, V]:
-    """Reference data by key, read at most once per transaction.
+    """Rows by key (reference data, or fulfillment's fills held per order), read at most
+    once per transaction.
 
     A batch of orders for the same products, price lists or warehouses reads
     each of them once, not once per order. A key is remembered as read, found
