@@ -21,8 +21,8 @@ once, with no Faust and no Kafka in sight (the service wires a Faust agent to
 - a database outage is retried (the partition waits), never dead-lettered; so
   is a batch PostgreSQL aborted to break a deadlock, a few times, before its
   messages are taken one transaction each;
-- a service never handles its own `orders.status` reports, nor those its
-  handler does not heed (`Heeding`): they pass by without an inbox row;
+- a service never handles its own order reports (`shared.topics.REPEATING_TOPICS`
+  carry them back to it): they pass by without an inbox row;
 - a handler may look at the whole batch first (`ReadingAhead`) and load what
   its events will look up in one statement per table.
 """
@@ -86,25 +86,6 @@ class Unreadable:
 
     problem: str
     refusal: Refusal | None = None
-
-
-@dataclass(frozen=True)
-class Heeding(Generic[E]):
-    """A handler for the events of its topic that `heeds` picks; the others pass it by.
-
-    An event a handler would ignore changes nothing, so it needs no inbox row to
-    have exactly-once effect, and skipping it before the inbox and its savepoint
-    saves most of the work on `orders.status`: every step of every order reaches
-    all four services, and most steps concern none of them. `heeds` must depend
-    on the event alone, never on stored state.
-    """
-
-    handler: Handler[E]
-    heeds: Callable[[E], bool]
-
-    async def __call__(self, event: E, tx: Transaction) -> None:
-        if self.heeds(event):
-            await self.handler(event, tx)
 
 
 @dataclass(frozen=True)
@@ -402,8 +383,6 @@ class EventConsumer:
             return Unreadable(problem, self._invalid_refusal(spec, raw, problem))
         if isinstance(event, OrderStatusChanged) and event.reported_by == self.name:
             return None  # a service's own report tells it nothing new
-        if isinstance(handler, Heeding) and not handler.heeds(event):
-            return None
         return event
 
     async def _take_bare(

@@ -61,7 +61,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared import metrics
 from shared.contract import Channel, Event, OrderState, OrderStatusChanged, Reason
-from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec
+from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec, repeating
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -236,8 +236,9 @@ class Transaction:
         reason: Reason | None = None,
         **details: Any,
     ) -> None:
-        """Publish an order's transition on `orders.status`, counted by channel and outcome
-        (and a rejection by its reason code, for the dashboards' rejections by reason)."""
+        """Publish an order's transition on `orders.status` (and on the topic that repeats it
+        for the services that act on it), counted by channel and outcome (and a rejection
+        by its reason code, for the dashboards' rejections by reason)."""
         channel = Channel(order.channel) if order.channel else None
         status = OrderStatusChanged.new(
             order_id=order.order_id,
@@ -248,7 +249,8 @@ class Transaction:
             reason=reason,
             **details,
         )
-        await self.publish(ORDERS_STATUS, status)
+        for spec in (ORDERS_STATUS, *repeating(state)):
+            await self.publish(spec, status)
         label = channel.value if channel else "unknown"
         self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
         if state is OrderState.REJECTED and reason is not None:

@@ -23,6 +23,7 @@ from shared.contract import (
     OrderApproved,
     OrderCancelled,
     OrderPriced,
+    OrderState,
     OrderStatusChanged,
     OrderSubmitted,
     OrderValidated,
@@ -65,6 +66,16 @@ class TopicSpec:
     Kafka's own default (`max.message.bytes`) for internal and reference topics;
     less where a shop or a warehouse writes, so no sender can make a service
     parse megabytes to find one mistake.
+    """
+
+    repeats: frozenset[OrderState] = frozenset()
+    """For a topic of the services' own: the `orders.status` reports it carries again.
+
+    Every transition of every order is reported on `orders.status`, but each
+    service acts on a few of them (an order ended elsewhere, its holds or its
+    stock to commit). Reading the whole topic costs every service every report
+    of every order; these topics carry only the reports some service acts on,
+    so each reads those alone. `orders.status` stays the shops' contract.
     """
 
     readers: tuple[str, ...] = ()
@@ -158,6 +169,30 @@ ORDERS_STATUS = TopicSpec(
     "all services",
     "Every order transition.",
     readers=("shops",),
+)
+ORDERS_ENDED = TopicSpec(
+    "orders.status.ended",
+    OrderStatusChanged,
+    "{order_id}",
+    "all services",
+    "The `rejected` and `cancelled` reports again: each service undoes its part of the order.",
+    repeats=frozenset({OrderState.REJECTED, OrderState.CANCELLED}),
+)
+ORDERS_CLEARED = TopicSpec(
+    "orders.status.approved",
+    OrderStatusChanged,
+    "{order_id}",
+    "approvals",
+    "The `approved` reports again: pricing commits the order's holds.",
+    repeats=frozenset({OrderState.APPROVED}),
+)
+ORDERS_SHIPPING = TopicSpec(
+    "orders.status.shipments",
+    OrderStatusChanged,
+    "{order_id}",
+    "fulfillment",
+    "The `fulfillment_planned` and `shipped` reports again: catalog commits the stock they take.",
+    repeats=frozenset({OrderState.FULFILLMENT_PLANNED, OrderState.SHIPPED}),
 )
 APPROVAL_DECISIONS = TopicSpec(
     "approvals.decisions",
@@ -283,6 +318,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_APPROVED,
     BACKORDERS_FILLED,
     ORDERS_STATUS,
+    ORDERS_ENDED,
+    ORDERS_CLEARED,
+    ORDERS_SHIPPING,
     DISPATCHES,
     PAYMENTS_RECEIVED,
     APPROVAL_DECISIONS,
@@ -300,6 +338,14 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     WAREHOUSES,
 )
 REFERENCE_TOPICS = tuple(t for t in ALL_TOPICS if t.compacted)
+REPEATING_TOPICS = tuple(t for t in ALL_TOPICS if t.repeats)
+
+
+def repeating(state: OrderState) -> tuple[TopicSpec, ...]:
+    """The topics that carry a report of `state` besides `orders.status`."""
+    return tuple(t for t in REPEATING_TOPICS if state in t.repeats)
+
+
 DEAD_LETTER_MODEL = DeadLetter
 
 

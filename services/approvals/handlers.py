@@ -24,7 +24,7 @@ from services.approvals import domain, policy, store
 from services.approvals import metrics as m
 from services.approvals.domain import ApprovalRequest, Gate, Outcome, RequestState
 from services.approvals.policy import LimitKey
-from shared.consume import Handler, Heeding, ReadingAhead
+from shared.consume import Handler, ReadingAhead
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -48,8 +48,8 @@ from shared.topics import (
     APPROVAL_POLICIES,
     DELEGATIONS,
     ORDERS_APPROVED,
+    ORDERS_ENDED,
     ORDERS_PRICED,
-    ORDERS_STATUS,
     TopicSpec,
 )
 
@@ -292,16 +292,11 @@ async def release_to_fulfillment(
     tx.order_reached(OrderStage.APPROVED, priced.submitted_at)
 
 
-def ends_the_order(status: OrderStatusChanged) -> bool:
-    """Reports that end an order here too; the others pass by with no inbox row."""
-    return status.status in domain.ENDED
-
-
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     APPROVAL_POLICIES: policy_changed,
     DELEGATIONS: delegation_changed,
     ORDERS_PRICED: ReadingAhead(order_priced, read_orders_ahead),
     APPROVAL_DECISIONS: decision_received,
-    ORDERS_STATUS: Heeding(order_status_changed, ends_the_order),
+    ORDERS_ENDED: order_status_changed,
 }

@@ -369,7 +369,7 @@ def transition(stage: str, cause: Cause) -> Transition | None:
 
 
 def cause_of(report: OrderState) -> Cause | None:
-    """What another service's `orders.status` report means for catalog; None: nothing."""
+    """What another service's report of an order means for catalog; None: nothing."""
     if report in (OrderState.REJECTED, OrderState.CANCELLED):
         return Cause.ENDED_LATER
     if report is OrderState.FULFILLMENT_PLANNED:

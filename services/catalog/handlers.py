@@ -22,7 +22,7 @@ from services.catalog import domain, reorder, store
 from services.catalog import metrics as m
 from services.catalog.domain import Cause, Stage, StockMove
 from shared.categories import top_level
-from shared.consume import Handler, Heeding, ReadingAhead, Refusal
+from shared.consume import Handler, ReadingAhead, Refusal
 from shared.contract import (
     Account,
     BackorderFilled,
@@ -50,7 +50,8 @@ from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
     ORDERS_CANCELLED,
-    ORDERS_STATUS,
+    ORDERS_ENDED,
+    ORDERS_SHIPPING,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
     PRODUCTS,
@@ -370,11 +371,6 @@ async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> N
         await commit_shipments(tx, row.order_id, status.shipments or [])
 
 
-def moves_stock(status: OrderStatusChanged) -> bool:
-    """Reports that release, keep or take stock; the others pass by with no inbox row."""
-    return domain.cause_of(status.status) is not None
-
-
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     PRODUCTS: product_changed,
     WAREHOUSES: warehouse_changed,
@@ -383,5 +379,6 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     STOCK_ADJUSTMENTS: stock_adjusted,
     ORDERS_SUBMITTED: ReadingAhead(order_submitted, read_orders_ahead),
     ORDERS_CANCELLED: order_cancelled,
-    ORDERS_STATUS: Heeding(order_status_changed, moves_stock),
+    ORDERS_ENDED: order_status_changed,
+    ORDERS_SHIPPING: order_status_changed,
 }

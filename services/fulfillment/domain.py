@@ -386,7 +386,7 @@ class Trigger(StrEnum):
     FILL = "fill"
     """`orders.backorder_filled`: catalog holds arriving stock for the order's backorders."""
     STOP = "stop"
-    """`orders.status`: another service cancelled or rejected the order (`STOPPED`)."""
+    """`orders.status.ended`: another service cancelled or rejected the order (`STOPPED`)."""
 
 
 class Step(StrEnum):

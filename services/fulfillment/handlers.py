@@ -26,7 +26,7 @@ from typing import Any
 
 from services.fulfillment import domain, metrics, store
 from services.fulfillment.domain import Progress, State, Step, Trigger
-from shared.consume import Handler, Heeding, ReadingAhead
+from shared.consume import Handler, ReadingAhead
 from shared.contract import (
     BackorderFilled,
     OrderApproved,
@@ -42,7 +42,7 @@ from shared.topics import (
     BACKORDERS_FILLED,
     DISPATCHES,
     ORDERS_APPROVED,
-    ORDERS_STATUS,
+    ORDERS_ENDED,
     WAREHOUSES,
     TopicSpec,
 )
@@ -121,7 +121,7 @@ async def plan_shipments(
 async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> None:
     """Remember orders another service cancelled or rejected, so their approval ships nothing.
 
-    `orders.status` and `orders.approved` are different topics with different
+    `orders.status.ended` and `orders.approved` are different topics with different
     keys, so a cancellation can arrive after the plan; then it is logged loudly
     and recorded, and the shipments stay planned until stopping a plan is built.
     """
@@ -228,15 +228,10 @@ async def planned_from(tx: Transaction, order_id: str) -> OrderApproved:
     return approved
 
 
-def stops_the_order(status: OrderStatusChanged) -> bool:
-    """Reports that mean the order must not ship; the others pass by with no inbox row."""
-    return domain.stopped_by(status.status) is not None
-
-
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     WAREHOUSES: warehouse_changed,
     ORDERS_APPROVED: ReadingAhead(order_approved, read_orders_ahead),
-    ORDERS_STATUS: Heeding(order_status_changed, stops_the_order),
+    ORDERS_ENDED: order_status_changed,
     BACKORDERS_FILLED: backorder_filled,
     DISPATCHES: shipment_dispatched,
 }

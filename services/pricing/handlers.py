@@ -7,10 +7,12 @@ in Decimal, checks that the customer may pay the way the order says, plans
 when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A business order is also held against the
 account's credit limit (`credit_handlers`); promotions and promo codes
-apply between the prices and the plan (`promotion_handlers`); `orders.status` and
-`payments.received` tell pricing when that exposure ends. A rejection goes out
-on `orders.status`; catalog hears it there and releases the stock. A priced
-order gets no status from here: approvals reports the order's next transition.
+apply between the prices and the plan (`promotion_handlers`); the `approved`,
+`rejected` and `cancelled` reports (`orders.status.approved`, `orders.status.ended`)
+and `payments.received` tell pricing when that exposure ends. A rejection goes
+out on `orders.status` and `orders.status.ended`; catalog hears it there and
+releases the stock. A priced order gets no status from here: approvals reports
+the order's next transition.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any
 from services.pricing import (
     credit_handlers,
     domain,
-    holds,
     promotion_handlers,
     quote_handlers,
     store,
@@ -31,7 +32,7 @@ from services.pricing import (
 from services.pricing.quotes import QuoteTerms
 from services.pricing.store import OrderStates
 from shared import metrics
-from shared.consume import Handler, Heeding, ReadingAhead
+from shared.consume import Handler, ReadingAhead
 from shared.contract import (
     Account,
     Order,
@@ -48,8 +49,9 @@ from shared.metrics import OrderStage
 from shared.rejection import Rejected
 from shared.topics import (
     ACCOUNTS,
+    ORDERS_CLEARED,
+    ORDERS_ENDED,
     ORDERS_PRICED,
-    ORDERS_STATUS,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     PRICE_LISTS,
@@ -149,17 +151,13 @@ async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> No
     await credit_handlers.order_status_changed(event, tx)
 
 
-def moves_holds(status: OrderStatusChanged) -> bool:
-    """Reports that commit or release the order's holds; the others pass by with no inbox row."""
-    return holds.fate_of(status.status) is not None
-
-
 HANDLERS: dict[TopicSpec, Handler[Any]] = {
     ACCOUNTS: account_changed,
     PRICE_LISTS: price_list_changed,
     QUOTES: quote_handlers.quote_changed,
     PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: ReadingAhead(order_validated, read_orders_ahead),
-    ORDERS_STATUS: Heeding(order_status_changed, moves_holds),
+    ORDERS_CLEARED: order_status_changed,
+    ORDERS_ENDED: order_status_changed,
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

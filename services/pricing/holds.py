@@ -16,7 +16,8 @@ kind and subject (the account for credit; the code or quote for the others):
   approval expired) or cancelled; the hold no longer counts. Final: a late or
   redelivered status never takes it back.
 
-Pricing learns an order's fate from `orders.status` (`fate_of`). A status that
+Pricing learns an order's fate from its `approved`, `rejected` and `cancelled` reports
+(`fate_of`). A status that
 would not move a hold (the same state again, or anything after `released`)
 changes nothing, so redelivery and reordering are harmless. The ledger knows
 nothing about what a kind means: credit (`services.pricing.credit`) reads its

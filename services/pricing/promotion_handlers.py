@@ -7,7 +7,7 @@
   It locks the limited promotions, counts their live uses and applies the
   combination rule (`promotions.py`); `hold_uses` holds one use per applied
   promotion once the order can no longer be rejected.
-  The uses are committed or given back by `orders.status` like every hold
+  The uses are committed or given back by the order's reports like every hold
   (`credit_handlers.order_status_changed` moves all of an order's holds).
 """
 

@@ -91,8 +91,9 @@ def test_a_cancelled_order_gives_its_use_back(pipeline: Pipeline) -> None:
 
 
 def first_not_refused(customer: BusinessCustomer, code: str) -> OrderStatusChanged:
-    """Pricing reads `orders.status` and new orders on two topics: an order may overtake the
-    cancellation. Each attempt waits for the order's outcome; a few attempts at most."""
+    """Pricing reads cancellations (`orders.status.ended`) and new orders on two topics: an
+    order may overtake the cancellation. Each attempt waits for the order's outcome; a few
+    attempts at most."""
     for attempt in range(5):
         order_id = customer.order(f"again{attempt}", 1, promo_codes=[code])
         outcome = after_pricing(customer.pipeline, order_id)

@@ -114,7 +114,7 @@ async def ended_elsewhere(
     bench: ServiceBench, submitted: OrderSubmitted, state: OrderState = OrderState.CANCELLED
 ) -> None:
     """Another service ends the order (catalog reports a shop's cancellation, for one)."""
-    await bench.deliver(ORDERS_STATUS, status_from("catalog", submitted.order(), state))
+    await bench.hear(status_from("catalog", submitted.order(), state))
 
 
 async def progress(bench: ServiceBench, order_id: str) -> ApprovalProgress:

@@ -42,7 +42,8 @@ from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
     ORDERS_CANCELLED,
-    ORDERS_STATUS,
+    ORDERS_ENDED,
+    ORDERS_SHIPPING,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
     PRODUCTS,
@@ -463,9 +464,7 @@ async def test_a_later_rejection_or_cancellation_releases_the_stock(
 ) -> None:
     order = b2b_order("b-1", [("BOLT-M8-100", 40), ("CEMENT-25", 200)])
     await accept(catalog, order)
-    await catalog.deliver(
-        ORDERS_STATUS, status_from(by, order, state, reason=Reason(code=code, message="x"))
-    )
+    await catalog.hear(status_from(by, order, state, reason=Reason(code=code, message="x")))
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 0)
     assert await shelf(catalog, "CEMENT-25") == (20000, 0)
     assert await catalog.history("b-1") == ["received"]  # the other service told the shop
@@ -477,9 +476,7 @@ async def test_catalogs_own_reports_coming_back_change_nothing(catalog: ServiceB
     order = b2b_order("b-1", [("BOLT-M8-100", 40)])
     await accept(catalog, order)
     rejected = Reason(code=ReasonCode.OUT_OF_STOCK, message="x")
-    await catalog.deliver(
-        ORDERS_STATUS, status_from(NAME, order, OrderState.REJECTED, reason=rejected)
-    )
+    await catalog.hear(status_from(NAME, order, OrderState.REJECTED, reason=rejected))
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
 
 
@@ -488,11 +485,9 @@ async def test_once_fulfillment_planned_it_a_late_cancel_or_rejection_keeps_the_
 ) -> None:
     order = b2b_order("b-1", [("BOLT-M8-100", 40)])
     await accept(catalog, order)
-    await catalog.deliver(ORDERS_STATUS, planned(order))
+    await catalog.hear(planned(order))
     veto = Reason(code=ReasonCode.APPROVAL_REJECTED, message="x")
-    await catalog.deliver(
-        ORDERS_STATUS, status_from("approvals", order, OrderState.REJECTED, reason=veto)
-    )
+    await catalog.hear(status_from("approvals", order, OrderState.REJECTED, reason=veto))
     await catalog.deliver(ORDERS_CANCELLED, OrderCancelled.new(order_id="b-1", account_id=ACME))
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
     assert await catalog.history("b-1") == ["received"]
@@ -501,14 +496,14 @@ async def test_once_fulfillment_planned_it_a_late_cancel_or_rejection_keeps_the_
 async def test_each_shipment_takes_its_units_off_the_shelf_once(catalog: ServiceBench) -> None:
     order = b2b_order("b-1", [("BOLT-M8-100", 40), ("CEMENT-25", 200)])
     await accept(catalog, order)
-    await catalog.deliver(ORDERS_STATUS, planned(order))
+    await catalog.hear(planned(order))
     first = shipped(order, "b-1-1", [("BOLT-M8-100", 40, 1), ("CEMENT-25", 80, 2)])
-    await catalog.deliver(ORDERS_STATUS, first)
-    await catalog.deliver(ORDERS_STATUS, resent(first))  # the same shipment reported again
+    await catalog.hear(first)
+    await catalog.hear(resent(first))  # the same shipment reported again
     assert await shelf(catalog, "BOLT-M8-100") == (4960, 0)
     assert await shelf(catalog, "CEMENT-25") == (19920, 120)
     rest = shipped(order, "b-1-2", [("CEMENT-25", 120, 2)])
-    await catalog.deliver(ORDERS_STATUS, rest)
+    await catalog.hear(rest)
     assert await shelf(catalog, "CEMENT-25") == (19800, 0)
     assert await catalog.history("b-1") == ["received"]
 
@@ -519,8 +514,8 @@ async def test_a_shipment_that_matches_no_reservation_is_dead_lettered_and_stock
     order = b2b_order("b-1", [("BOLT-M8-100", 40)])
     await accept(catalog, order)
     wrong = shipped(order, "b-1-1", [("BOLT-M8-100", 40, 1), ("GLOVE-L", 1, 2)])
-    await catalog.deliver(ORDERS_STATUS, wrong)
-    [letter] = await catalog.dead_letters(ORDERS_STATUS)
+    await catalog.hear(wrong)
+    [letter] = await catalog.dead_letters(ORDERS_SHIPPING)
     assert "line 2 (GLOVE-L from dc-kassel) matches no reservation of order b-1" in letter.error
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
 
@@ -529,9 +524,10 @@ async def test_a_report_about_an_order_catalog_never_saw_changes_nothing(
     catalog: ServiceBench,
 ) -> None:
     stranger = b2b_order("x-1", [("BOLT-M8-100", 40)])
-    await catalog.deliver(ORDERS_STATUS, status_from("pricing", stranger, OrderState.REJECTED))
-    await catalog.deliver(ORDERS_STATUS, shipped(stranger, "x-1-1", [("BOLT-M8-100", 40, 1)]))
-    assert await catalog.dead_letters(ORDERS_STATUS) == []
+    await catalog.hear(status_from("pricing", stranger, OrderState.REJECTED))
+    await catalog.hear(shipped(stranger, "x-1-1", [("BOLT-M8-100", 40, 1)]))
+    assert await catalog.dead_letters(ORDERS_ENDED) == []
+    assert await catalog.dead_letters(ORDERS_SHIPPING) == []
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 0)
 
 
@@ -592,7 +588,7 @@ async def test_a_planned_order_still_gets_its_backorder_filled(catalog: ServiceB
     await set_stock(catalog, "BOLT-M8-100")
     order = b2b_order("b-1", [("BOLT-M8-100", 5)])
     await accept(catalog, order)
-    await catalog.deliver(ORDERS_STATUS, planned(order))
+    await catalog.hear(planned(order))
     await catalog.deliver(STOCK, StockLevel.new(sku="BOLT-M8-100", warehouse_id=DC, on_hand=5))
     assert await fills(catalog) == [("b-1", [("BOLT-M8-100", 5)])]
 

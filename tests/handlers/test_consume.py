@@ -14,12 +14,12 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData
 
-from shared.consume import Delivery, Heeding
+from shared.consume import Delivery
 from shared.contract import Event, OrderState, OrderStatusChanged, OrderSubmitted, ReasonCode
 from shared.db import Transaction
 from shared.lag import Lag
 from shared.rejection import Refused
-from shared.topics import ORDERS_STATUS, ORDERS_SUBMITTED
+from shared.topics import ORDERS_ENDED, ORDERS_STATUS, ORDERS_SUBMITTED
 from tests.support.bench import ServiceBench
 from tools.seed import b2b_order
 
@@ -52,7 +52,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[ServiceBench]:
     bench = await ServiceBench(
         "toy",
         MetaData(),
-        {ORDERS_SUBMITTED: accept, ORDERS_STATUS: note_status},
+        {ORDERS_SUBMITTED: accept, ORDERS_ENDED: note_status},
         f"sqlite+aiosqlite:///{tmp_path / 'toy.db'}",
     ).start()
     yield bench
@@ -123,34 +123,13 @@ async def test_a_quantity_sent_as_a_string_is_invalid_and_rejects_the_order(
 
 
 async def test_a_service_does_not_handle_its_own_status_reports(bench: ServiceBench) -> None:
-    own = OrderStatusChanged.new(order_id="o-8", status=OrderState.RECEIVED, reported_by="toy")
+    own = OrderStatusChanged.new(order_id="o-8", status=OrderState.CANCELLED, reported_by="toy")
     other = OrderStatusChanged.new(
         order_id="o-8", status=OrderState.REJECTED, reported_by="pricing"
     )
-    await bench.deliver(ORDERS_STATUS, own)
-    await bench.deliver(ORDERS_STATUS, other)
+    await bench.deliver(ORDERS_ENDED, own)
+    await bench.deliver(ORDERS_ENDED, other)
     assert handled == ["status:pricing"]
-
-
-async def test_a_status_the_handler_does_not_heed_passes_by_without_an_inbox_row(
-    bench: ServiceBench,
-) -> None:
-    """Ignored reports change nothing, so they need no inbox row to be exactly-once."""
-    bench.handlers = {
-        ORDERS_STATUS: Heeding(note_status, lambda s: s.status is OrderState.REJECTED)
-    }
-    planned = OrderStatusChanged.new(
-        order_id="o-9", status=OrderState.FULFILLMENT_PLANNED, reported_by="fulfillment"
-    )
-    rejected = OrderStatusChanged.new(
-        order_id="o-9", status=OrderState.REJECTED, reported_by="pricing"
-    )
-    await bench.deliver_batch(ORDERS_STATUS, [planned, rejected, rejected])
-
-    assert handled == ["status:pricing"]
-    async with bench.db.sessions() as session:
-        assert await bench.db.received(session, rejected.event_id)
-        assert not await bench.db.received(session, planned.event_id)
 
 
 async def test_the_consume_path_keeps_each_partitions_progress_for_the_lag(
@@ -258,3 +237,18 @@ async def test_an_event_twice_in_one_batch_is_handled_once(bench: ServiceBench) 
 
     assert handled == ["o-twice"]
     assert await bench.history("o-twice") == ["received"]
+
+
+async def test_a_report_other_services_act_on_is_repeated_on_its_own_topic(
+    bench: ServiceBench,
+) -> None:
+    """`received` concerns only the shop; the rejection of an unreadable order concerns every
+    service, so it also goes to `orders.status.ended`, the one report topic they read."""
+    good = b2b_order("o-good", [("BOLT-M8-100", 1)])
+    await bench.deliver(ORDERS_SUBMITTED, good)
+    await bench.deliver(ORDERS_SUBMITTED, b'{"order_id": "o-bad", "account_id": "acme"}')
+
+    assert await bench.history("o-good") == ["received"]
+    assert await bench.history("o-bad") == ["rejected"]
+    [ended] = await bench.published(ORDERS_ENDED, OrderStatusChanged)
+    assert ended == (await bench.statuses("o-bad"))[0]

@@ -31,7 +31,7 @@ from shared.contract import (
     Warehouse,
     WarehouseKind,
 )
-from shared.topics import BACKORDERS_FILLED, DISPATCHES, ORDERS_APPROVED, ORDERS_STATUS, WAREHOUSES
+from shared.topics import BACKORDERS_FILLED, DISPATCHES, ORDERS_APPROVED, WAREHOUSES
 from tests.handlers.conftest import WEIGHTS, approved, deliver_invalid, on_sqlite, status_from
 from tests.support.bench import ServiceBench
 from tools.seed import ACME, b2b_order, b2c_order, warehouses
@@ -185,7 +185,7 @@ async def test_an_order_stopped_by_another_service_is_not_planned_nor_filled(
     fulfillment: ServiceBench, status: OrderState, by: str
 ) -> None:
     event = approved(b2b_order("b-3", [("BOLT-M8-100", 10)]), backordered={"BOLT-M8-100": 4})
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, status, by))
+    await fulfillment.hear(verdict(event, status, by))
     await fulfillment.deliver(ORDERS_APPROVED, event)
     await fulfillment.deliver(BACKORDERS_FILLED, fill("b-3", (1, "BOLT-M8-100", 4)))
 
@@ -196,8 +196,8 @@ async def test_other_verdicts_and_fulfillments_own_reports_stop_nothing(
     fulfillment: ServiceBench,
 ) -> None:
     event = approved(b2b_order("b-4", [("BOLT-M8-100", 10)]))
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, OrderState.APPROVED, "approvals"))
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, OrderState.CANCELLED, "fulfillment"))
+    await fulfillment.hear(verdict(event, OrderState.APPROVED, "approvals"))
+    await fulfillment.hear(verdict(event, OrderState.CANCELLED, "fulfillment"))
     await fulfillment.deliver(ORDERS_APPROVED, event)
 
     assert await fulfillment.history("b-4") == ["fulfillment_planned"]
@@ -208,7 +208,7 @@ async def test_a_waiting_order_stopped_is_not_planned_when_its_warehouse_arrives
 ) -> None:
     event = approved(b2c_order("c-3", [("DRILL-18V", 1)]), "wh-hamburg")
     await fulfillment.deliver(ORDERS_APPROVED, event)
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, OrderState.CANCELLED, "catalog"))
+    await fulfillment.hear(verdict(event, OrderState.CANCELLED, "catalog"))
     await fulfillment.deliver(WAREHOUSES, hamburg())
 
     assert await fulfillment.history("c-3") == []
@@ -219,8 +219,8 @@ async def test_an_order_stopped_after_its_plan_takes_no_fill_but_its_shipment_ma
 ) -> None:
     event = approved(b2b_order("b-5", [("BOLT-M8-100", 10)]), backordered={"BOLT-M8-100": 4})
     await fulfillment.deliver(ORDERS_APPROVED, event)
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, OrderState.CANCELLED, "catalog"))
-    await fulfillment.deliver(ORDERS_STATUS, verdict(event, OrderState.REJECTED, "approvals"))
+    await fulfillment.hear(verdict(event, OrderState.CANCELLED, "catalog"))
+    await fulfillment.hear(verdict(event, OrderState.REJECTED, "approvals"))
     await fulfillment.deliver(BACKORDERS_FILLED, fill("b-5", (1, "BOLT-M8-100", 4)))
     assert await fulfillment.history("b-5") == ["fulfillment_planned"]
 

@@ -183,8 +183,8 @@ async def test_a_rejected_cancelled_or_expired_order_releases_its_exposure(
     order = bolts("c-1", 5)
     await price(pricing, order)
     fate = status_from("approvals", order.order(), state, reason={"code": code, "message": "x"})
-    await pricing.deliver(ORDERS_STATUS, fate)
-    await pricing.deliver(ORDERS_STATUS, fate)
+    await pricing.hear(fate)
+    await pricing.hear(fate)
     credit = await credit_of(pricing)
     assert credit.exposure == 0 and credit.open_items == []
     assert await price(pricing, bolts("c-2", 10)) is not None
@@ -194,7 +194,7 @@ async def test_an_approved_order_stays_open_exposure_until_paid(pricing: Service
     order = bolts("c-1", 5)
     await price(pricing, order)
     for state in (OrderState.AWAITING_APPROVAL, OrderState.APPROVED, OrderState.SHIPPED):
-        await pricing.deliver(ORDERS_STATUS, status_from("approvals", order.order(), state))
+        await pricing.hear(status_from("approvals", order.order(), state))
     [item] = (await credit_of(pricing)).open_items
     assert (item.state, item.open) == ("committed", Decimal("49.00"))
 
@@ -202,21 +202,15 @@ async def test_an_approved_order_stays_open_exposure_until_paid(pricing: Service
 async def test_a_release_is_final_whatever_comes_late(pricing: ServiceBench) -> None:
     order = bolts("c-1", 5)
     await price(pricing, order)
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("catalog", order.order(), OrderState.CANCELLED)
-    )
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("approvals", order.order(), OrderState.APPROVED)
-    )
+    await pricing.hear(status_from("catalog", order.order(), OrderState.CANCELLED))
+    await pricing.hear(status_from("approvals", order.order(), OrderState.APPROVED))
     assert (await credit_of(pricing)).exposure == 0
 
 
 async def test_a_status_of_an_order_pricing_never_held_changes_nothing(
     pricing: ServiceBench,
 ) -> None:
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("catalog", bolts("c-x", 1).order(), OrderState.CANCELLED)
-    )
+    await pricing.hear(status_from("catalog", bolts("c-x", 1).order(), OrderState.CANCELLED))
     assert (await credit_of(pricing)).exposure == 0
 
 
@@ -247,9 +241,7 @@ async def test_what_was_paid_for_a_cancelled_order_is_credit_on_account(
     order = bolts("c-1", 5)
     await price(pricing, order)
     await pricing.deliver(PAYMENTS_RECEIVED, payment("c-1", "20.00"))
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("catalog", order.order(), OrderState.CANCELLED)
-    )
+    await pricing.hear(status_from("catalog", order.order(), OrderState.CANCELLED))
     credit = await credit_of(pricing)
     assert (credit.credit_on_account, credit.exposure) == (Decimal("20.00"), Decimal("-20.00"))
 

@@ -19,7 +19,6 @@ import pytest
 from services.pricing import promotion_ledger
 from shared.contract import Channel, OrderState, OrderSubmitted, Promotion, ReasonCode
 from shared.topics import (
-    ORDERS_STATUS,
     ORDERS_VALIDATED,
     PROMOTIONS,
 )
@@ -121,8 +120,8 @@ async def test_a_use_is_held_then_given_back_when_the_order_is_cancelled(
     [rejected] = await pricing.statuses("p-6")
     assert rejected.reason is not None and "customer_limit_reached" in rejected.reason.message
     cancelled = status_from("catalog", order.order(), OrderState.CANCELLED)
-    await pricing.deliver(ORDERS_STATUS, cancelled)
-    await pricing.deliver(ORDERS_STATUS, resent(cancelled))
+    await pricing.hear(cancelled)
+    await pricing.hear(resent(cancelled))
     assert await uses(pricing, "welcome10", "consumer-1") == (0, 0)
     assert await price(pricing, welcome("p-7")) is not None
 
@@ -133,12 +132,12 @@ async def test_an_approved_use_counts_and_a_late_rejection_gives_it_back(
     order = welcome("p-8")
     await price(pricing, order)
     approved = status_from("approvals", order.order(), OrderState.APPROVED)
-    await pricing.deliver(ORDERS_STATUS, approved)
-    await pricing.deliver(ORDERS_STATUS, approved)
+    await pricing.hear(approved)
+    await pricing.hear(approved)
     assert await uses(pricing, "welcome10") == (1, 0)
     reason = {"code": ReasonCode.APPROVAL_EXPIRED, "message": "expired"}
     expired = status_from("approvals", order.order(), OrderState.REJECTED, reason=reason)
-    await pricing.deliver(ORDERS_STATUS, expired)
+    await pricing.hear(expired)
     assert await uses(pricing, "welcome10") == (0, 0)
 
 

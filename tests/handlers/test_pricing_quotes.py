@@ -21,7 +21,6 @@ from shared.contract import (
 )
 from shared.topics import (
     ORDERS_PRICED,
-    ORDERS_STATUS,
     ORDERS_VALIDATED,
     QUOTE_EVENTS,
     QUOTES,
@@ -96,9 +95,9 @@ async def test_a_rejected_or_cancelled_order_frees_the_quote_for_the_next(
     first = drills("o-1")
     assert await price(pricing, first) is not None
     ended = status_from("approvals", first.order(), fate)
-    await pricing.deliver(ORDERS_STATUS, ended)
-    await pricing.deliver(ORDERS_STATUS, ended)
-    await pricing.deliver(ORDERS_STATUS, resent(ended))
+    await pricing.hear(ended)
+    await pricing.hear(ended)
+    await pricing.hear(resent(ended))
     assert await price(pricing, drills("o-2")) is not None
     assert await lifecycle(pricing) == [
         ("used", "o-1", 1),
@@ -112,14 +111,12 @@ async def test_an_approved_order_keeps_the_quote_and_a_later_cancellation_frees_
 ) -> None:
     first = drills("o-1")
     await price(pricing, first)
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("approvals", first.order(), OrderState.APPROVED)
-    )
+    await pricing.hear(status_from("approvals", first.order(), OrderState.APPROVED))
     async with pricing.db.sessions() as session:
         [hold] = await holds_of_order(session, HoldKind.QUOTE, "o-1")
     assert hold.state == "committed"
     assert (await rejection(pricing, drills("o-2")))[0] is ReasonCode.QUOTE_ALREADY_USED
-    await pricing.deliver(ORDERS_STATUS, status_from("shops", first.order(), OrderState.CANCELLED))
+    await pricing.hear(status_from("shops", first.order(), OrderState.CANCELLED))
     assert await price(pricing, drills("o-3")) is not None
     assert [kind for kind, _, _ in await lifecycle(pricing)] == ["used", "released", "used"]
 
@@ -182,9 +179,7 @@ async def test_a_released_quote_says_the_version_the_order_was_priced_with(
     first = drills("o-1")
     await price(pricing, first)
     await pricing.deliver(QUOTES, quote(version=2))
-    await pricing.deliver(
-        ORDERS_STATUS, status_from("approvals", first.order(), OrderState.REJECTED)
-    )
+    await pricing.hear(status_from("approvals", first.order(), OrderState.REJECTED))
     assert await lifecycle(pricing) == [("used", "o-1", 1), ("released", "o-1", 1)]
 
 

@@ -385,12 +385,13 @@ def mounted_secret(pod: Object, path: str) -> tuple[str, str]:
 
 
 def test_the_writes_found_in_the_code_include_what_each_service_is_known_to_publish() -> None:
-    assert {"orders.validated", "orders.backorder_filled", "orders.status"} <= published("catalog")
-    assert published("pricing") == {"orders.priced", "orders.status", "pricing.quote_events"}
-    assert {"orders.approved", "approvals.notifications", "approvals.decisions"} <= published(
-        "approvals"
-    )
-    assert published("fulfillment") == {"orders.status"}
+    reports, ended = "orders.status", "orders.status.ended"
+    catalog = {"orders.validated", "orders.backorder_filled", reports, ended}
+    assert catalog <= published("catalog")
+    assert published("pricing") == {"orders.priced", reports, ended, "pricing.quote_events"}
+    approvals = {"orders.approved", "approvals.notifications", "approvals.decisions"}
+    assert approvals | {reports, ended, "orders.status.approved"} <= published("approvals")
+    assert published("fulfillment") == {reports, "orders.status.shipments"}
 
 
 @pytest.mark.parametrize("overlay", check.OVERLAYS)

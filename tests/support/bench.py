@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, select
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused, publish_every_refusal
 from shared.contract import DeadLetter, Event, OrderStatusChanged
 from shared.db import ConnectionPool, ServiceDatabase
-from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicNames, TopicSpec
+from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicNames, TopicSpec, repeating
 
 E = TypeVar("E", bound=Event)
 
@@ -55,6 +55,13 @@ class ServiceBench:
         value = event if isinstance(event, bytes) else event.to_bytes()
         delivery = Delivery(value, key, 0, next(self._offsets))
         await self.consumer.consume(spec, self.handlers[spec], delivery)
+
+    async def hear(self, report: OrderStatusChanged) -> None:
+        """Another service's report of an order, as the broker brings it here: on each topic
+        repeating its state that this service reads (none: the report never reaches it)."""
+        for spec in repeating(report.status):
+            if spec in self.handlers:
+                await self.deliver(spec, report)
 
     async def deliver_batch(self, spec: TopicSpec, events: Iterable[Event | bytes]) -> None:
         """What the agent does with a batch of `spec`'s messages: one transaction for all."""

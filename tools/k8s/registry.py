@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared import topics
+from shared.contract import OrderState
 from shared.settings import SERVICE_WEB_PORTS, Settings
-from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicSpec
+from shared.topics import ALL_TOPICS, ORDERS_STATUS, TopicSpec, repeating
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = tuple(SERVICE_WEB_PORTS)
@@ -50,15 +51,27 @@ def consumed(service: str) -> frozenset[str]:
         return frozenset(built.consumed_topics())
 
 
+def reported_state(call: ast.Call) -> OrderState | None:
+    """X in `report(order, OrderState.X, …)`; None when the state is not spelled out."""
+    state = call.args[1] if len(call.args) > 1 else None
+    if isinstance(state, ast.Attribute) and state.attr in OrderState.__members__:
+        return OrderState[state.attr]
+    return None
+
+
 def published(service: str) -> frozenset[str]:
-    """The topics named in `*.publish(SPEC, …)` calls and `orders.status` for `*.report(…)`."""
+    """The topics named in `*.publish(SPEC, …)` calls; for `*.report(order, OrderState.X, …)`
+    `orders.status` and the topic that repeats X's reports, if one does."""
     found: set[str] = set()
     for path in sorted((ROOT / "services" / service).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
             if node.func.attr == "report":
-                found.add(ORDERS_STATUS.name)
+                state = reported_state(node)
+                if state is None:
+                    raise ValueError(f"{path}:{node.lineno}: report() of a state not named")
+                found.update(spec.name for spec in (ORDERS_STATUS, *repeating(state)))
             elif node.func.attr == "publish" and node.args:
                 first = node.args[0]
                 spec = getattr(topics, first.id, None) if isinstance(first, ast.Name) else None
@@ -71,7 +84,8 @@ def published(service: str) -> frozenset[str]:
 def access(service: str) -> Access:
     reads = consumed(service)
     dead_letters = {f"{name}.dlq" for name in reads}
-    return Access(service, reads, published(service) | dead_letters | {ORDERS_STATUS.name})
+    rejections = {spec.name for spec in (ORDERS_STATUS, *repeating(OrderState.REJECTED))}
+    return Access(service, reads, published(service) | dead_letters | rejections)
 
 
 SHOPS = "shops"
