@@ -73,9 +73,12 @@ class TopicSpec:
 
     Every transition of every order is reported on `orders.status`, but each
     service acts on a few of them (an order ended elsewhere, its holds or its
-    stock to commit). Reading the whole topic costs every service every report
-    of every order; these topics carry only the reports some service acts on,
-    so each reads those alone. `orders.status` stays the shops' contract.
+    stock to move). Reading the whole topic costs every service every report
+    of every order; each of these topics carries the reports one kind of
+    work acts on, and a service reads one of them. Keyed by order id like
+    `orders.status`, a service still meets an order's reports in the order
+    they were written, one worker at a time. `orders.status` stays the shops'
+    contract.
     """
 
     readers: tuple[str, ...] = ()
@@ -170,29 +173,31 @@ ORDERS_STATUS = TopicSpec(
     "Every order transition.",
     readers=("shops",),
 )
+ENDINGS = frozenset({OrderState.REJECTED, OrderState.CANCELLED})
 ORDERS_ENDED = TopicSpec(
     "orders.status.ended",
     OrderStatusChanged,
     "{order_id}",
     "all services",
-    "The `rejected` and `cancelled` reports again: each service undoes its part of the order.",
-    repeats=frozenset({OrderState.REJECTED, OrderState.CANCELLED}),
+    "The `rejected` and `cancelled` reports again: approvals and fulfillment drop the order.",
+    repeats=ENDINGS,
 )
-ORDERS_CLEARED = TopicSpec(
-    "orders.status.approved",
+HOLD_MOVES = TopicSpec(
+    "orders.status.holds",
     OrderStatusChanged,
     "{order_id}",
-    "approvals",
-    "The `approved` reports again: pricing commits the order's holds.",
-    repeats=frozenset({OrderState.APPROVED}),
+    "all services",
+    "The reports that move pricing's holds again: `approved` commits them, an ending releases.",
+    repeats=ENDINGS | {OrderState.APPROVED},
 )
-ORDERS_SHIPPING = TopicSpec(
-    "orders.status.shipments",
+STOCK_MOVES = TopicSpec(
+    "orders.status.stock",
     OrderStatusChanged,
     "{order_id}",
-    "fulfillment",
-    "The `fulfillment_planned` and `shipped` reports again: catalog commits the stock they take.",
-    repeats=frozenset({OrderState.FULFILLMENT_PLANNED, OrderState.SHIPPED}),
+    "all services",
+    "The reports that move catalog's stock again: a plan keeps it, a shipment takes it off "
+    "the shelf, an ending gives it back.",
+    repeats=ENDINGS | {OrderState.FULFILLMENT_PLANNED, OrderState.SHIPPED},
 )
 APPROVAL_DECISIONS = TopicSpec(
     "approvals.decisions",
@@ -319,8 +324,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     BACKORDERS_FILLED,
     ORDERS_STATUS,
     ORDERS_ENDED,
-    ORDERS_CLEARED,
-    ORDERS_SHIPPING,
+    HOLD_MOVES,
+    STOCK_MOVES,
     DISPATCHES,
     PAYMENTS_RECEIVED,
     APPROVAL_DECISIONS,
@@ -342,7 +347,7 @@ REPEATING_TOPICS = tuple(t for t in ALL_TOPICS if t.repeats)
 
 
 def repeating(state: OrderState) -> tuple[TopicSpec, ...]:
-    """The topics that carry a report of `state` besides `orders.status`."""
+    """The topics that carry a report of `state` besides `orders.status` (a service reads one)."""
     return tuple(t for t in REPEATING_TOPICS if state in t.repeats)
 
 

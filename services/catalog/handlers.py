@@ -50,13 +50,12 @@ from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
     ORDERS_CANCELLED,
-    ORDERS_ENDED,
-    ORDERS_SHIPPING,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
+    STOCK_MOVES,
     WAREHOUSES,
     TopicSpec,
 )
@@ -348,6 +347,14 @@ async def order_cancelled(event: OrderCancelled, tx: Transaction) -> None:
     await tx.report(KnownOrder.of(row), OrderState.CANCELLED, reason=reason)
 
 
+async def read_reported_orders_ahead(
+    reports: Sequence[OrderStatusChanged], tx: Transaction
+) -> None:
+    """Plans, shipments and endings move orders catalog knows: each batch reads them at once,
+    and their state changes are written together when it commits."""
+    await store.read_reported_orders_ahead(tx.session, (report.order_id for report in reports))
+
+
 async def order_status_changed(status: OrderStatusChanged, tx: Transaction) -> None:
     """Later steps' verdicts: a rejection gives the stock back, a plan keeps it, a shipment
     takes it off the shelf."""
@@ -379,6 +386,5 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     STOCK_ADJUSTMENTS: stock_adjusted,
     ORDERS_SUBMITTED: ReadingAhead(order_submitted, read_orders_ahead),
     ORDERS_CANCELLED: order_cancelled,
-    ORDERS_ENDED: order_status_changed,
-    ORDERS_SHIPPING: order_status_changed,
+    STOCK_MOVES: ReadingAhead(order_status_changed, read_reported_orders_ahead),
 }

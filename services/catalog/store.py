@@ -329,14 +329,18 @@ async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[St
     Locked in (sku, warehouse) order, the same order every writer uses, so two
     workers planning orders for the same SKUs queue instead of deadlocking.
     Stock in a warehouse catalog doesn't know can't ship, so it isn't offered.
+    Stock rows and warehouses are never added in an order's batch, so the
+    orders, lines and reservations the batch added wait (no autoflush) and
+    are inserted together when it commits.
     """
-    rows = await session.execute(
-        select(StockRow, WarehouseRow)
-        .join(WarehouseRow, WarehouseRow.warehouse_id == StockRow.warehouse_id)
-        .where(StockRow.sku.in_(skus))
-        .order_by(StockRow.sku, StockRow.warehouse_id)
-        .with_for_update(of=StockRow)
-    )
+    with session.no_autoflush:
+        rows = await session.execute(
+            select(StockRow, WarehouseRow)
+            .join(WarehouseRow, WarehouseRow.warehouse_id == StockRow.warehouse_id)
+            .where(StockRow.sku.in_(skus))
+            .order_by(StockRow.sku, StockRow.warehouse_id)
+            .with_for_update(of=StockRow)
+        )
     stock: dict[str, list[StockAt]] = defaultdict(list)
     for level, site in rows:
         stock[level.sku].append(
@@ -396,6 +400,11 @@ async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, s
     await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
 
 
+async def read_reported_orders_ahead(session: AsyncSession, order_ids: Iterable[str]) -> None:
+    """The orders a batch of other services' reports names, in one statement."""
+    await read_ahead(session, OrderRow, set(order_ids))
+
+
 async def earlier_order(session: AsyncSession, order_id: str) -> EarlierOrder | None:
     """The order a reorder names, with the lines it asked for; None if catalog never saw it."""
     row = await session.get(OrderRow, order_id)
@@ -440,7 +449,6 @@ async def record_order(
         fingerprint=fingerprint,
     )
     session.add(row)
-    await session.flush()
     return row
 
 
@@ -451,7 +459,6 @@ async def record_requested_lines(
         RequestedLineRow(order_id=order_id, line_no=number, sku=line.sku, quantity=line.quantity)
         for number, line in enumerate(lines, start=1)
     )
-    await session.flush()
 
 
 async def remember_early_cancellation(
@@ -472,16 +479,18 @@ async def take_early_cancellation(
 
 
 async def take_units(session: AsyncSession, sku: str, warehouse_id: str, units: int) -> None:
-    """Reserve `units` if they are free; the WHERE clause is the last line against oversell."""
-    result = await session.execute(
-        update(StockRow)
-        .where(
-            StockRow.sku == sku,
-            StockRow.warehouse_id == warehouse_id,
-            StockRow.on_hand - StockRow.reserved >= units,
+    """Reserve `units` if they are free; the WHERE clause is the last line against oversell.
+    (No autoflush: it reads only the stock row, as `free_stock` does.)"""
+    with session.no_autoflush:
+        result = await session.execute(
+            update(StockRow)
+            .where(
+                StockRow.sku == sku,
+                StockRow.warehouse_id == warehouse_id,
+                StockRow.on_hand - StockRow.reserved >= units,
+            )
+            .values(reserved=StockRow.reserved + units)
         )
-        .values(reserved=StockRow.reserved + units)
-    )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StockTaken(sku)
 

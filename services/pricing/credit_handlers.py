@@ -2,7 +2,7 @@
 
 - `hold_credit`: called while pricing an order (B2B only): lock the account,
   check the order against its limit, hold the order's total.
-- `order_status_changed` (`orders.status.approved`, `.ended`): approved commits the order's holds,
+- `order_status_changed` (`orders.status.holds`): approved commits the order's holds,
   rejected or cancelled (an expired approval is a rejection) releases them;
   what was already paid for a released order becomes credit on account.
 - `payment_received` (`payments.received`): pays off the order's open amount;

@@ -8,11 +8,11 @@ when each amount falls due (terms, deposit, instalments: `terms.py`), and hands
 the priced order to approvals. A business order is also held against the
 account's credit limit (`credit_handlers`); promotions and promo codes
 apply between the prices and the plan (`promotion_handlers`); the `approved`,
-`rejected` and `cancelled` reports (`orders.status.approved`, `orders.status.ended`)
+`rejected` and `cancelled` reports (`orders.status.holds`)
 and `payments.received` tell pricing when that exposure ends. A rejection goes
-out on `orders.status` and `orders.status.ended`; catalog hears it there and
-releases the stock. A priced order gets no status from here: approvals reports
-the order's next transition.
+out on `orders.status` and is repeated for the other services
+(`shared.topics.repeating`); catalog hears it and releases the stock. A priced
+order gets no status from here: approvals reports the order's next transition.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ from shared.metrics import OrderStage
 from shared.rejection import Rejected
 from shared.topics import (
     ACCOUNTS,
-    ORDERS_CLEARED,
-    ORDERS_ENDED,
+    HOLD_MOVES,
     ORDERS_PRICED,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
@@ -157,7 +156,6 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     QUOTES: quote_handlers.quote_changed,
     PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: ReadingAhead(order_validated, read_orders_ahead),
-    ORDERS_CLEARED: order_status_changed,
-    ORDERS_ENDED: order_status_changed,
+    HOLD_MOVES: order_status_changed,
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

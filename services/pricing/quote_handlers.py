@@ -8,7 +8,7 @@
   locked and its live holds read, so a second order is refused while the first lives.
 - `hold_quote`: after every other check passed, hold the single use and
   publish `used` (in the pricing transaction: exactly once).
-- `order_status_changed` (`orders.status.ended`): a rejected or cancelled order
+- `order_status_changed` (`orders.status.holds`): a rejected or cancelled order
   frees its quote (`released`); an approved one keeps it (the hold is committed
   by the ledger, and nothing is published: the quote was announced `used`).
 - `announce_expiries`: the clock: `expired` once per quote and valid-until.

@@ -45,11 +45,11 @@ from shared.topics import (
     APPROVAL_POLICIES,
     DELEGATIONS,
     ORDERS_CANCELLED,
-    ORDERS_ENDED,
     ORDERS_PRICED,
     ORDERS_SUBMITTED,
     PRODUCTS,
     STOCK,
+    STOCK_MOVES,
 )
 from tests.e2e.conftest import TOKEN_SECRET, Pipeline
 from tools.seed import b2b_order, b2c_order
@@ -281,7 +281,7 @@ def test_an_unanswered_request_is_reminded_then_expires_and_its_stock_is_release
     assert [h.kind for h in expired.approval.history] == ["opened", "reminder", "expiry"]
     assert expired.approval.history[-1].at >= opened.deadline
 
-    pipeline.fleet.wait_caught_up([ORDERS_ENDED], services=["catalog"])
+    pipeline.fleet.wait_caught_up([STOCK_MOVES], services=["catalog"])
     again = b2c_order(pipeline.order_id("after-expiry"), [(scarce_product, 5)])
     pipeline.publisher.publish(ORDERS_SUBMITTED, again)
     pipeline.watch.wait_for_status(again.order_id, OrderState.APPROVED)

@@ -14,11 +14,11 @@ from shared.contract import (
     StockLevel,
 )
 from shared.topics import (
-    ORDERS_ENDED,
     ORDERS_SUBMITTED,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
+    STOCK_MOVES,
 )
 from tests.e2e.conftest import Pipeline
 from tools.seed import ACME, GLOBEX, b2b_order, b2c_order
@@ -126,9 +126,9 @@ def test_a_veto_rejects_the_order_and_releases_its_stock(pipeline: Pipeline) -> 
     rejected = pipeline.watch.wait_for_status(order.order_id, OrderState.REJECTED)
     assert rejected.reason is not None and rejected.reason.code is ReasonCode.APPROVAL_REJECTED
 
-    # Catalog reads the veto from orders.status.ended; once it has consumed that topic to the end,
+    # Catalog reads the veto from orders.status.stock; once it has consumed that topic to the end,
     # the same 10 units can be bought again only if the veto gave them back.
-    pipeline.fleet.wait_caught_up([ORDERS_ENDED], services=["catalog"])
+    pipeline.fleet.wait_caught_up([STOCK_MOVES], services=["catalog"])
     again = b2c_order(pipeline.order_id("after-veto"), [(sku, 10)])
     pipeline.publisher.publish(ORDERS_SUBMITTED, again)
     pipeline.watch.wait_for_status(again.order_id, OrderState.APPROVED)

@@ -91,7 +91,7 @@ def test_a_cancelled_order_gives_its_use_back(pipeline: Pipeline) -> None:
 
 
 def first_not_refused(customer: BusinessCustomer, code: str) -> OrderStatusChanged:
-    """Pricing reads cancellations (`orders.status.ended`) and new orders on two topics: an
+    """Pricing reads cancellations (`orders.status.holds`) and new orders on two topics: an
     order may overtake the cancellation. Each attempt waits for the order's outcome; a few
     attempts at most."""
     for attempt in range(5):

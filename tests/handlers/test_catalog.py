@@ -42,13 +42,12 @@ from shared.topics import (
     ACCOUNTS,
     BACKORDERS_FILLED,
     ORDERS_CANCELLED,
-    ORDERS_ENDED,
-    ORDERS_SHIPPING,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
     PRODUCTS,
     STOCK,
     STOCK_ADJUSTMENTS,
+    STOCK_MOVES,
     WAREHOUSES,
 )
 from tests.handlers.conftest import deliver_invalid, on_sqlite, resent, status_from
@@ -515,7 +514,7 @@ async def test_a_shipment_that_matches_no_reservation_is_dead_lettered_and_stock
     await accept(catalog, order)
     wrong = shipped(order, "b-1-1", [("BOLT-M8-100", 40, 1), ("GLOVE-L", 1, 2)])
     await catalog.hear(wrong)
-    [letter] = await catalog.dead_letters(ORDERS_SHIPPING)
+    [letter] = await catalog.dead_letters(STOCK_MOVES)
     assert "line 2 (GLOVE-L from dc-kassel) matches no reservation of order b-1" in letter.error
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
 
@@ -526,8 +525,7 @@ async def test_a_report_about_an_order_catalog_never_saw_changes_nothing(
     stranger = b2b_order("x-1", [("BOLT-M8-100", 40)])
     await catalog.hear(status_from("pricing", stranger, OrderState.REJECTED))
     await catalog.hear(shipped(stranger, "x-1-1", [("BOLT-M8-100", 40, 1)]))
-    assert await catalog.dead_letters(ORDERS_ENDED) == []
-    assert await catalog.dead_letters(ORDERS_SHIPPING) == []
+    assert await catalog.dead_letters(STOCK_MOVES) == []
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 0)
 
 

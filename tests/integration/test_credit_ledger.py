@@ -32,10 +32,10 @@ from shared.contract import (
 )
 from shared.topics import (
     ACCOUNTS,
+    HOLD_MOVES,
     ORDERS_VALIDATED,
     PAYMENTS_RECEIVED,
     TopicSpec,
-    repeating,
 )
 from tests.handlers.conftest import price_at_once, start_pricing, status_from, validated
 from tests.support.bench import ServiceBench
@@ -147,7 +147,7 @@ async def step_event(
     move(books, order_id, "committed" if state is OrderState.APPROVED else "released")
     reason = None if code is None else {"code": code, "message": kind}
     fate = status_from("approvals", bolts(order_id, account_id, 1).order(), state, reason=reason)
-    return repeating(state)[0], fate
+    return HOLD_MOVES, fate
 
 
 def move(books: Books, order_id: str, wanted: str) -> None:

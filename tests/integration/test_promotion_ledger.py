@@ -29,10 +29,10 @@ from shared.contract import (
     ReasonCode,
 )
 from shared.topics import (
+    HOLD_MOVES,
     ORDERS_VALIDATED,
     PROMOTIONS,
     TopicSpec,
-    repeating,
 )
 from tests.handlers.conftest import price_at_once, start_pricing, status_from, validated
 from tests.support.bench import ServiceBench
@@ -148,7 +148,7 @@ def step_event(
         books.fate[order_id] = wanted
     reason = None if code is None else {"code": code, "message": kind}
     fated = coded(order_id, books.customer[order_id], promotion_id.upper()).order()
-    return repeating(state)[0], status_from("approvals", fated, state, reason=reason)
+    return HOLD_MOVES, status_from("approvals", fated, state, reason=reason)
 
 
 async def check_the_books(bench: ServiceBench, books: Books, promotion_id: str) -> None:

@@ -16,11 +16,11 @@ from services.pricing.holds import HoldKind, live_holds
 from shared.contract import OrderPriced, OrderState, QuoteEvent, ReasonCode
 from shared.topics import (
     ACCOUNTS,
+    HOLD_MOVES,
     ORDERS_PRICED,
     ORDERS_VALIDATED,
     QUOTE_EVENTS,
     QUOTES,
-    repeating,
 )
 from tests.handlers.conftest import price_at_once, quote, start_pricing, status_from, validated
 from tools.seed import accounts, b2b_order
@@ -89,7 +89,7 @@ async def run_example(url: str, steps: list[tuple[int, OrderState | None]]) -> N
             event = (
                 validated(order) if fate is None else status_from("approvals", order.order(), fate)
             )
-            spec = ORDERS_VALIDATED if fate is None else repeating(fate)[0]
+            spec = ORDERS_VALIDATED if fate is None else HOLD_MOVES
             for _ in range(2):
                 await bench.deliver(spec, event)
             async with bench.db.sessions() as session:
