@@ -59,9 +59,15 @@ async def read_once(
     return {key: value for key in wanted if (value := memo[key]) is not None}
 
 
-def forget_reads(session: AsyncSession, kind: str) -> None:
-    """Drop what `read_once` remembers of `kind` in this transaction: it is being changed."""
-    session.info.pop((READ_ONCE, kind), None)
+def forget_reads(session: AsyncSession, kind: str, keys: Iterable[Hashable] | None = None) -> None:
+    """Drop what `read_once` remembers of `kind` (of these `keys` only, if given) in this
+    transaction: it is being changed, or must be read again under a lock just taken."""
+    if keys is None:
+        session.info.pop((READ_ONCE, kind), None)
+        return
+    memo = session.info.get((READ_ONCE, kind), {})
+    for key in keys:
+        memo.pop(key, None)
 
 
 async def read_ahead(

@@ -124,11 +124,13 @@ async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
 
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
-    """The rows the gate looks up for a batch of orders (id, account), three statements at
-    most: the orders seen before, their accounts and the accounts' own policies (none for a
-    batch of consumers, whose accounts approvals does not know)."""
+    """The rows the gate looks up for a batch of orders (id, account), four statements at
+    most: the orders seen before and their spend, their accounts and the accounts' own
+    policies (none for a batch of consumers, whose accounts approvals does not know)."""
     keys = set(orders)
-    await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
+    order_ids = {order_id for order_id, _ in keys}
+    await read_ahead(session, OrderRow, order_ids)
+    await read_ahead(session, SpendRow, order_ids)
     known = await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
     await read_ahead(session, PolicyRow, known)
 
@@ -205,10 +207,10 @@ async def record_order(
             order_id=order_id, account_id=account_id, state=gate, recorded_at=datetime.now(UTC)
         )
     )
-    await session.flush()
 
 
 async def add_request(session: AsyncSession, request: ApprovalRequest, priced: OrderPriced) -> None:
+    await session.flush()  # the order's row first: the request names it (a foreign key)
     session.add(
         ApprovalRequestRow(
             order_id=request.order_id,
@@ -450,18 +452,19 @@ class SpendRow(Base):
 
 
 async def record_spend(session: AsyncSession, priced: OrderPriced, at: datetime) -> None:
+    """The approved order's spend, counted against its buyer's and cost centre's limits
+    (written again if the order was approved before: the last approval counts)."""
     order = priced.order
-    await session.merge(
-        SpendRow(
-            order_id=order.order_id,
-            account_id=order.account_id,
-            buyer_id=order.buyer_id,
-            cost_centre=order.cost_centre,
-            currency=priced.totals.currency,
-            amount=priced.totals.total,
-            approved_at=at,
-        )
-    )
+    row = await find(session, SpendRow, order.order_id)
+    if row is None:
+        row = SpendRow(order_id=order.order_id)
+        session.add(row)
+    row.account_id = order.account_id
+    row.buyer_id = order.buyer_id
+    row.cost_centre = order.cost_centre
+    row.currency = priced.totals.currency
+    row.amount = priced.totals.total
+    row.approved_at = at
 
 
 async def release_spend(session: AsyncSession, order_id: str) -> bool:

@@ -187,7 +187,6 @@ async def remember_order(
     row.decided_by = decided_by
     if approved_event is not None:
         row.approved_event = approved_event
-    await session.flush()
     return row
 
 
@@ -275,7 +274,6 @@ async def number_shipments(
                 lines=[line.model_dump(mode="json") for line in shipment.lines],
             )
         )
-    await session.flush()
 
 
 def _planned(row: ShipmentRow) -> PlannedShipment:

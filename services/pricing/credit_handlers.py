@@ -70,7 +70,7 @@ async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> No
         for row in credit
     }
     if credit:
-        held = await holds.all_holds_of_order(tx.session, event.order_id)
+        held = await holds.all_holds_of_order(tx.session, event.order_id, again=True)
     for row in holds.move_holds(held, wanted):
         if row.kind == HoldKind.CREDIT and wanted is HoldState.RELEASED:
             accounts[row.subject].credit_on_account += row.settled

@@ -26,6 +26,7 @@ from services.pricing import holds
 from services.pricing.credit import CreditLine, exposure_of
 from services.pricing.holds import HoldKind, HoldRow
 from services.pricing.store import Base
+from shared.batch_reads import read_once
 from shared.contract import Account, CreditPolicy, PaymentReceived
 from shared.db import ExactDecimal
 
@@ -93,8 +94,29 @@ async def save_terms(session: AsyncSession, account: Account) -> None:
     row.warning_percent = terms.warning_percent if terms else 80
 
 
+LOCKED_ACCOUNTS = "locked credit accounts"
+"""`read_once`'s name for the credit rows a transaction has locked."""
+
+
 async def locked_account(session: AsyncSession, account_id: str, currency: str) -> CreditAccountRow:
-    """The account's credit row, created if new (no limit), locked until the transaction ends."""
+    """The account's credit row, created if new (no limit), locked until the transaction ends.
+
+    Locked and read once per transaction: a batch with many orders of one account
+    holds the lock from the first, so what it read stays what the database has. A
+    savepoint rolled back gives the lock up and `read_once` forgets the row with it.
+    """
+    locked = await read_once(
+        session,
+        LOCKED_ACCOUNTS,
+        [account_id],
+        lambda _: _lock_account(session, account_id, currency),
+    )
+    return locked[account_id]
+
+
+async def _lock_account(
+    session: AsyncSession, account_id: str, currency: str
+) -> dict[str, CreditAccountRow]:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(CreditAccountRow)
@@ -115,7 +137,7 @@ async def locked_account(session: AsyncSession, account_id: str, currency: str) 
         .execution_options(populate_existing=True)
     )
     assert row is not None
-    return row
+    return {account_id: row}
 
 
 async def position(session: AsyncSession, account: CreditAccountRow) -> CreditPosition:

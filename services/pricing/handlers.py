@@ -24,6 +24,7 @@ from typing import Any
 from services.pricing import (
     credit_handlers,
     domain,
+    holds,
     promotion_handlers,
     quote_handlers,
     store,
@@ -86,6 +87,11 @@ async def read_orders_ahead(events: Sequence[OrderValidated], tx: Transaction) -
     each for the whole batch."""
     orders = ((e.order.order_id, e.order.account_id) for e in events)
     await store.read_orders_ahead(tx.session, orders)
+
+
+async def read_holds_ahead(reports: Sequence[OrderStatusChanged], tx: Transaction) -> None:
+    """The holds every report of the batch may move, read at once."""
+    await holds.read_holds_ahead(tx.session, {report.order_id for report in reports})
 
 
 async def order_validated(event: OrderValidated, tx: Transaction) -> None:
@@ -156,6 +162,6 @@ HANDLERS: dict[TopicSpec, Handler[Any]] = {
     QUOTES: quote_handlers.quote_changed,
     PROMOTIONS: promotion_handlers.promotion_changed,
     ORDERS_VALIDATED: ReadingAhead(order_validated, read_orders_ahead),
-    HOLD_MOVES: order_status_changed,
+    HOLD_MOVES: ReadingAhead(order_status_changed, read_holds_ahead),
     PAYMENTS_RECEIVED: credit_handlers.payment_received,
 }

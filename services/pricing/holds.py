@@ -26,6 +26,7 @@ rows and reacts to what moved.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.pricing.store import Base
+from shared.batch_reads import forget_reads, read_once
 from shared.contract import OrderState
 from shared.db import ExactDecimal
 
@@ -119,19 +121,47 @@ async def hold(
         held_at=now,
         changed_at=now,
     )
+    forget_reads(session, HOLDS_READ, [order_id])
     session.add(row)
     await session.flush()
     return row
 
 
-async def all_holds_of_order(session: AsyncSession, order_id: str) -> list[HoldRow]:
-    """Every hold of the order, of any kind and state, as the database has it now."""
+HOLDS_READ = "holds of orders"
+"""`read_once`'s name for the holds of each order a transaction read."""
+
+
+async def read_holds_ahead(session: AsyncSession, order_ids: Iterable[str]) -> None:
+    """The holds of every order a batch of reports names, in one statement: nearly every
+    order's approval commits its holds, and each would otherwise be a look-up of its own."""
+    await read_once(session, HOLDS_READ, order_ids, lambda ids: _holds_of_orders(session, ids))
+
+
+async def all_holds_of_order(
+    session: AsyncSession, order_id: str, *, again: bool = False
+) -> list[HoldRow]:
+    """Every hold of the order, of any kind and state, as the database has it: read once
+    per transaction (or ahead for the batch), unless asked `again` (under a lock just taken).
+    Holds move only by changing these rows, so what was read stays true in the batch."""
+    if again:
+        forget_reads(session, HOLDS_READ, [order_id])
+    found = await read_once(
+        session, HOLDS_READ, [order_id], lambda ids: _holds_of_orders(session, ids)
+    )
+    return found[order_id]
+
+
+async def _holds_of_orders(session: AsyncSession, order_ids: set[str]) -> dict[str, list[HoldRow]]:
     rows = await session.scalars(
         select(HoldRow)
-        .where(HoldRow.order_id == order_id)
+        .where(HoldRow.order_id.in_(order_ids))
+        .order_by(HoldRow.order_id, HoldRow.kind, HoldRow.subject)
         .execution_options(populate_existing=True)
     )
-    return list(rows)
+    held: dict[str, list[HoldRow]] = {order_id: [] for order_id in order_ids}
+    for row in rows:
+        held[row.order_id].append(row)
+    return held
 
 
 def move_holds(rows: list[HoldRow], wanted: HoldState) -> list[HoldRow]:

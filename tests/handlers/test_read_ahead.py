@@ -14,16 +14,22 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from services.catalog import store as catalog_store
+from services.pricing import holds
 from shared.consume import ReadingAhead
-from shared.contract import Event, OrderApproved, OrderPriced, OrderValidated
+from shared.contract import Event, OrderApproved, OrderPriced, OrderState, OrderValidated
 from shared.topics import (
+    HOLD_MOVES,
     ORDERS_APPROVED,
     ORDERS_PRICED,
     ORDERS_SUBMITTED,
     ORDERS_VALIDATED,
+    STOCK_MOVES,
     TopicSpec,
 )
+from tests.handlers.conftest import status_from
 from tests.handlers.four_services import Benches, four_services
 from tests.support.bench import ServiceBench
 from tools.seed import GLOBEX, b2b_order, b2c_order
@@ -124,3 +130,40 @@ async def test_hostile_messages_in_a_read_ahead_batch_go_alone_and_the_good_ones
     assert await catalog.history("h-mine") == ["received"]
     handed_on = await catalog.published(ORDERS_VALIDATED, OrderValidated)
     assert [v.order.order_id for v in handed_on] == ["h-mine", "h-good-1", "h-good-2", "h-next"]
+
+
+async def test_a_batch_of_reports_moves_each_orders_holds_and_stock_as_one_by_one_would(
+    benches: Benches, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pricing reads the holds of a batch's orders once, catalog its orders once, and the
+    moves stay in the session until the batch commits: an order approved and then
+    cancelled in the same batch must end released, its stock given back."""
+    orders = [b2b_order(f"rr-{n}", [("BOLT-M8-100", 10)]) for n in range(3)]
+    await benches.catalog.deliver_batch(ORDERS_SUBMITTED, orders)
+    validated = await benches.catalog.published(ORDERS_VALIDATED, OrderValidated)
+    await benches.pricing.deliver_batch(ORDERS_VALIDATED, validated)
+    kept, ended, refused = (order.order() for order in orders)
+    reports = [
+        status_from("approvals", kept, OrderState.APPROVED),
+        status_from("approvals", ended, OrderState.APPROVED),
+        status_from("shops", ended, OrderState.CANCELLED),
+        status_from("approvals", refused, OrderState.REJECTED),
+        status_from("fulfillment", kept, OrderState.FULFILLMENT_PLANNED),
+    ]
+
+    pricing_reads = [r for r in reports if r.status in HOLD_MOVES.repeats]
+    await deliver_in_one_run(benches.pricing, HOLD_MOVES, pricing_reads, caplog)
+    catalog_reads = [r for r in reports if r.status in STOCK_MOVES.repeats]
+    await deliver_in_one_run(benches.catalog, STOCK_MOVES, catalog_reads, caplog)
+
+    async with benches.pricing.db.sessions() as session:
+        for order, state in ((kept, "committed"), (ended, "released"), (refused, "released")):
+            held = await holds.all_holds_of_order(session, order.order_id)
+            assert held and {row.state for row in held} == {state}, order.order_id
+    async with benches.catalog.db.sessions() as session:
+        reserved = await session.scalar(
+            select(catalog_store.StockRow.reserved).where(
+                catalog_store.StockRow.sku == "BOLT-M8-100"
+            )
+        )
+    assert reserved == 10  # the planned order's units stay held; the others' came back
