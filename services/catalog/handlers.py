@@ -159,9 +159,11 @@ def advance(row: store.OrderRow, cause: Cause) -> domain.Transition | None:
 
 
 async def read_orders_ahead(events: Sequence[OrderSubmitted], tx: Transaction) -> None:
-    """Whether each order of the batch is known or was cancelled before it came, and its
-    account's terms: one statement each for the whole batch."""
+    """Whether each order of the batch is known or was cancelled before it came, its
+    account's terms, and the stock of every SKU it asks for (locked): one statement each
+    for the whole batch."""
     await store.read_orders_ahead(tx.session, ((e.order_id, e.account_id) for e in events))
+    await store.lock_stock_ahead(tx.session, {line.sku for e in events for line in e.lines})
 
 
 async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:

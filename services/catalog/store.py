@@ -103,6 +103,10 @@ class StockRow(Base):
     on_hand: Mapped[int] = mapped_column(Integer)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
 
+    @property
+    def free(self) -> int:
+        return self.on_hand - self.reserved
+
 
 class AccountRow(Base):
     __tablename__ = "accounts"
@@ -323,16 +327,41 @@ async def buyer_terms(session: AsyncSession, account_id: str) -> BuyerTerms | No
     )
 
 
+STOCK_READ = "stock rows, locked"
+"""`read_once`'s name for the stock rows (with their warehouses) a transaction has locked."""
+
+
 async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[StockAt]]:
     """Free stock per SKU in every known warehouse, locked until the transaction ends.
 
-    Locked in (sku, warehouse) order, the same order every writer uses, so two
-    workers planning orders for the same SKUs queue instead of deadlocking.
-    Stock in a warehouse catalog doesn't know can't ship, so it isn't offered.
-    Stock rows and warehouses are never added in an order's batch, so the
-    orders, lines and reservations the batch added wait (no autoflush) and
-    are inserted together when it commits.
+    A batch of orders locks the stock rows of every SKU it names at once
+    (`lock_stock_ahead`), and each order reads them from the session: the
+    rows' reserved units follow each `take_units` there. A SKU no one read
+    ahead (a reorder's) is locked when its order asks. Stock in a warehouse
+    catalog doesn't know can't ship, so it isn't offered.
     """
+    rows = await read_once(session, STOCK_READ, skus, lambda wanted: _lock_stock(session, wanted))
+    free: dict[str, list[StockAt]] = defaultdict(list)
+    for sku, sites in rows.items():
+        free[sku] = [
+            StockAt(site.warehouse_id, WarehouseKind(site.kind), site.country, level.free)
+            for level, site in sites
+        ]
+    return free
+
+
+async def lock_stock_ahead(session: AsyncSession, skus: Iterable[str]) -> None:
+    """Lock and read the stock rows of every SKU a batch of orders names, in one statement."""
+    await read_once(session, STOCK_READ, skus, lambda wanted: _lock_stock(session, wanted))
+
+
+async def _lock_stock(
+    session: AsyncSession, skus: set[str]
+) -> dict[str, list[tuple[StockRow, WarehouseRow]]]:
+    """Locked in (sku, warehouse) order, the same order every writer uses, so two workers
+    planning orders for the same SKUs queue instead of deadlocking. Stock rows and
+    warehouses are never added in an order's batch, so the orders, lines and reservations
+    the batch added wait (no autoflush) and are inserted together when it commits."""
     with session.no_autoflush:
         rows = await session.execute(
             select(StockRow, WarehouseRow)
@@ -341,16 +370,9 @@ async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[St
             .order_by(StockRow.sku, StockRow.warehouse_id)
             .with_for_update(of=StockRow)
         )
-    stock: dict[str, list[StockAt]] = defaultdict(list)
+    stock: dict[str, list[tuple[StockRow, WarehouseRow]]] = {sku: [] for sku in skus}
     for level, site in rows:
-        stock[level.sku].append(
-            StockAt(
-                site.warehouse_id,
-                WarehouseKind(site.kind),
-                site.country,
-                level.on_hand - level.reserved,
-            )
-        )
+        stock[level.sku].append((level, site))
     return stock
 
 
