@@ -85,9 +85,11 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
         assert set(level["consumer_lag_at_end_of_offer"]) == set(SERVICES)
     traffic = burst["messages_per_order"]
     assert set(traffic["consumed"]) == set(SERVICES)
-    # Every order is reported at least on receipt and at its end, and every service reads it.
+    # Every order is reported at least on receipt and at its end, and reaches catalog; the
+    # services read only their share of the reports, not every report each.
     assert traffic["status_reports"] >= 2
-    assert traffic["consumed_all_services"] >= 4 * traffic["status_reports"]
+    assert traffic["consumed"]["catalog"] >= 1
+    assert traffic["consumed_all_services"] < 4 * traffic["status_reports"]
     baselines = written["baselines"]
     for kind in ("load_generator", *KINDS):
         assert_measured(baselines[kind]["messages_per_second"])
