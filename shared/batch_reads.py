@@ -19,10 +19,11 @@ database again is never wrong.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, any_, bindparam, event, select, tuple_
+from sqlalchemy import ColumnElement, Select, any_, bindparam, event, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_mapper
@@ -78,7 +79,9 @@ async def read_ahead(
     wanted = set(keys)
     if not wanted:
         return set()
-    rows = list(await session.scalars(select(model).where(_among(session, model, wanted))))
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _rows_among(model, on_postgres and len(model.__mapper__.primary_key) == 1)
+    rows = list(await session.scalars(statement, {"keys": list(wanted)}))
     session.info.setdefault((AHEAD, model, "rows"), []).extend(rows)
     found = {_identity(row) for row in rows}
     absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
@@ -93,17 +96,20 @@ async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None
     return await session.get(model, key)
 
 
-def _among(session: AsyncSession, model: type[Any], keys: set[Hashable]) -> ColumnElement[bool]:
-    """The primary key is one of `keys`. On PostgreSQL a single-column key is compared with
-    one array, so every batch size is the same statement, prepared once per connection
-    (`IN` lists one parameter per key: a statement of its own for each size)."""
+@functools.cache
+def _rows_among(model: type[Any], as_array: bool) -> Select[Any]:
+    """The rows of `model` whose primary key is one of the parameter `keys`, built once per
+    model (a statement built per call costs its cache key's computation every time).
+
+    `as_array` (PostgreSQL, a single-column key) compares the key with one array, so every
+    batch size is the same statement, prepared once per connection; otherwise `keys` is an
+    expanding `IN` list (a value, or a tuple for a composite key, per key).
+    """
     columns = model.__mapper__.primary_key
-    if len(columns) > 1:
-        return tuple_(*columns).in_(keys)
-    column = columns[0]
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("keys", list(keys), type_=ARRAY(column.type)))
-    return column.in_(keys)
+    key: ColumnElement[Any] = tuple_(*columns) if len(columns) > 1 else columns[0]
+    if as_array:
+        return select(model).where(key == any_(bindparam("keys", type_=ARRAY(key.type))))
+    return select(model).where(key.in_(bindparam("keys", expanding=True)))
 
 
 def _identity(row: object) -> Hashable:

@@ -9,6 +9,7 @@ either a redelivery the inbox drops or an unsent row the relay sends on restart.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 import uuid
@@ -275,7 +276,15 @@ class Transaction:
         """Insert every queued row in one statement: a batch of events costs one round trip
         for its outgoing events, not one per event."""
         if self.published:
-            await self.session.execute(insert(self.outbox_table), self.published)
+            await self.session.execute(_insert_into(self.outbox_table), self.published)
+
+
+@functools.cache
+def _insert_into(table: Table) -> Any:
+    """One `INSERT` statement object per table, built once: SQLAlchemy then finds its
+    compiled form by a cache key it memoizes on the object, where a statement built per
+    call costs that key's computation every time."""
+    return insert(table)
 
 
 class OrderRecord:
@@ -484,25 +493,33 @@ class ServiceDatabase:
         now = datetime.now(UTC)
         parameters: dict[str, Any] = {}
         if self.is_sqlite:
-            statement = sqlite_insert(self.inbox).values(
-                [{"event_id": i, "topic": topic, "received_at": now} for i in event_ids]
+            statement = self._new_to_inbox(
+                sqlite_insert(self.inbox).values(
+                    [{"event_id": i, "topic": topic, "received_at": now} for i in event_ids]
+                )
             )
         else:
             statement = self._pg_inbox_insert
             parameters = {"ids": list(event_ids), "topic": topic, "now": now}
-        returning = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        return set((await tx.session.execute(statement, parameters)).scalars())
+
+    def _new_to_inbox(self, statement: Any) -> Any:
+        """An inbox insert that skips ids already there and returns those it added."""
+        return statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
             self.inbox.c.event_id
         )
-        return set((await tx.session.execute(returning, parameters)).scalars())
 
-    @property
+    @functools.cached_property
     def _pg_inbox_insert(self) -> Any:
         """The inbox insert with the ids as one array: the same statement text for every
         batch size, so PostgreSQL prepares it once (a row per id in `VALUES` would make
-        each batch size a statement of its own, and churn the prepared-statement cache)."""
+        each batch size a statement of its own, and churn the prepared-statement cache),
+        and one statement object, built once, whose cache key SQLAlchemy computes once."""
         ids = func.unnest(bindparam("ids", type_=ARRAY(String)))
         rows = select(ids, bindparam("topic", type_=String), bindparam("now", type_=DateTime(True)))
-        return pg_insert(self.inbox).from_select(["event_id", "topic", "received_at"], rows)
+        return self._new_to_inbox(
+            pg_insert(self.inbox).from_select(["event_id", "topic", "received_at"], rows)
+        )
 
     async def received(self, session: AsyncSession, event_id: uuid.UUID | str) -> bool:
         """Whether an event with this id is in the inbox already: a new one with it is dropped."""
@@ -518,6 +535,25 @@ class ServiceDatabase:
             .where(outbox.sent_at.is_(None), outbox.parked_at.is_(None))
             .order_by(outbox.id)
             .limit(limit)
+        )
+
+    @functools.cached_property
+    def _claim_oldest(self) -> Any:
+        """Claim the oldest unsent rows and mark them sent, in one statement built once
+        (`limit` and `now` are its parameters); the relay's failure rolls the mark back."""
+        outbox = self.outbox.c
+        oldest = (
+            select(outbox.id)
+            .where(outbox.sent_at.is_(None), outbox.parked_at.is_(None))
+            .order_by(outbox.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update()
+        )
+        return (
+            update(self.outbox)
+            .where(outbox.id.in_(oldest.scalar_subquery()))
+            .values(sent_at=bindparam("now", type_=DateTime(True)))
+            .returning(outbox.id, outbox.topic, outbox.key, outbox.value)
         )
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
@@ -537,16 +573,10 @@ class ServiceDatabase:
         set aside instead, so they no longer hold up the rows behind them.
         """
         outbox = self.outbox.c
-        oldest = self._oldest_unsent(limit).with_only_columns(outbox.id).with_for_update()
-        # Claimed and marked sent in one statement; the block's failure rolls the mark back.
-        claim = (
-            update(self.outbox)
-            .where(outbox.id.in_(oldest.scalar_subquery()))
-            .values(sent_at=datetime.now(UTC))
-            .returning(outbox.id, outbox.topic, outbox.key, outbox.value)
-        )
+        parameters = {"limit": limit, "now": datetime.now(UTC)}
         async with self.sessions() as session, session.begin():
-            rows = sorted((OutboxRow(*row) for row in await session.execute(claim)), key=_by_id)
+            claimed = await session.execute(self._claim_oldest, parameters)
+            rows = sorted((OutboxRow(*row) for row in claimed), key=_by_id)
             batch = OutboxBatch(rows)
             yield batch
             now = datetime.now(UTC)
