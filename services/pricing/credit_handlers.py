@@ -56,15 +56,20 @@ async def hold_credit(tx: Transaction, order: Order, total: Decimal) -> CreditCh
 async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> None:
     """Commit or release the order's holds as its fate says; other transitions change nothing.
 
-    A credit hold's account is locked before the holds move, and the holds are
-    read again under that lock; an order without one (every consumer order)
-    moves the holds it read.
+    A release changes the account's exposure and may give back what was paid,
+    so a credit hold's account is locked before its holds are released, and
+    they are read again under that lock. A commit moves no money: the hold
+    counts before and after, and only this order's reports, one at a time on
+    one topic, move its holds' state (a payment changes what is settled, not
+    the state). So approving an order locks no account, and the business
+    orders being priced meanwhile, which must, do not queue behind it.
     """
     wanted = holds.fate_of(event.status)
     if wanted is None:
         return
     held = await holds.all_holds_of_order(tx.session, event.order_id)
-    credit = [row for row in held if row.kind == HoldKind.CREDIT]
+    releasing = wanted is HoldState.RELEASED
+    credit = [row for row in held if row.kind == HoldKind.CREDIT and releasing]
     accounts = {
         row.subject: await credit_ledger.locked_account(tx.session, row.subject, row.currency or "")
         for row in credit
@@ -72,7 +77,7 @@ async def order_status_changed(event: OrderStatusChanged, tx: Transaction) -> No
     if credit:
         held = await holds.all_holds_of_order(tx.session, event.order_id, again=True)
     for row in holds.move_holds(held, wanted):
-        if row.kind == HoldKind.CREDIT and wanted is HoldState.RELEASED:
+        if row.kind == HoldKind.CREDIT and releasing:
             accounts[row.subject].credit_on_account += row.settled
 
 
