@@ -19,7 +19,6 @@ database again is never wrong.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -96,7 +95,9 @@ async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None
     return await session.get(model, key)
 
 
-@functools.cache
+_AMONG: dict[tuple[type[Any], bool], Select[Any]] = {}
+
+
 def _rows_among(model: type[Any], as_array: bool) -> Select[Any]:
     """The rows of `model` whose primary key is one of the parameter `keys`, built once per
     model (a statement built per call costs its cache key's computation every time).
@@ -105,11 +106,16 @@ def _rows_among(model: type[Any], as_array: bool) -> Select[Any]:
     batch size is the same statement, prepared once per connection; otherwise `keys` is an
     expanding `IN` list (a value, or a tuple for a composite key, per key).
     """
-    columns = model.__mapper__.primary_key
-    key: ColumnElement[Any] = tuple_(*columns) if len(columns) > 1 else columns[0]
-    if as_array:
-        return select(model).where(key == any_(bindparam("keys", type_=ARRAY(key.type))))
-    return select(model).where(key.in_(bindparam("keys", expanding=True)))
+    if (model, as_array) not in _AMONG:
+        columns = model.__mapper__.primary_key
+        key: ColumnElement[Any] = tuple_(*columns) if len(columns) > 1 else columns[0]
+        among = (
+            key == any_(bindparam("keys", type_=ARRAY(key.type)))
+            if as_array
+            else key.in_(bindparam("keys", expanding=True))
+        )
+        _AMONG[model, as_array] = select(model).where(among)
+    return _AMONG[model, as_array]
 
 
 def _identity(row: object) -> Hashable:

@@ -28,13 +28,17 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     case,
     func,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from services.catalog.domain import (
     OPEN_STAGES,
@@ -500,21 +504,34 @@ async def take_early_cancellation(
     return row
 
 
+TAKE_UNITS = (
+    update(StockRow)
+    .where(
+        StockRow.sku == bindparam("at_sku"),
+        StockRow.warehouse_id == bindparam("at_warehouse"),
+        StockRow.on_hand - StockRow.reserved >= bindparam("units"),
+    )
+    .values(reserved=StockRow.reserved + bindparam("units"))
+    .execution_options(synchronize_session=False)
+)
+"""Reserve units if they are free: the guard is the last line against oversell. Built once;
+the stock row in the session is brought up to date by `take_units`, not by SQLAlchemy's
+evaluation of the WHERE clause against every stock row the session holds."""
+
+
 async def take_units(session: AsyncSession, sku: str, warehouse_id: str, units: int) -> None:
-    """Reserve `units` if they are free; the WHERE clause is the last line against oversell.
-    (No autoflush: it reads only the stock row, as `free_stock` does.)"""
+    """Reserve `units` if they are free (`TAKE_UNITS`), and show it on the session's row,
+    which the batch's next orders plan from. (No autoflush: it reads only the stock row,
+    as `free_stock` does.)"""
     with session.no_autoflush:
         result = await session.execute(
-            update(StockRow)
-            .where(
-                StockRow.sku == sku,
-                StockRow.warehouse_id == warehouse_id,
-                StockRow.on_hand - StockRow.reserved >= units,
-            )
-            .values(reserved=StockRow.reserved + units)
+            TAKE_UNITS, {"at_sku": sku, "at_warehouse": warehouse_id, "units": units}
         )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StockTaken(sku)
+    row = session.identity_map.get(identity_key(StockRow, (sku, warehouse_id)))
+    if row is not None and "reserved" not in inspect(row).unloaded:
+        set_committed_value(row, "reserved", row.reserved + units)
 
 
 async def hold_stock(

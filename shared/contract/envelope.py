@@ -18,7 +18,7 @@ def _require_utc(value: datetime) -> datetime:
         raise ValueError(
             "occurred_at needs a time zone; send RFC 3339 UTC such as 2026-11-23T10:15:00Z"
         )
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 UtcTime = Annotated[datetime, AfterValidator(_require_utc)]

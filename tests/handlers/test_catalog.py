@@ -740,6 +740,22 @@ async def test_an_order_submitted_twice_in_one_batch_holds_its_stock_once_in_one
     assert await shelf(catalog, "BOLT-M8-100") == (5000, 40)
 
 
+async def test_orders_in_one_batch_see_the_units_the_ones_before_them_took(
+    catalog: ServiceBench,
+) -> None:
+    """The batch locks the stock once and each order plans from the session's rows: those
+    rows must follow every reservation. If they did not, the second order would plan the
+    Berlin units the first took, fail the guard and be rejected, though Kassel has them."""
+    await set_stock(catalog, "GLOVE-L", wh_berlin=30, dc_kassel=50)
+    orders = [b2c_order(f"c-{n}", [("GLOVE-L", 20)]) for n in range(1, 4)]
+
+    await catalog.deliver_batch(ORDERS_SUBMITTED, orders)
+
+    assert sorted(v.order.order_id for v in await validated(catalog)) == ["c-1", "c-2", "c-3"]
+    berlin, kassel = await shelf(catalog, "GLOVE-L", "wh-berlin"), await shelf(catalog, "GLOVE-L")
+    assert (berlin[1] + kassel[1], berlin[1] <= 30, kassel[1] <= 50) == (60, True, True)
+
+
 async def test_an_early_cancellation_is_found_for_its_order_in_a_batch_of_new_orders(
     catalog: ServiceBench,
 ) -> None:
