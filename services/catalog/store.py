@@ -344,7 +344,7 @@ async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[St
     ahead (a reorder's) is locked when its order asks. Stock in a warehouse
     catalog doesn't know can't ship, so it isn't offered.
     """
-    rows = await read_once(session, STOCK_READ, skus, lambda wanted: _lock_stock(session, wanted))
+    rows = await lock_stock_ahead(session, skus)
     free: dict[str, list[StockAt]] = defaultdict(list)
     for sku, sites in rows.items():
         free[sku] = [
@@ -354,9 +354,12 @@ async def free_stock(session: AsyncSession, skus: set[str]) -> dict[str, list[St
     return free
 
 
-async def lock_stock_ahead(session: AsyncSession, skus: Iterable[str]) -> None:
-    """Lock and read the stock rows of every SKU a batch of orders names, in one statement."""
-    await read_once(session, STOCK_READ, skus, lambda wanted: _lock_stock(session, wanted))
+async def lock_stock_ahead(
+    session: AsyncSession, skus: Iterable[str]
+) -> dict[str, list[tuple[StockRow, WarehouseRow]]]:
+    """Lock and read the stock rows of every SKU a batch of orders names, in one statement
+    (those locked before in the transaction are not asked for again)."""
+    return await read_once(session, STOCK_READ, skus, partial(_lock_stock, session))
 
 
 async def _lock_stock(

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,7 +135,7 @@ HOLDS_READ = "holds of orders"
 async def read_holds_ahead(session: AsyncSession, order_ids: Iterable[str]) -> None:
     """The holds of every order a batch of reports names, in one statement: nearly every
     order's approval commits its holds, and each would otherwise be a look-up of its own."""
-    await read_once(session, HOLDS_READ, order_ids, lambda ids: _holds_of_orders(session, ids))
+    await read_once(session, HOLDS_READ, order_ids, partial(_holds_of_orders, session))
 
 
 async def all_holds_of_order(
@@ -145,9 +146,7 @@ async def all_holds_of_order(
     Holds move only by changing these rows, so what was read stays true in the batch."""
     if again:
         forget_reads(session, HOLDS_READ, [order_id])
-    found = await read_once(
-        session, HOLDS_READ, [order_id], lambda ids: _holds_of_orders(session, ids)
-    )
+    found = await read_once(session, HOLDS_READ, [order_id], partial(_holds_of_orders, session))
     return found[order_id]
 
 
