@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import NamedTuple
 
 from pydantic import TypeAdapter
@@ -32,7 +33,7 @@ from services.approvals.domain import (
     TimerEvent,
 )
 from services.approvals.policy import LimitKey
-from shared.batch_reads import find, read_ahead
+from shared.batch_reads import find, forget_reads, read_ahead, read_once
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -90,6 +91,7 @@ class DelegationRow(Base):
 
 
 async def save_account(session: AsyncSession, account: Account) -> None:
+    forget_reads(session, ACCOUNTS_NOW_READ, [account.account_id])
     await session.merge(
         AccountRow(account_id=account.account_id, account=account.model_dump_json(by_alias=True))
     )
@@ -142,6 +144,7 @@ async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy 
 
 async def save_delegation(session: AsyncSession, delegation: Delegation) -> None:
     """The latest delegation of a delegator replaces the one before (out of office, again)."""
+    forget_reads(session, ACCOUNTS_NOW_READ, [delegation.account_id])
     await session.merge(
         DelegationRow(
             account_id=delegation.account_id,
@@ -153,8 +156,26 @@ async def save_delegation(session: AsyncSession, delegation: Delegation) -> None
     )
 
 
+ACCOUNTS_NOW_READ = "members and delegations"
+"""`read_once`'s name for the accounts' members and delegations a transaction read."""
+
+
 async def account_now(session: AsyncSession, account_id: str) -> AccountNow:
-    """Today's members and delegations of an account (not the snapshot a request keeps)."""
+    """Today's members and delegations of an account (not the snapshot a request keeps).
+
+    Read once per transaction: a decision asks twice (to count it, then to
+    report progress), and a batch of decisions often names one account."""
+    found = await read_once(
+        session, ACCOUNTS_NOW_READ, [account_id], partial(_read_accounts_now, session)
+    )
+    return found[account_id]
+
+
+async def _read_accounts_now(session: AsyncSession, account_ids: set[str]) -> dict[str, AccountNow]:
+    return {account_id: await _read_account_now(session, account_id) for account_id in account_ids}
+
+
+async def _read_account_now(session: AsyncSession, account_id: str) -> AccountNow:
     account = await find_account(session, account_id)
     rows = await session.scalars(
         select(DelegationRow).where(DelegationRow.account_id == account_id)
