@@ -16,6 +16,7 @@ import uuid
 from collections.abc import (
     AsyncIterator,
     Callable,
+    Collection,
     Sequence,
 )
 from contextlib import asynccontextmanager
@@ -235,11 +236,17 @@ class Transaction:
         state: OrderState,
         *,
         reason: Reason | None = None,
+        not_repeated_on: Collection[TopicSpec] = (),
         **details: Any,
     ) -> None:
-        """Publish an order's transition on `orders.status` (and on the topic that repeats it
+        """Publish an order's transition on `orders.status` (and on the topics that repeat it
         for the services that act on it), counted by channel and outcome (and a rejection
-        by its reason code, for the dashboards' rejections by reason)."""
+        by its reason code, for the dashboards' rejections by reason).
+
+        `not_repeated_on` names report topics whose readers would not act on this
+        order's transition, as the reporting service knows from what it was told (an
+        approval of an order pricing holds nothing for): it is not repeated there.
+        """
         channel = Channel(order.channel) if order.channel else None
         status = OrderStatusChanged.new(
             order_id=order.order_id,
@@ -251,7 +258,8 @@ class Transaction:
             **details,
         )
         for spec in (ORDERS_STATUS, *repeating(state)):
-            await self.publish(spec, status)
+            if spec not in not_repeated_on:
+                await self.publish(spec, status)
         label = channel.value if channel else "unknown"
         self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
         if state is OrderState.REJECTED and reason is not None:

@@ -47,6 +47,7 @@ from shared.topics import (
     APPROVAL_DECISIONS,
     APPROVAL_POLICIES,
     DELEGATIONS,
+    HOLD_MOVES,
     ORDERS_APPROVED,
     ORDERS_ENDED,
     ORDERS_PRICED,
@@ -272,6 +273,7 @@ async def release_to_fulfillment(
     await tx.report(
         priced.order,
         OrderState.APPROVED,
+        not_repeated_on=() if priced.holds else (HOLD_MOVES,),
         totals=priced.totals,
         payment=priced.payment,
         lines=priced.lines,

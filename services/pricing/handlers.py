@@ -127,6 +127,7 @@ async def order_validated(event: OrderValidated, tx: Transaction) -> None:
             submitted_at=event.submitted_at,
             credit_limit_override=credit.override,
             credit_warning=credit.warning,
+            holds=holds.holds_placed(tx.session, order.order_id),
         ),
     )
     tx.on_commit(metrics.ORDERS.labels(tx.service, order.channel.value, PRICED).inc)

@@ -123,9 +123,20 @@ async def hold(
         changed_at=now,
     )
     forget_reads(session, HOLDS_READ, [order_id])
+    session.info.setdefault(HELD_NOW, set()).add(order_id)
     session.add(row)
     await session.flush()
     return row
+
+
+HELD_NOW = "orders given holds"
+"""`Session.info`'s key for the orders this transaction set something aside for."""
+
+
+def holds_placed(session: AsyncSession, order_id: str) -> bool:
+    """Whether this transaction set anything aside for the order: only then does its
+    approval move a hold, and need reach pricing."""
+    return order_id in session.info.get(HELD_NOW, ())
 
 
 HOLDS_READ = "holds of orders"

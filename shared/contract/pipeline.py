@@ -177,6 +177,13 @@ class OrderPriced(Event):
         "warning threshold (or over its limit): limit, exposure and utilisation in words.",
     )
     payment: PaymentPlan | None = payment_plan_field()
+    holds: bool = Field(
+        default=True,
+        description="Pricing set something aside for this order that its approval moves "
+        "(credit, a limited promotion's use, a single-use quote). Without any, approvals does "
+        "not repeat the order's approval on orders.status.holds, where no reader would act "
+        "on it. Absent: true.",
+    )
 
     @model_validator(mode="after")
     def _one_currency(self) -> Self:

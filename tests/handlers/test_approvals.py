@@ -42,6 +42,7 @@ from shared.contract import (
     OrderApproved,
     OrderPriced,
     OrderState,
+    OrderStatusChanged,
     OrderSubmitted,
     PricedLine,
     PromotionKind,
@@ -58,6 +59,7 @@ from shared.topics import (
     APPROVAL_NOTICES,
     APPROVAL_POLICIES,
     DELEGATIONS,
+    HOLD_MOVES,
     ORDERS_APPROVED,
     ORDERS_PRICED,
     ORDERS_STATUS,
@@ -164,6 +166,20 @@ async def test_a_consumer_order_is_approved_at_once(approvals: ServiceBench) -> 
     )
     assert status.totals == approved.totals and status.lines == approved.lines
     assert status.payment == approved.payment == priced(b2c_order("c-1", [("GLOVE-L", 3)])).payment
+
+
+@pytest.mark.parametrize("holds", [True, False], ids=["holds", "no-holds"])
+async def test_an_approval_is_repeated_for_pricing_only_when_pricing_holds_something(
+    approvals: ServiceBench, holds: bool
+) -> None:
+    """Every approval is on `orders.status`; on `orders.status.holds`, which only pricing
+    reads to move its holds, only if the priced order says pricing holds something."""
+    submitted = b2c_order("c-1", [("GLOVE-L", 3)])
+    await approvals.deliver(ORDERS_PRICED, priced(submitted).model_copy(update={"holds": holds}))
+    [status] = await approvals.statuses(submitted.order_id)
+    assert status.status is OrderState.APPROVED
+    repeated = await approvals.published(HOLD_MOVES, OrderStatusChanged)
+    assert [r.order_id for r in repeated] == ([submitted.order_id] if holds else [])
 
 
 async def test_the_payment_plan_travels_with_the_order_to_its_approvers_and_on(

@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from shared.contract import OrderPriced, PriceEntry, PriceList, PriceTier, ReasonCode
-from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS
+from shared.contract import (
+    OrderPriced,
+    OrderSubmitted,
+    PriceEntry,
+    PriceList,
+    PriceTier,
+    ReasonCode,
+)
+from shared.topics import ACCOUNTS, ORDERS_PRICED, ORDERS_VALIDATED, PRICE_LISTS, PROMOTIONS
 from tests.handlers.conftest import deliver_invalid, pricing_on_sqlite, validated
 from tests.support.bench import ServiceBench
-from tools.seed import accounts, b2b_order, b2c_order
+from tools.seed import accounts, b2b_order, b2c_order, promotions
 
 
 @pytest.fixture
@@ -36,6 +43,26 @@ async def test_a_business_order_gets_its_contract_tier(pricing: ServiceBench) ->
     [priced] = await pricing.published(ORDERS_PRICED, OrderPriced)
     assert priced.lines[0].unit_price == Decimal("8.90")
     assert priced.totals.total == Decimal("1335.00")
+
+
+@pytest.mark.parametrize(
+    ("order", "holds"),
+    [
+        (b2c_order("c-1", [("GLOVE-L", 3)]), False),
+        (b2b_order("b-1", [("BOLT-M8-100", 150)]), True),
+        (b2c_order("c-2", [("DRILL-18V", 1), ("GLOVE-L", 1)], promo_codes=["WELCOME10"]), True),
+    ],
+    ids=["consumer", "business-credit", "limited-promotion"],
+)
+async def test_the_priced_order_says_whether_pricing_holds_anything_for_it(
+    pricing: ServiceBench, order: OrderSubmitted, holds: bool
+) -> None:
+    """Only an order pricing set something aside for (credit, a limited promotion's use)
+    needs its approval to come back to pricing; approvals reads this to decide."""
+    await pricing.deliver_all(PROMOTIONS, promotions())
+    await pricing.deliver(ORDERS_VALIDATED, validated(order))
+    [priced] = await pricing.published(ORDERS_PRICED, OrderPriced)
+    assert priced.holds is holds
 
 
 async def test_terms_the_account_may_not_use_reject_the_order(pricing: ServiceBench) -> None:
