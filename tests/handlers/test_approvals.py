@@ -10,6 +10,7 @@ Globex: 2000 EUR and more needs a manager and finance in parallel, two people.
 from __future__ import annotations
 
 import html
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -252,6 +253,21 @@ async def test_an_invalid_priced_order_is_dead_lettered_and_rejected(
     letter = await deliver_invalid(approvals, ORDERS_PRICED, "b-6")
     assert "schema" in letter.error
     assert await approvals.published(ORDERS_APPROVED) == []
+
+
+@pytest.mark.parametrize("holds", ["yes", 1, None, {"credit": True}])
+async def test_a_priced_order_whose_holds_is_no_boolean_is_dead_lettered_and_the_next_passes(
+    approvals: ServiceBench, holds: object
+) -> None:
+    bad = json.loads(priced(b2c_order("c-1", [("GLOVE-L", 3)])).to_bytes())
+    await approvals.deliver(ORDERS_PRICED, json.dumps({**bad, "holds": holds}).encode())
+    [letter] = await approvals.dead_letters(ORDERS_PRICED)
+    assert "holds" in letter.error
+    [rejected] = await approvals.statuses("c-1")
+    assert rejected.reason is not None and rejected.reason.code is ReasonCode.INVALID_EVENT
+    await order(approvals, b2c_order("c-2", [("GLOVE-L", 3)]))
+    handed_on = await approvals.published(ORDERS_APPROVED, OrderApproved)
+    assert [approved.order.order_id for approved in handed_on] == ["c-2"]
 
 
 # --- decisions -----------------------------------------------------------------------------------
