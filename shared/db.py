@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Column,
     DateTime,
     Dialect,
@@ -536,7 +537,7 @@ class ServiceDatabase:
         )
         return found is not None
 
-    def _oldest_unsent(self, limit: int) -> Select[Any]:
+    def _oldest_unsent(self, limit: int | BindParameter[int]) -> Select[Any]:
         outbox = self.outbox.c
         return (
             select(outbox.id, outbox.topic, outbox.key, outbox.value)
@@ -550,13 +551,8 @@ class ServiceDatabase:
         """Claim the oldest unsent rows and mark them sent, in one statement built once
         (`limit` and `now` are its parameters); the relay's failure rolls the mark back."""
         outbox = self.outbox.c
-        oldest = (
-            select(outbox.id)
-            .where(outbox.sent_at.is_(None), outbox.parked_at.is_(None))
-            .order_by(outbox.id)
-            .limit(bindparam("limit", type_=Integer))
-            .with_for_update()
-        )
+        limit = bindparam("limit", type_=Integer)
+        oldest = self._oldest_unsent(limit).with_only_columns(outbox.id).with_for_update()
         return (
             update(self.outbox)
             .where(outbox.id.in_(oldest.scalar_subquery()))

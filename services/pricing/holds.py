@@ -101,6 +101,10 @@ class HoldRow(Base):
         return self.amount - self.settled if self.state in LIVE else Decimal(0)
 
 
+HELD_NOW = "orders given holds"
+"""`Session.info`'s key for the orders this transaction set something aside for."""
+
+
 async def hold(
     session: AsyncSession,
     kind: HoldKind,
@@ -127,10 +131,6 @@ async def hold(
     session.add(row)
     await session.flush()
     return row
-
-
-HELD_NOW = "orders given holds"
-"""`Session.info`'s key for the orders this transaction set something aside for."""
 
 
 def holds_placed(session: AsyncSession, order_id: str) -> bool:
