@@ -258,9 +258,10 @@ class Transaction:
             reason=reason,
             **details,
         )
+        value = status.to_bytes()  # one report, the same bytes on every topic carrying it
         for spec in (ORDERS_STATUS, *repeating(state)):
             if spec not in not_repeated_on:
-                await self.publish(spec, status)
+                await self.publish_raw(self.names.of(spec), spec.key_of(status).encode(), value)
         label = channel.value if channel else "unknown"
         self.on_commit(metrics.ORDERS.labels(self.service, label, state.value).inc)
         if state is OrderState.REJECTED and reason is not None:
@@ -578,14 +579,14 @@ class ServiceDatabase:
         """
         outbox = self.outbox.c
         parameters = {"limit": limit, "now": datetime.now(UTC)}
-        async with self.sessions() as session, session.begin():
-            claimed = await session.execute(self._claim_oldest, parameters)
+        async with self.engine.begin() as connection:  # plain SQL: no session to keep
+            claimed = await connection.execute(self._claim_oldest, parameters)
             rows = sorted((OutboxRow(*row) for row in claimed), key=_by_id)
             batch = OutboxBatch(rows)
             yield batch
             now = datetime.now(UTC)
             for row_id, reason in batch.parked.items():
-                await session.execute(
+                await connection.execute(
                     update(self.outbox)
                     .where(outbox.id == row_id)
                     .values(sent_at=None, parked_at=now, park_reason=reason)
