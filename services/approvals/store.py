@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 from pydantic import TypeAdapter
@@ -105,7 +105,7 @@ async def save_account(session: AsyncSession, account: Account) -> None:
 
 async def find_account(session: AsyncSession, account_id: str) -> Account | None:
     row = await find(session, AccountRow, account_id)
-    return None if row is None else Account.model_validate_json(row.account)
+    return None if row is None else _account_from(row.account)
 
 
 async def accounts_of(session: AsyncSession, member_id: str) -> list[str]:
@@ -139,7 +139,25 @@ async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, s
 
 async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy | None:
     row = await find(session, PolicyRow, account_id)
-    return None if row is None else ApprovalPolicy.model_validate_json(row.policy)
+    return None if row is None else _policy_from(row.policy)
+
+
+PARSED_REFERENCES = 256
+"""Accounts and policies kept parsed, by their stored text (each kind)."""
+
+
+@lru_cache(maxsize=PARSED_REFERENCES)
+def _account_from(text: str) -> Account:
+    """An account parsed once per stored text, not once per transaction: a few accounts
+    place most orders, and the models are frozen, so one parse serves every reader. Keyed
+    by the text itself, a changed account is a new entry: nothing to invalidate."""
+    return Account.model_validate_json(text)
+
+
+@lru_cache(maxsize=PARSED_REFERENCES)
+def _policy_from(text: str) -> ApprovalPolicy:
+    """A policy parsed once per stored text (as `_account_from`)."""
+    return ApprovalPolicy.model_validate_json(text)
 
 
 async def save_delegation(session: AsyncSession, delegation: Delegation) -> None:
