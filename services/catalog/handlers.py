@@ -160,10 +160,13 @@ def advance(row: store.OrderRow, cause: Cause) -> domain.Transition | None:
 
 async def read_orders_ahead(events: Sequence[OrderSubmitted], tx: Transaction) -> None:
     """Whether each order of the batch is known or was cancelled before it came, its
-    account's terms, and the stock of every SKU it asks for (locked): one statement each
-    for the whole batch."""
+    account's terms, and the stock (locked) and product of every SKU it asks for: one
+    statement each for the whole batch. Read before any order is recorded, so no read
+    in the middle of the batch makes the session write what it holds first."""
     await store.read_orders_ahead(tx.session, ((e.order_id, e.account_id) for e in events))
-    await store.lock_stock_ahead(tx.session, {line.sku for e in events for line in e.lines})
+    skus = {line.sku for e in events for line in e.lines}
+    await store.lock_stock_ahead(tx.session, skus)
+    await store.catalog_items(tx.session, skus)
 
 
 async def order_submitted(event: OrderSubmitted, tx: Transaction) -> None:
