@@ -7,9 +7,15 @@ CPU in the profile (docs/performance.md). Here a reader task moves the
 stream's events into a bounded queue, and the agent takes the first event
 when it comes and then, without waiting, every event already queued behind it,
 up to the batch's size. Under load batches fill by themselves, since events
-queue while a batch is in its transaction; when idle nothing wakes up, and a
-lone event is handled at once. `TRADELANE_BATCH_MAX_MS`, when above 0, lets a
-batch wait that long for more events before it is handled.
+queue while a batch is in its transaction; when idle nothing wakes up.
+
+`TRADELANE_BATCH_MAX_MS` (`wait_seconds`) lets a batch wait that long for more
+events, but only while events flow: while the agent's typical wait for a
+batch's first event (`Pace`) is under four times that. A quiet agent handles each
+event at once, so a quiet system's latency is untouched; at a few dozen events
+a second, where each event would otherwise be a transaction of its own,
+batches of two or three cost less CPU per event, and the machine's two cores
+less contention, than the wait adds (docs/performance.md, "Seventh change").
 
 The events are not acknowledged here: the caller acknowledges each after its
 batch commits. The queue keeps arrival order, so per-partition order holds.
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 
@@ -31,20 +39,49 @@ class StreamEnded(Exception):
     """The stream stopped (the agent is being stopped): no more batches."""
 
 
+FLOWING_WAITS = 4.0
+"""Events flow while an agent's typical wait for a batch's first event is under this many
+batch waits (`wait_seconds`): at 20 ms, from about a dozen events a second."""
+PACE_WEIGHT = 0.2
+"""How much the latest wait moves the typical one (an exponentially weighted average)."""
+
+
+class Pace:
+    """How long an agent has typically waited for the first event of a batch."""
+
+    def __init__(self) -> None:
+        self.typical_wait = math.inf  # quiet until events show otherwise
+
+    def waited(self, seconds: float) -> None:
+        if math.isinf(self.typical_wait):
+            self.typical_wait = seconds
+        else:
+            self.typical_wait += PACE_WEIGHT * (seconds - self.typical_wait)
+
+    def flowing(self, wait_seconds: float) -> bool:
+        return self.typical_wait < FLOWING_WAITS * wait_seconds
+
+
 async def event_batches(
-    events: AsyncIterator[Any], most: int, wait_seconds: float = 0.0
+    events: AsyncIterator[Any],
+    most: int,
+    wait_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[list[Any], None]:
     """Yield lists of up to `most` events from `events`, in order, as described above."""
     queued: asyncio.Queue[Any] = asyncio.Queue(maxsize=most)
     reader = asyncio.ensure_future(_read_into(events, queued))
+    pace = Pace()
     try:
         while True:
+            asked = clock()
             try:
                 batch = [await _next(queued, reader)]
             except StreamEnded:
                 return
+            pace.waited(clock() - asked)
             _take_queued(queued, batch, most)
-            if wait_seconds > 0 and len(batch) < most:
+            if pace.flowing(wait_seconds) and len(batch) < most:
                 await _wait_for_more(queued, batch, most, wait_seconds)
             yield batch
     finally:

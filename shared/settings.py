@@ -126,12 +126,12 @@ class Settings(BaseSettings):
         "1 handles every event in a transaction of its own.",
     )
     batch_max_ms: float = Field(
-        0.0,
+        20.0,
         ge=0,
         le=1000,
         validation_alias="TRADELANE_BATCH_MAX_MS",
-        description="How long a batch may wait for more events after its first; 0 takes "
-        "what has queued and goes (batches still fill under load).",
+        description="How long a batch may wait for more events after its first, while "
+        "events flow (a quiet agent's lone event goes at once); 0 never waits.",
     )
     inbox_retention_days: float = Field(
         14,

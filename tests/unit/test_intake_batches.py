@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.intake_batches import ReaderFailed, event_batches
+from shared.intake_batches import FLOWING_WAITS, Pace, ReaderFailed, event_batches
 
 
 class Source:
@@ -57,13 +57,37 @@ async def test_events_queued_behind_the_first_join_its_batch_in_order_up_to_the_
     await batches.aclose()
 
 
-async def test_a_batch_may_wait_for_more_until_it_is_full() -> None:
+async def test_while_events_flow_a_batch_waits_for_more_until_it_is_full() -> None:
     source = Source()
-    batches = event_batches(source.events(), most=2, wait_seconds=60)
+    readings = iter([0.0, 0.01])  # the first event came 10 ms after the agent asked
+    batches = event_batches(source.events(), most=3, wait_seconds=60, clock=lambda: next(readings))
     source.send(1)
-    asyncio.get_running_loop().call_soon(source.send, 2)
-    assert await asyncio.wait_for(anext(batches), 5) == [1, 2]
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, source.send, 2)
+    loop.call_later(0.1, source.send, 3)
+    assert await asyncio.wait_for(anext(batches), 5) == [1, 2, 3]
     await batches.aclose()
+
+
+async def test_an_event_after_a_quiet_spell_goes_at_once_though_batches_may_wait() -> None:
+    source = Source()
+    quiet = FLOWING_WAITS * 60 + 1
+    readings = iter([0.0, quiet])  # the first event came long after the agent asked
+    batches = event_batches(source.events(), most=2, wait_seconds=60, clock=lambda: next(readings))
+    source.send(1)
+    assert await asyncio.wait_for(anext(batches), 5) == [1]  # not held 60 s for a second
+    await batches.aclose()
+
+
+def test_events_flow_while_the_typical_wait_for_one_is_short_and_stop_after_quiet() -> None:
+    pace = Pace()
+    assert not pace.flowing(0.02)  # nothing seen yet: quiet
+    for _ in range(5):
+        pace.waited(0.0)  # events were queued each time a batch was asked for
+    assert pace.flowing(0.02)
+    assert not pace.flowing(0.0)  # no waiting configured: never
+    pace.waited(10.0)  # a quiet spell
+    assert not pace.flowing(0.02)
 
 
 async def test_a_failing_stream_fails_the_agent_with_its_error() -> None:
