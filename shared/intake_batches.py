@@ -9,13 +9,13 @@ when it comes and then, without waiting, every event already queued behind it,
 up to the batch's size. Under load batches fill by themselves, since events
 queue while a batch is in its transaction; when idle nothing wakes up.
 
-`TRADELANE_BATCH_MAX_MS` (`wait_seconds`) lets a batch wait that long for more
-events, but only while events flow: while the agent's typical wait for a
-batch's first event (`Pace`) is under four times that. A quiet agent handles each
-event at once, so a quiet system's latency is untouched; at a few dozen events
-a second, where each event would otherwise be a transaction of its own,
-batches of two or three cost less CPU per event, and the machine's two cores
-less contention, than the wait adds (docs/performance.md, "Seventh change").
+`TRADELANE_BATCH_MAX_MS` (`wait_seconds`, default 0) lets a batch wait that
+long for more events, but only while events flow: while the agent's typical
+wait for a batch's first event (`Pace`) is under four times that. A quiet
+agent handles each event at once, so a quiet system's latency is untouched.
+On this project's 2-core benchmark a 20 ms wait lowered latency at a few dozen
+orders a second and slowed bursts (docs/performance.md, "Seventh change"), so
+it is left to ops to choose.
 
 The events are not acknowledged here: the caller acknowledges each after its
 batch commits. The queue keeps arrival order, so per-partition order holds.
