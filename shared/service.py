@@ -50,9 +50,9 @@ def _status(problems: list[str]) -> int:
 
 
 WATCHDOG_EARLY_SECONDS = 1.0
+"""The watchdog ends a hung stop this long before the bound, so the process is gone by then."""
 GC_YOUNG_ALLOCATIONS = 10_000
 """Allocations between collections of the youngest generation (Python's default is 700)."""
-"""The watchdog ends a hung stop this long before the bound, so the process is gone by then."""
 
 
 class Service:
