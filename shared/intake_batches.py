@@ -1,4 +1,4 @@
-"""Batches from a Faust stream without a timer: what arrived while the last batch was handled.
+"""Batches from a Faust stream: what arrived while the last batch was handled, idle costing nothing.
 
 Faust's own `noack_take(n, within)` wakes every agent every `within` seconds,
 busy or idle, through mode's `wait_for_stopped` (a task and a timer each
@@ -9,13 +9,15 @@ when it comes and then, without waiting, every event already queued behind it,
 up to the batch's size. Under load batches fill by themselves, since events
 queue while a batch is in its transaction; when idle nothing wakes up.
 
-`TRADELANE_BATCH_MAX_MS` (`wait_seconds`, default 0) lets a batch wait that
+`TRADELANE_BATCH_MAX_MS` (`wait_seconds`, default 20) lets a batch wait that
 long for more events, but only while events flow: while the agent's typical
 wait for a batch's first event (`Pace`) is under four times that. A quiet
-agent handles each event at once, so a quiet system's latency is untouched.
-On this project's 2-core benchmark a 20 ms wait lowered latency at a few dozen
-orders a second and slowed bursts (docs/performance.md, "Seventh change"), so
-it is left to ops to choose.
+agent handles each event at once, so a quiet system's latency is untouched;
+at a few dozen orders a second, where each event would otherwise be a
+transaction of its own on a contended machine, the wait roughly halved the
+latency (docs/performance.md, "Eighth change"). The waiting batch sleeps on
+one future that the reader settles once enough events are queued, and one
+timer: nothing per event.
 
 The events are not acknowledged here: the caller acknowledges each after its
 batch commits. The queue keeps arrival order, so per-partition order holds.
@@ -62,6 +64,18 @@ class Pace:
         return self.typical_wait < FLOWING_WAITS * wait_seconds
 
 
+class Wanted:
+    """What a waiting batch lacks: the reader wakes it once that many events are queued."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.enough: asyncio.Future[None] | None = None
+
+    def queued(self, count: int) -> None:
+        if self.enough is not None and count >= self.count and not self.enough.done():
+            self.enough.set_result(None)
+
+
 async def event_batches(
     events: AsyncIterator[Any],
     most: int,
@@ -70,7 +84,8 @@ async def event_batches(
 ) -> AsyncGenerator[list[Any], None]:
     """Yield lists of up to `most` events from `events`, in order, as described above."""
     queued: asyncio.Queue[Any] = asyncio.Queue(maxsize=most)
-    reader = asyncio.ensure_future(_read_into(events, queued))
+    wanted = Wanted()
+    reader = asyncio.ensure_future(_read_into(events, queued, wanted))
     pace = Pace()
     try:
         while True:
@@ -82,7 +97,7 @@ async def event_batches(
             pace.waited(clock() - asked)
             _take_queued(queued, batch, most)
             if pace.flowing(wait_seconds) and len(batch) < most:
-                await _wait_for_more(queued, batch, most, wait_seconds)
+                await _wait_for_more(queued, batch, most, wait_seconds, wanted)
             yield batch
     finally:
         reader.cancel()
@@ -90,9 +105,12 @@ async def event_batches(
             await reader
 
 
-async def _read_into(events: AsyncIterator[Any], queued: asyncio.Queue[Any]) -> None:
+async def _read_into(
+    events: AsyncIterator[Any], queued: asyncio.Queue[Any], wanted: Wanted
+) -> None:
     async for event in events:
         await queued.put(event)
+        wanted.queued(queued.qsize())
 
 
 async def _next(queued: asyncio.Queue[Any], reader: asyncio.Future[None]) -> Any:
@@ -119,13 +137,27 @@ def _take_queued(queued: asyncio.Queue[Any], batch: list[Any], most: int) -> Non
 
 
 async def _wait_for_more(
-    queued: asyncio.Queue[Any], batch: list[Any], most: int, seconds: float
+    queued: asyncio.Queue[Any], batch: list[Any], most: int, seconds: float, wanted: Wanted
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while len(batch) < most and (left := deadline - loop.time()) > 0:
+    """Wait until the queue holds what the batch lacks, or `seconds`, then take it.
+
+    A task and a timer for every event that arrived during the wait (what
+    `asyncio.wait_for` on each `get` costs) is work a busy agent cannot spare.
+    """
+    lacking = most - len(batch)
+    if queued.qsize() < lacking:
+        loop = asyncio.get_running_loop()
+        enough: asyncio.Future[None] = loop.create_future()
+        wanted.count, wanted.enough = lacking, enough
+        timer = loop.call_later(seconds, _settle, enough)
         try:
-            batch.append(await asyncio.wait_for(queued.get(), left))
-        except TimeoutError:
-            return
-        _take_queued(queued, batch, most)
+            await enough
+        finally:
+            timer.cancel()
+            wanted.enough = None
+    _take_queued(queued, batch, most)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         "1 handles every event in a transaction of its own.",
     )
     batch_max_ms: float = Field(
-        0.0,
+        20.0,
         ge=0,
         le=1000,
         validation_alias="TRADELANE_BATCH_MAX_MS",

@@ -48,7 +48,7 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_TOPIC_PREFIX": "one cluster per environment: no prefix",
     "TRADELANE_OUTBOX_POLL_SECONDS": "every commit wakes the relay; the poll is a fallback",
     "TRADELANE_BATCH_MAX_EVENTS": "256 events per transaction; 1 for one event per transaction",
-    "TRADELANE_BATCH_MAX_MS": "0: a batch is what queued meanwhile (a wait costs bursts)",
+    "TRADELANE_BATCH_MAX_MS": "20 ms, only while events flow; 0 never waits",
     "TRADELANE_INBOX_RETENTION_DAYS": "14 days, above the order topics' 7-day retention",
     "TRADELANE_SESSION_TIMEOUT_SECONDS": "30 s, the default rebalance trade-off",
     "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",

@@ -69,6 +69,17 @@ async def test_while_events_flow_a_batch_waits_for_more_until_it_is_full() -> No
     await batches.aclose()
 
 
+async def test_a_batch_still_short_when_its_wait_is_up_goes_with_what_came() -> None:
+    source = Source()
+    readings = iter([0.0, 0.01])  # flowing, as above
+    batches = event_batches(
+        source.events(), most=3, wait_seconds=0.05, clock=lambda: next(readings)
+    )
+    source.send(1)
+    assert await asyncio.wait_for(anext(batches), 5) == [1]
+    await batches.aclose()
+
+
 async def test_an_event_after_a_quiet_spell_goes_at_once_though_batches_may_wait() -> None:
     source = Source()
     quiet = FLOWING_WAITS * 60 + 1
