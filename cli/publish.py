@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
 from shared.contract import Event
 from shared.kafka_connection import KafkaConnection
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 from shared.topics import ALL_TOPICS, TopicNames, TopicSpec
+
+if TYPE_CHECKING:
+    from cli.publisher import EventPublisher
 
 TOPICS_BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 E = TypeVar("E", bound=Event)
@@ -25,6 +29,26 @@ class NothingSent(Exception):
     """The broker could not be reached; the message names the setting to check."""
 
 
+@contextmanager
+def publishing(settings: Settings) -> Iterator[EventPublisher]:
+    """A publisher to the broker of the settings, flushed at the end of the block; a broker
+    that refuses (a login, a record) or does not answer raises `NothingSent` naming the
+    settings to check, never a traceback."""
+    from kafka.errors import KafkaError
+
+    from cli.publisher import EventPublisher
+
+    try:
+        with EventPublisher.from_settings(settings) as out:
+            yield out
+    except KafkaError as error:
+        raise NothingSent(
+            f"Kafka at {KafkaConnection.from_settings(settings).describe()} "
+            f"(KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL) refused or did not answer: "
+            f"{error}"
+        ) from None
+
+
 def publish_one(spec: TopicSpec, event: Event) -> str:
     """Send one event to the broker of the settings; returns the topic's name as sent to.
 
@@ -32,22 +56,13 @@ def publish_one(spec: TopicSpec, event: Event) -> str:
     adjustment, a dispatch): they either report the event id or say why nothing
     went out, so an operator never has to guess whether to send again.
     """
-    from kafka.errors import KafkaError
-
-    from cli.publisher import EventPublisher
-
     settings = load_settings()
-    names = TopicNames(settings.topic_prefix)
     try:
-        with EventPublisher.from_settings(settings) as out:
+        with publishing(settings) as out:
             out.publish(spec, event)
-    except KafkaError as error:
-        raise NothingSent(
-            f"nothing sent: Kafka at {KafkaConnection.from_settings(settings).describe()} "
-            f"(KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL) refused or did not answer: "
-            f"{error}"
-        ) from None
-    return names.of(spec)
+    except NothingSent as error:
+        raise NothingSent(f"nothing sent: {error}") from None
+    return TopicNames(settings.topic_prefix).of(spec)
 
 
 def send_one(
@@ -125,8 +140,6 @@ def read_events(
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from cli.publisher import EventPublisher
-
     topic = TOPICS_BY_NAME[args.topic] if args.topic else None
     events, errors = read_events(Path(args.file), topic)
     for error in errors:
@@ -138,9 +151,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    settings = load_settings()
-    with EventPublisher.from_settings(settings) as out:
-        for spec, event in events:
-            out.publish(spec, event)
+    try:
+        with publishing(load_settings()) as out:
+            for spec, event in events:
+                out.publish(spec, event)
+    except NothingSent as error:
+        print(
+            f"tradelane publish: sending failed: {error}. Events handed over before the "
+            "failure may have gone out; sending the file again is safe where its lines carry "
+            "event ids (each is handled once), and a line without one is a new event each time",
+            file=sys.stderr,
+        )
+        return 1
     print(f"sent {len(events)} event(s)" + (f", skipped {len(errors)} invalid" if errors else ""))
     return 1 if errors else 0

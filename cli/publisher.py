@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 
 from shared.contract import Event
 from shared.kafka_connection import KafkaConnection, kafka_connection
@@ -30,6 +31,7 @@ class EventPublisher:
             acks="all",
             linger_ms=5,
         )
+        self._in_flight: list[FutureRecordMetadata] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -52,14 +54,27 @@ class EventPublisher:
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         """Send bytes as they are: for replaying dead letters and for tests of bad input."""
-        self._producer.send(topic, key=key, value=value)
+        self._in_flight.append(self._producer.send(topic, key=key, value=value))
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the broker has taken every event sent so far; raise its first refusal.
+
+        kafka-python reports a refused record only on the record's future, and its
+        own `flush` does not look: without this a shop would be told its events
+        went out when the broker turned them away (a login it refused, a topic it
+        does not know).
+        """
         self._producer.flush(timeout=timeout)
+        in_flight, self._in_flight = self._in_flight, []
+        for record in in_flight:
+            if record.failed():
+                raise record.exception
 
     def close(self) -> None:
-        self._producer.flush()
-        self._producer.close()
+        try:
+            self.flush()
+        finally:
+            self._producer.close()
 
     def __enter__(self) -> Self:
         return self

@@ -44,7 +44,7 @@ from tools.fleet import SERVICES, wait_for
 from tools.k8s.registry import CRM, ERP, OPS, OUTSIDE_SYSTEMS, SHOPS, outside_access
 from tools.k8s.strimzi import user_name
 from tools.local_kafka import LocalKafka
-from tools.seed import ACME, b2c_order
+from tools.seed import ACME, b2c_order, products
 
 OUTSIDE = {system: user_name(outside_access(system).service) for system in OUTSIDE_SYSTEMS}
 """`tradelane-crm`, `tradelane-erp`."""
@@ -97,15 +97,7 @@ def test_an_order_a_shop_sends_with_the_cli_is_fulfilled_by_services_logged_in_a
     pipeline = secured_pipeline
     order = b2c_order(pipeline.order_id("secured"), [("BOLT-M8-100", 2)])
     shop = user_name(SHOPS)
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": secured_kafka.bootstrap,
-        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "KAFKA_USERNAME": shop,
-        "KAFKA_PASSWORD": secured_kafka.users[shop],
-        "KAFKA_SSL_CA_FILE": str(secured_kafka.ca_file),
-    }
-    result = publish_with_cli([order], tmp_path, env)
+    result = publish_with_cli([order], tmp_path, logged_in_as(shop, pipeline, secured_kafka))
     assert result.returncode == 0, result.stderr
     assert "sent 1 event(s)" in result.stdout
     assert secured_kafka.users[shop] not in result.stdout + result.stderr
@@ -123,6 +115,36 @@ def test_an_order_a_shop_sends_with_the_cli_is_fulfilled_by_services_logged_in_a
     for service in SERVICES:
         log = pipeline.fleet.running[service].log_path.read_text(errors="replace")
         assert secured_kafka.users[user_name(service)] not in log, f"{service} logged its password"
+
+
+def test_a_shop_publishing_a_topic_it_may_not_write_is_told_so_not_that_it_was_sent(
+    secured_pipeline: Pipeline, secured_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    """The shops' user may not write products (the PIM's topic): the broker refuses the
+    record, and `tradelane publish` says so and exits 1, naming the settings to check,
+    without a traceback or the password (it once printed `sent 1 event(s)`)."""
+    shop = user_name(SHOPS)
+    env = logged_in_as(shop, secured_pipeline, secured_kafka)
+    result = publish_with_cli(products()[:1], tmp_path, env)
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    assert "tradelane publish: sending failed" in result.stderr
+    assert "TopicAuthorizationFailed" in result.stderr
+    assert "KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL" in result.stderr
+    assert "Traceback" not in said and "sent 1 event" not in said
+    assert secured_kafka.users[shop] not in said
+
+
+def logged_in_as(user: str, pipeline: Pipeline, kafka: LocalKafka) -> dict[str, str]:
+    """The environment of a CLI run logged in to the secured broker as `user`."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "TRADELANE_TOPIC_PREFIX": pipeline.names.prefix,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_USERNAME": user,
+        "KAFKA_PASSWORD": kafka.users[user],
+        "KAFKA_SSL_CA_FILE": str(kafka.ca_file),
+    }
 
 
 def refused(kafka: KafkaConnection) -> KafkaTimeoutError:
