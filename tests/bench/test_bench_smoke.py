@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from shared.settings import Settings
 from tools.bench import report
 from tools.bench.chains import KINDS, REPORTING
 from tools.bench.run import LEVELS, Scale, Setup, run_bench
@@ -98,6 +99,7 @@ def test_the_harness_measures_every_section_at_a_tiny_scale(
     assert baselines[REPORTING]["events_consumed_per_message"] == 20
     assert set(written["ratios"]) == set(KINDS)
     assert written["configuration"]["partitions"] == 2
+    assert written["configuration"]["batch_max_ms"] == Settings().batch_max_ms
 
     doc = tmp_path / "performance.md"
     shutil.copy(project_root() / "docs" / "performance.md", doc)

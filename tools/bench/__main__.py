@@ -48,7 +48,9 @@ def describe(results: Sequence[Mapping[str, Any]], quick: bool) -> str:
     return (
         f"Run of {first['date']} ({'--quick' if quick else 'full'}; "
         f"{config['workers_per_service']} worker(s) per service, "
-        f"{config['partitions']} partitions per topic; one shared 2-core machine)."
+        f"{config['partitions']} partitions per topic; batches of up to "
+        f"{config.get('batch_max_events', '?')} events, waiting up to "
+        f"{config.get('batch_max_ms', '?')} ms while events flow; one shared 2-core machine)."
     )
 
 

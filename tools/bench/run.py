@@ -40,6 +40,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from cli.publisher import EventPublisher
 from shared.kafka_connection import KafkaConnection
+from shared.settings import Settings
 from shared.topics import (
     APPROVAL_DECISIONS,
     ORDERS_STATUS,
@@ -655,9 +656,15 @@ def find_sustainable_rate(trial: Trial, drain_rate: float) -> tuple[float, list[
 
 
 def configuration(setup: Setup) -> dict[str, Any]:
+    """The run's shape, and the batch settings the services ran with (they inherit this
+    process's environment, so `TRADELANE_BATCH_MAX_MS=0 make bench` compares without the
+    wait): runs of other settings must not be read as runs of the same code."""
+    settings = Settings()
     return {
         "workers_per_service": setup.workers,
         "partitions": setup.partitions,
+        "batch_max_events": settings.batch_max_events,
+        "batch_max_ms": settings.batch_max_ms,
         "scale": asdict(setup.scale),
     }
 
