@@ -25,12 +25,14 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import Gauge
 from sqlalchemy import MetaData, text
 
 from shared import metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
 from shared.db import ConnectionPool, OutboxRow, ServiceDatabase
+from shared.http_errors import answer_database_trouble
 from shared.intake_batches import event_batches
 from shared.kafka_connection import KafkaConnection
 from shared.lag import ConsumerProgress, Lag, topic_lag
@@ -285,6 +287,9 @@ class Service:
 
     def _register_views(self) -> None:
         service = self
+        web = self.app.web
+        assert isinstance(web, AiohttpWeb), "the views run on Faust's aiohttp driver"
+        web.web_app.middlewares.append(answer_database_trouble)
 
         @self.app.page("/metrics")
         class Metrics(View):
