@@ -28,19 +28,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def answer_database_trouble(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Exception as error:
-        if not database_trouble(error):
-            raise
-        problem = error
-    if request.method in SAFE_METHODS:
+    problem: Exception | None = None
+    for _ in range(2 if request.method in SAFE_METHODS else 1):
         try:
             return await handler(request)
-        except Exception as again:
-            if not database_trouble(again):
+        except Exception as error:
+            if not database_trouble(error):
                 raise
-            problem = again
+            problem = error
     log.warning("%s %s: database unavailable (%s)", request.method, request.path, problem)
     return web.json_response(
         {"error": "database unavailable; try again shortly"},

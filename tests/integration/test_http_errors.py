@@ -16,6 +16,7 @@ from shared.db import ServiceDatabase
 from shared.http_errors import answer_database_trouble
 from shared.settings import Settings
 from shared.topics import TopicNames
+from tests.support.postgres import drop_connections_to
 
 Client = TestClient[web.Request, web.Application]
 
@@ -49,29 +50,13 @@ async def client(
         yield running
 
 
-async def drop_connections(database: ServiceDatabase) -> None:
-    """What a restart does to the pool: every connection it holds is gone."""
-    admin = ServiceDatabase(database.url, MetaData(), TopicNames())
-    try:
-        async with admin.engine.connect() as connection:
-            dropped = await connection.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-        assert dropped, "the pool held no connection to drop"
-    finally:
-        await admin.dispose()
-
-
 async def test_a_read_after_the_database_dropped_the_pool_is_answered(
     client: Client,
     database: ServiceDatabase,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert (await client.get("/read")).status == 200  # the pool now holds a connection
-    await drop_connections(database)
+    assert await drop_connections_to(database.url), "the pool held no connection to drop"
 
     answer = await client.get("/read")
     assert answer.status == 200, await answer.text()
@@ -83,7 +68,7 @@ async def test_a_write_after_the_database_dropped_the_pool_is_told_to_retry(
     client: Client, database: ServiceDatabase
 ) -> None:
     assert (await client.post("/read")).status == 200
-    await drop_connections(database)
+    assert await drop_connections_to(database.url), "the pool held no connection to drop"
 
     refused = await client.post("/read")
     assert refused.status == 503

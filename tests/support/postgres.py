@@ -622,3 +622,23 @@ def _until(timeout: float, interval: float = 0.05) -> Iterator[None]:
     while time.monotonic() < deadline:
         yield
         time.sleep(interval)
+
+
+async def drop_connections_to(url: str) -> int:
+    """What a restart does to the pools of a database's clients: every connection to it but
+    the one asking is terminated; how many were."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            dropped = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await engine.dispose()
+    return int(dropped or 0)
