@@ -72,8 +72,8 @@ class Wanted:
         self.enough: asyncio.Future[None] | None = None
 
     def queued(self, count: int) -> None:
-        if self.enough is not None and count >= self.count and not self.enough.done():
-            self.enough.set_result(None)
+        if self.enough is not None and count >= self.count:
+            _settle(self.enough)
 
 
 async def event_batches(
