@@ -3,7 +3,8 @@
 A batch of a hundred orders for the same products would otherwise read each
 product a hundred times, and look up a hundred order ids one statement each,
 though almost all of them are new. Two tools, both scoped to one transaction
-(one `AsyncSession`), so nothing read here outlives the batch that read it:
+(one `AsyncSession`), so nothing read here outlives the batch that read it
+(`shared.reference_cache` keeps reference rows across transactions, on these):
 
 - `read_once` remembers rows by key (found or not: reference data, held fills) until the
   transaction ends or its writer calls `forget_reads`;
@@ -32,6 +33,8 @@ READ_ONCE = "read_once"
 AHEAD = "read_ahead"
 """The `Session.info` key prefix of the rows `read_ahead` found (kept alive: the identity map
 holds its rows weakly) and of the keys it did not find."""
+WRITTEN = "written"
+"""The `Session.info` key of the kinds a transaction called `forget_reads` for."""
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 M = TypeVar("M")
@@ -61,13 +64,24 @@ async def read_once(
 
 def forget_reads(session: AsyncSession, kind: str, keys: Iterable[Hashable] | None = None) -> None:
     """Drop what `read_once` remembers of `kind` (of these `keys` only, if given) in this
-    transaction: it is being changed, or must be read again under a lock just taken."""
+    transaction: it is being changed, or must be read again under a lock just taken.
+
+    The kind is also noted as written (`written_kinds`): the transaction then reads it
+    past `shared.reference_cache`, and its commit empties that cache of it.
+    """
+    session.info.setdefault(WRITTEN, set()).add(kind)
     if keys is None:
         session.info.pop((READ_ONCE, kind), None)
         return
     memo = session.info.get((READ_ONCE, kind), {})
     for key in keys:
         memo.pop(key, None)
+
+
+def written_kinds(session: AsyncSession) -> set[str]:
+    """The kinds this transaction called `forget_reads` for: those it may have changed."""
+    written: set[str] = session.info.get(WRITTEN, set())
+    return written
 
 
 async def read_ahead(

@@ -62,7 +62,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared import metrics
+from shared import metrics, reference_cache
+from shared.batch_reads import written_kinds
 from shared.contract import Channel, Event, OrderState, OrderStatusChanged, Reason
 from shared.topics import ORDERS_STATUS, TopicNames, TopicSpec, repeating
 
@@ -401,6 +402,7 @@ class ServiceDatabase:
         names: TopicNames,
         service: str = "tradelane",
         pool: ConnectionPool | None = None,
+        reference_seconds: float = reference_cache.DEFAULT_SECONDS,
     ) -> None:
         self.url = url
         self.service = service
@@ -428,7 +430,11 @@ class ServiceDatabase:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.reference = reference_cache.ReferenceCache(reference_seconds)
+        """Reference rows remembered across this database's transactions (`read_reference`)."""
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={reference_cache.CACHE: self.reference}
+        )
         self.outbox_written = asyncio.Event()
         """Set after every commit that wrote to the outbox: the relay waits on it."""
 
@@ -469,11 +475,13 @@ class ServiceDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """One unit of work; after it commits, its `on_commit` actions run and the relay wakes."""
+        """One unit of work; after it commits, the reference data it changed is forgotten, its
+        `on_commit` actions run and the relay wakes."""
         async with self.sessions() as session, session.begin():
             tx = Transaction(session, self.outbox, self.names, self.service)
             yield tx
             await tx.write_outbox()
+        self.reference.changed(written_kinds(session))
         for action in tx.committed:
             action()
         if tx.published:

@@ -71,6 +71,7 @@ class Service:
             self.names,
             name,
             ConnectionPool(settings.database_pool_size, settings.database_max_overflow),
+            settings.reference_cache_seconds,
         )
         self.app = self._create_app()
         self.consumer = EventConsumer(name, self.db, self.names)

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.reference_cache import DEFAULT_SECONDS as DEFAULT_REFERENCE_SECONDS
+
 SERVICE_WEB_PORTS = {"catalog": 6061, "pricing": 6062, "approvals": 6063, "fulfillment": 6064}
 
 
@@ -132,6 +134,15 @@ class Settings(BaseSettings):
         validation_alias="TRADELANE_BATCH_MAX_MS",
         description="How long a batch may wait for more events after its first, while "
         "events flow (a quiet agent's lone event goes at once); 0 never waits.",
+    )
+    reference_cache_seconds: float = Field(
+        DEFAULT_REFERENCE_SECONDS,
+        ge=0,
+        le=60,
+        validation_alias="TRADELANE_REFERENCE_CACHE_SECONDS",
+        description="How long a worker answers from reference data (products, prices, "
+        "promotions, warehouses) it read before; another worker's change shows within it, "
+        "its own at once; 0 reads it in every transaction.",
     )
     inbox_retention_days: float = Field(
         14,

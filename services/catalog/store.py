@@ -68,6 +68,7 @@ from shared.contract import (
     WarehouseKind,
 )
 from shared.db import ExactDecimal, OrderRecord, messaging_tables
+from shared.reference_cache import read_reference
 
 
 class Base(DeclarativeBase):
@@ -292,8 +293,9 @@ PRODUCTS_READ = "products"
 
 
 async def catalog_items(session: AsyncSession, skus: set[str]) -> dict[str, CatalogItem]:
-    """The products of `skus` that exist; each read once per transaction (`read_once`)."""
-    return await read_once(session, PRODUCTS_READ, skus, partial(load_catalog_items, session))
+    """The products of `skus` that exist; read once per transaction at most, and answered
+    from the worker's `ReferenceCache` while it remembers them (`read_reference`)."""
+    return await read_reference(session, PRODUCTS_READ, skus, partial(load_catalog_items, session))
 
 
 async def load_catalog_items(session: AsyncSession, skus: set[str]) -> dict[str, CatalogItem]:

@@ -37,6 +37,7 @@ from shared.contract import (
     WarehouseKind,
 )
 from shared.db import OrderRecord, as_utc, messaging_tables
+from shared.reference_cache import read_reference
 
 
 class Base(DeclarativeBase):
@@ -132,8 +133,11 @@ async def save_warehouse(session: AsyncSession, warehouse: Warehouse) -> None:
 
 
 async def sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str, Site]:
-    """The known warehouses of `warehouse_ids`; each read once per transaction (`read_once`)."""
-    return await read_once(session, WAREHOUSES_READ, warehouse_ids, partial(load_sites, session))
+    """The known warehouses of `warehouse_ids`; read once per transaction at most, and from
+    the worker's `ReferenceCache` while it remembers them (`read_reference`)."""
+    return await read_reference(
+        session, WAREHOUSES_READ, warehouse_ids, partial(load_sites, session)
+    )
 
 
 async def load_sites(session: AsyncSession, warehouse_ids: set[str]) -> dict[str, Site]:

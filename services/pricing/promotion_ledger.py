@@ -27,8 +27,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from services.pricing.holds import LIVE, HoldKind, HoldRow
 from services.pricing.promotions import Usage, normalise
 from services.pricing.store import Base, OrderRow
-from shared.batch_reads import forget_reads, read_once
+from shared.batch_reads import forget_reads
 from shared.contract import Promotion
+from shared.reference_cache import read_reference
 
 
 class PromotionRow(Base):
@@ -62,16 +63,19 @@ async def save_promotion(session: AsyncSession, promotion: Promotion) -> None:
 
 async def candidates(session: AsyncSession, codes: Iterable[str]) -> list[Promotion]:
     """The active automatic promotions, and every promotion (even retired) the codes name;
-    read once per transaction for each set of codes (`read_once`)."""
+    read once per transaction for each set of codes at most, and from the worker's
+    `ReferenceCache` while it remembers them (`read_reference`)."""
     named = frozenset(normalise(code) for code in codes)
-    found = await read_once(session, PROMOTIONS_READ, [named], partial(load_candidates, session))
+    found = await read_reference(
+        session, PROMOTIONS_READ, [named], partial(load_candidates, session)
+    )
     return list(found[named])
 
 
 async def load_candidates(
     session: AsyncSession, code_sets: set[frozenset[str]]
-) -> dict[frozenset[str], list[Promotion]]:
-    return {codes: await promotions_for(session, codes) for codes in code_sets}
+) -> dict[frozenset[str], tuple[Promotion, ...]]:
+    return {codes: tuple(await promotions_for(session, codes)) for codes in code_sets}
 
 
 async def promotions_for(session: AsyncSession, codes: frozenset[str]) -> list[Promotion]:

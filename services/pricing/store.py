@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.pricing.domain import AccountTerms, PriceBook, Tier
-from shared.batch_reads import find, forget_reads, read_ahead, read_once
+from shared.batch_reads import find, forget_reads, read_ahead
 from shared.contract import Account, Channel, Order
 from shared.db import ExactDecimal, OrderRecord, messaging_tables
+from shared.reference_cache import read_reference
 
 
 class Base(DeclarativeBase):
@@ -124,11 +125,12 @@ async def price_books(
 ) -> dict[str, PriceBook]:
     """The named lists that exist, each holding only the tiers of `skus` (lists can be long).
 
-    Each (list, SKU) is read once per transaction (`read_once`): a batch of
-    orders on the same lists and products reads their prices once.
+    Each (list, SKU) is read once per transaction at most: a batch of orders on
+    the same lists and products reads their prices once; and transactions that
+    follow are answered from the worker's `ReferenceCache` (`read_reference`).
     """
     pairs = {(list_id, sku) for list_id in price_list_ids for sku in skus}
-    listed = await read_once(session, PRICES_READ, pairs, partial(load_prices, session))
+    listed = await read_reference(session, PRICES_READ, pairs, partial(load_prices, session))
     currencies = {list_id: price.currency for (list_id, _), price in listed.items()}
     return {
         list_id: PriceBook(

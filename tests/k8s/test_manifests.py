@@ -49,6 +49,7 @@ DEFAULTED_ON_PURPOSE = {
     "TRADELANE_OUTBOX_POLL_SECONDS": "every commit wakes the relay; the poll is a fallback",
     "TRADELANE_BATCH_MAX_EVENTS": "256 events per transaction; 1 for one event per transaction",
     "TRADELANE_BATCH_MAX_MS": "20 ms, only while events flow; 0 never waits",
+    "TRADELANE_REFERENCE_CACHE_SECONDS": "1 s for another worker's reference change to show",
     "TRADELANE_INBOX_RETENTION_DAYS": "14 days, above the order topics' 7-day retention",
     "TRADELANE_SESSION_TIMEOUT_SECONDS": "30 s, the default rebalance trade-off",
     "TRADELANE_DEV_MODE": "false; only the dev overlay turns it on, for approvals",

@@ -23,6 +23,8 @@ from shared.settings import DEV_TOKEN_SECRET, ConfigError, load_settings
         ("TRADELANE_BATCH_MAX_EVENTS", "0", "greater than or equal to 1"),
         ("TRADELANE_BATCH_MAX_MS", "-1", "greater than or equal to 0"),
         ("TRADELANE_BATCH_MAX_MS", "5000", "less than or equal to 1000"),
+        ("TRADELANE_REFERENCE_CACHE_SECONDS", "-1", "greater than or equal to 0"),
+        ("TRADELANE_REFERENCE_CACHE_SECONDS", "3600", "less than or equal to 60"),
     ],
 )
 def test_a_bad_setting_fails_fast_with_its_name(
