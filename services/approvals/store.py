@@ -44,6 +44,7 @@ from shared.contract import (
     OrderPriced,
 )
 from shared.db import ExactDecimal, OrderRecord, as_utc, messaging_tables
+from shared.reference_cache import read_reference
 
 REQUEST_JSON: TypeAdapter[ApprovalRequest] = TypeAdapter(ApprovalRequest)
 
@@ -92,6 +93,7 @@ class DelegationRow(Base):
 
 async def save_account(session: AsyncSession, account: Account) -> None:
     forget_reads(session, ACCOUNTS_NOW_READ, [account.account_id])
+    forget_reads(session, ACCOUNTS_READ)
     await session.merge(
         AccountRow(account_id=account.account_id, account=account.model_dump_json(by_alias=True))
     )
@@ -103,9 +105,21 @@ async def save_account(session: AsyncSession, account: Account) -> None:
     )
 
 
+ACCOUNTS_READ = "accounts"
+
+
 async def find_account(session: AsyncSession, account_id: str) -> Account | None:
-    row = await find(session, AccountRow, account_id)
-    return None if row is None else _account_from(row.account)
+    """The account, or None for one approvals was never told of (a consumer's); from the
+    worker's `ReferenceCache` while it remembers it (`read_reference`)."""
+    found = await read_reference(
+        session, ACCOUNTS_READ, [account_id], partial(load_accounts, session)
+    )
+    return found.get(account_id)
+
+
+async def load_accounts(session: AsyncSession, account_ids: set[str]) -> dict[str, Account]:
+    rows = await session.scalars(select(AccountRow).where(AccountRow.account_id.in_(account_ids)))
+    return {row.account_id: _account_from(row.account) for row in rows}
 
 
 async def accounts_of(session: AsyncSession, member_id: str) -> list[str]:
@@ -128,13 +142,17 @@ async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
     """The rows the gate looks up for a batch of orders (id, account), four statements at
     most: the orders seen before and their spend, their accounts and the accounts' own
-    policies (none for a batch of consumers, whose accounts approvals does not know)."""
+    policies (none for a batch of consumers, whose accounts approvals does not know, nor for
+    accounts the worker remembers)."""
     keys = set(orders)
     order_ids = {order_id for order_id, _ in keys}
     await read_ahead(session, OrderRow, order_ids)
     await read_ahead(session, SpendRow, order_ids)
-    known = await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
-    await read_ahead(session, PolicyRow, known)
+    account_ids = {account_id for _, account_id in keys}
+    known = await read_reference(
+        session, ACCOUNTS_READ, account_ids, partial(load_accounts, session)
+    )
+    await read_ahead(session, PolicyRow, known.keys())
 
 
 async def find_policy(session: AsyncSession, account_id: str) -> ApprovalPolicy | None:
@@ -194,7 +212,8 @@ async def _read_accounts_now(session: AsyncSession, account_ids: set[str]) -> di
 
 
 async def _read_account_now(session: AsyncSession, account_id: str) -> AccountNow:
-    account = await find_account(session, account_id)
+    # From the database, not the worker's cache: who may decide must not lag a member's removal.
+    account = (await load_accounts(session, {account_id})).get(account_id)
     rows = await session.scalars(
         select(DelegationRow).where(DelegationRow.account_id == account_id)
     )

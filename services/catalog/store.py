@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -231,6 +232,7 @@ async def save_warehouse(session: AsyncSession, warehouse: Warehouse) -> None:
 
 
 async def save_account(session: AsyncSession, account: Account) -> None:
+    forget_reads(session, ACCOUNTS_READ)
     await session.merge(
         AccountRow(
             account_id=account.account_id,
@@ -314,10 +316,24 @@ async def load_catalog_items(session: AsyncSession, skus: set[str]) -> dict[str,
     }
 
 
+ACCOUNTS_READ = "accounts"
+
+
 async def buyer_terms(session: AsyncSession, account_id: str) -> BuyerTerms | None:
-    row = await find(session, AccountRow, account_id)
-    if row is None:
-        return None
+    """The account's terms, or None for an account catalog was never told of (a consumer's,
+    mostly); from the worker's `ReferenceCache` while it remembers them (`read_reference`)."""
+    found = await read_reference(
+        session, ACCOUNTS_READ, [account_id], partial(load_buyer_terms, session)
+    )
+    return found.get(account_id)
+
+
+async def load_buyer_terms(session: AsyncSession, account_ids: set[str]) -> dict[str, BuyerTerms]:
+    rows = await session.scalars(select(AccountRow).where(AccountRow.account_id.in_(account_ids)))
+    return {row.account_id: _terms_of(row) for row in rows}
+
+
+def _terms_of(row: AccountRow) -> BuyerTerms:
     limited = row.assortment is not None or row.assortment_categories is not None
     return BuyerTerms(
         account_id=row.account_id,
@@ -326,9 +342,9 @@ async def buyer_terms(session: AsyncSession, account_id: str) -> BuyerTerms | No
             if limited
             else None
         ),
-        quantity_rules={
-            sku: QuantityRule.model_validate(rule) for sku, rule in row.quantity_rules.items()
-        },
+        quantity_rules=MappingProxyType(
+            {sku: QuantityRule.model_validate(rule) for sku, rule in row.quantity_rules.items()}
+        ),
         allows_backorders=row.allows_backorders,
     )
 
@@ -422,13 +438,15 @@ async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
 
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
-    """The rows a batch of submitted orders (id, account) will look up, in three statements:
-    the orders already known, the cancellations that came before their orders, and the
-    accounts (a consumer's is mostly absent: known absent, it is not asked for again)."""
+    """The rows a batch of submitted orders (id, account) will look up, in three statements
+    at most: the orders already known, the cancellations that came before their orders, and
+    the accounts the worker does not remember (a consumer's is mostly absent: remembered
+    absent, it is not asked for again)."""
     keys = set(orders)
     await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
     await read_ahead(session, EarlyCancellationRow, keys)
-    await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
+    account_ids = {account_id for _, account_id in keys}
+    await read_reference(session, ACCOUNTS_READ, account_ids, partial(load_buyer_terms, session))
 
 
 async def read_reported_orders_ahead(session: AsyncSession, order_ids: Iterable[str]) -> None:

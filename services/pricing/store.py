@@ -67,6 +67,7 @@ class OrderStates:
 
 
 async def save_account(session: AsyncSession, account: Account) -> None:
+    forget_reads(session, ACCOUNTS_READ)
     await session.merge(
         AccountRow(
             account_id=account.account_id,
@@ -99,13 +100,28 @@ async def save_price_list(session: AsyncSession, book: PriceBook) -> None:
 # --- reads for the rules -------------------------------------------------------------------
 
 
+ACCOUNTS_READ = "accounts"
+
+
 async def account_terms(session: AsyncSession, account_id: str) -> AccountTerms | None:
-    row = await find(session, AccountRow, account_id)
-    if row is None:
-        return None
-    return AccountTerms(
-        row.account_id, Channel(row.channel), row.price_list_id, tuple(row.payment_terms)
+    """The account's terms, or None for one pricing was never told of; from the worker's
+    `ReferenceCache` while it remembers them (`read_reference`)."""
+    found = await read_reference(
+        session, ACCOUNTS_READ, [account_id], partial(load_account_terms, session)
     )
+    return found.get(account_id)
+
+
+async def load_account_terms(
+    session: AsyncSession, account_ids: set[str]
+) -> dict[str, AccountTerms]:
+    rows = await session.scalars(select(AccountRow).where(AccountRow.account_id.in_(account_ids)))
+    return {
+        row.account_id: AccountTerms(
+            row.account_id, Channel(row.channel), row.price_list_id, tuple(row.payment_terms)
+        )
+        for row in rows
+    }
 
 
 PRICES_READ = "prices"
@@ -181,10 +197,11 @@ async def find_order(session: AsyncSession, order_id: str) -> OrderRow | None:
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
     """Whether each order (id, account) of a batch was priced before, and its account's
-    terms: two statements for the batch."""
+    terms: two statements for the batch at most (none for accounts the worker remembers)."""
     keys = set(orders)
     await read_ahead(session, OrderRow, {order_id for order_id, _ in keys})
-    await read_ahead(session, AccountRow, {account_id for _, account_id in keys})
+    account_ids = {account_id for _, account_id in keys}
+    await read_reference(session, ACCOUNTS_READ, account_ids, partial(load_account_terms, session))
 
 
 # --- changes -----------------------------------------------------------------------------
