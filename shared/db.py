@@ -475,13 +475,17 @@ class ServiceDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """One unit of work; after it commits, the reference data it changed is forgotten, its
-        `on_commit` actions run and the relay wakes."""
+        """One unit of work; after it commits, its `on_commit` actions run and the relay wakes.
+
+        The commit runs inside the reference cache's `changing` for the kinds the
+        transaction wrote: a transaction that starts after it reads the change.
+        """
         async with self.sessions() as session, session.begin():
             tx = Transaction(session, self.outbox, self.names, self.service)
             yield tx
             await tx.write_outbox()
-        self.reference.changed(written_kinds(session))
+            with self.reference.changing(written_kinds(session)):
+                await session.commit()
         for action in tx.committed:
             action()
         if tx.published:

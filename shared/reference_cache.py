@@ -8,11 +8,13 @@ change"). `read_reference` answers them from a `ReferenceCache` the service's
 database keeps, under three rules that keep an answer from being wrong for
 longer than a worker's view of another worker's change already is:
 
-- A change this worker commits empties the cache of its kind at once (the
-  writer calls `forget_reads`; `ServiceDatabase.transaction` calls `changed`
-  after the commit), and a read that was under way while it committed is not
-  kept: each kind has a generation the change advances, and a load remembers
-  what it found only if the generation it started under still holds.
+- A change this worker commits is read by every transaction that starts after
+  the commit (the writer calls `forget_reads`; `ServiceDatabase.transaction`
+  commits inside `changing`): while the commit is under way nothing of its
+  kind is answered or kept, and a read that was under way meanwhile is not
+  kept afterwards either: each kind has a generation the change advances, and
+  a load remembers what it found only if the generation it started under
+  still holds.
 - A transaction that writes a kind reads that kind from the database for the
   rest of its life: it must see its own uncommitted change.
 - A change another worker of the service committed (they share one database)
@@ -28,7 +30,9 @@ update, never state an order's handling changes (stock, holds, fills).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -56,18 +60,22 @@ class ReferenceCache:
     _rows: dict[str, dict[Hashable, tuple[float, Any]]] = field(default_factory=dict)
     _generations: dict[str, int] = field(default_factory=dict)
 
+    _changing: Counter[str] = field(default_factory=Counter)
+
     def generation(self, kind: str) -> int:
         return self._generations.get(kind, 0)
 
     def recall(self, kind: str, keys: Iterable[K]) -> dict[K, Any]:
         """What is remembered, unexpired, of `keys` (None for a key known to be absent)."""
+        if self._changing[kind]:
+            return {}
         rows, now = self._rows.get(kind, {}), self.clock()
         return {key: found[1] for key in keys if (found := rows.get(key)) and found[0] > now}
 
     def remember(self, kind: str, generation: int, found: Mapping[K, object]) -> None:
         """Keep `found`, unless `kind` changed since `generation` was taken (the load may have
         read what the change replaced)."""
-        if generation != self.generation(kind):
+        if generation != self.generation(kind) or self._changing[kind]:
             return
         rows = self._rows.setdefault(kind, {})
         if len(rows) + len(found) > MAX_KEYS_PER_KIND:
@@ -75,11 +83,20 @@ class ReferenceCache:
         until = self.clock() + self.seconds
         rows.update((key, (until, value)) for key, value in found.items())
 
-    def changed(self, kinds: Iterable[str]) -> None:
-        """This worker committed a change to `kinds`: forget them, and outdate loads under way."""
-        for kind in kinds:
-            self._generations[kind] = self.generation(kind) + 1
-            self._rows.pop(kind, None)
+    @contextmanager
+    def changing(self, kinds: Iterable[str]) -> Iterator[None]:
+        """A commit that may change `kinds` runs inside: meanwhile they are neither answered
+        nor kept, and afterwards (committed or not) they are read afresh and loads that
+        were under way are outdated."""
+        kinds = set(kinds)
+        self._changing.update(kinds)
+        try:
+            yield
+        finally:
+            self._changing.subtract(kinds)
+            for kind in kinds:
+                self._generations[kind] = self.generation(kind) + 1
+                self._rows.pop(kind, None)
 
 
 async def read_reference(

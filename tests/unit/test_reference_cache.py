@@ -3,6 +3,7 @@ under way, and the bound on what is kept."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.batch_reads import forget_reads
@@ -35,7 +36,8 @@ def test_what_is_remembered_expires_after_its_seconds() -> None:
 def test_a_change_outdates_a_read_that_started_before_it() -> None:
     cache = ReferenceCache(2.0, Clock())
     started_under = cache.generation("prices")
-    cache.changed({"prices"})
+    with cache.changing({"prices"}):
+        pass
     cache.remember("prices", started_under, {"bolt": 3})
     assert cache.recall("prices", ["bolt"]) == {}
 
@@ -44,7 +46,8 @@ def test_a_change_forgets_only_its_own_kind() -> None:
     cache = ReferenceCache(2.0, Clock())
     cache.remember("prices", 0, {"bolt": 3})
     cache.remember("warehouses", 0, {"north": "N"})
-    cache.changed({"prices"})
+    with cache.changing({"prices"}):
+        pass
     assert cache.recall("prices", ["bolt"]) == {}
     assert cache.recall("warehouses", ["north"]) == {"north": "N"}
 
@@ -62,8 +65,8 @@ async def test_a_read_under_way_when_this_worker_commits_a_change_is_not_kept() 
 
     async def load_while_a_change_commits(keys: set[str]) -> dict[str, int]:
         found = {key: stored[key] for key in keys}
-        stored["bolt"] = 5  # another transaction of this worker commits its change meanwhile
-        cache.changed({"prices"})
+        with cache.changing({"prices"}):  # another transaction of this worker commits meanwhile
+            stored["bolt"] = 5
         return found
 
     assert await read_reference(
@@ -74,6 +77,29 @@ async def test_a_read_under_way_when_this_worker_commits_a_change_is_not_kept() 
         return {key: stored[key] for key in keys}
 
     assert await read_reference(transaction(cache), "prices", ["bolt"], load) == {"bolt": 5}
+
+
+async def test_while_a_change_commits_its_kind_is_neither_answered_nor_kept() -> None:
+    cache = ReferenceCache(2.0, Clock())
+    cache.remember("prices", 0, {"bolt": 1})
+
+    async def load(keys: set[str]) -> dict[str, int]:
+        return {"bolt": 1}  # read before the commit became visible
+
+    with cache.changing({"prices"}):
+        assert cache.recall("prices", ["bolt"]) == {}
+        assert await read_reference(transaction(cache), "prices", ["bolt"], load) == {"bolt": 1}
+    assert cache.recall("prices", ["bolt"]) == {}
+
+
+def test_a_commit_that_fails_still_has_its_kind_read_afresh() -> None:
+    cache = ReferenceCache(2.0, Clock())
+    cache.remember("prices", 0, {"bolt": 1})
+    with pytest.raises(ConnectionError), cache.changing({"prices"}):
+        raise ConnectionError("the database went away during the commit")
+    assert cache.recall("prices", ["bolt"]) == {}
+    cache.remember("prices", cache.generation("prices"), {"bolt": 1})
+    assert cache.recall("prices", ["bolt"]) == {"bolt": 1}
 
 
 async def test_a_transaction_that_wrote_a_kind_neither_reads_nor_fills_the_cache() -> None:
