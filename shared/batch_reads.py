@@ -97,9 +97,16 @@ async def read_ahead(
     rows = list(await session.scalars(statement, {"keys": list(wanted)}))
     session.info.setdefault((AHEAD, model, "rows"), []).extend(rows)
     found = {_identity(row) for row in rows}
-    absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
-    absent.update(wanted - found)
+    known_absent(session, model, wanted - found)
     return found
+
+
+def known_absent(session: AsyncSession, model: type[Any], keys: Iterable[Hashable]) -> None:
+    """Let `find` answer None for these keys of `model` without asking the database: the
+    caller knows they have no row, as `read_ahead` knows of the keys it did not find (until a
+    row with such a key is added to the session, or a savepoint rolls back)."""
+    absent: set[Hashable] = session.info.setdefault((AHEAD, model, "absent"), set())
+    absent.update(keys)
 
 
 async def find(session: AsyncSession, model: type[M], key: Hashable) -> M | None:

@@ -33,7 +33,7 @@ from services.approvals.domain import (
     TimerEvent,
 )
 from services.approvals.policy import LimitKey
-from shared.batch_reads import find, forget_reads, read_ahead, read_once
+from shared.batch_reads import find, forget_reads, known_absent, read_ahead, read_once
 from shared.contract import (
     Account,
     ApprovalDecision,
@@ -140,14 +140,18 @@ async def save_policy(session: AsyncSession, policy: ApprovalPolicy) -> None:
 
 
 async def read_orders_ahead(session: AsyncSession, orders: Iterable[tuple[str, str]]) -> None:
-    """The rows the gate looks up for a batch of orders (id, account), four statements at
-    most: the orders seen before and their spend, their accounts and the accounts' own
-    policies (none for a batch of consumers, whose accounts approvals does not know, nor for
-    accounts the worker remembers)."""
+    """The rows the gate looks up for a batch of orders (id, account), three statements at
+    most: the orders seen before, their accounts and the accounts' own policies (none for a
+    batch of consumers, whose accounts approvals does not know, nor for accounts the worker
+    remembers).
+
+    Spend is not read: the gate passes an order it saw before by, and an order it has not
+    seen has no spend row (one is written only for an order recorded here).
+    """
     keys = set(orders)
     order_ids = {order_id for order_id, _ in keys}
-    await read_ahead(session, OrderRow, order_ids)
-    await read_ahead(session, SpendRow, order_ids)
+    seen = await read_ahead(session, OrderRow, order_ids)
+    known_absent(session, SpendRow, order_ids - seen)
     account_ids = {account_id for _, account_id in keys}
     known = await read_reference(
         session, ACCOUNTS_READ, account_ids, partial(load_accounts, session)

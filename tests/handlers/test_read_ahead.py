@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.catalog import store as catalog_store
 from services.pricing import holds
@@ -93,6 +93,31 @@ async def test_a_batch_with_an_order_sent_twice_is_handed_on_once_per_order_at_e
     await deliver_in_one_run(benches.fulfillment, ORDERS_APPROVED, with_repeat(approved), caplog)
     for order_id in ids:
         assert await benches.fulfillment.history(order_id) == ["fulfillment_planned"]
+
+
+async def test_the_gate_reads_no_spend_for_orders_it_has_not_seen(benches: Benches) -> None:
+    """Spend is written only for an order approvals recorded: a new order has none to read."""
+    orders = [b2b_order("sp-1", [("BOLT-M8-100", 1)]), b2b_order("sp-2", [("BOLT-M8-100", 2)])]
+    await benches.catalog.deliver_batch(ORDERS_SUBMITTED, orders)
+    validated = await benches.catalog.published(ORDERS_VALIDATED, OrderValidated)
+    await benches.pricing.deliver_batch(ORDERS_VALIDATED, validated)
+    priced = await benches.pricing.published(ORDERS_PRICED, OrderPriced)
+    spend_reads: list[str] = []
+
+    def note(*args: object) -> None:
+        statement = str(args[2])  # the order's own spend row, not the sums the limits read
+        if statement.lstrip().startswith("SELECT") and "WHERE spend.order_id" in statement:
+            spend_reads.append(statement)
+
+    engine = benches.approvals.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        await benches.approvals.deliver_batch(ORDERS_PRICED, priced)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    approved = await benches.approvals.published(ORDERS_APPROVED, OrderApproved)
+    assert [a.order.order_id for a in approved] == ["sp-1", "sp-2"]
+    assert spend_reads == []
 
 
 async def test_hostile_messages_in_a_read_ahead_batch_go_alone_and_the_good_ones_pass(

@@ -11,7 +11,7 @@ from sqlalchemy import String, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.batch_reads import find, forget_reads, read_ahead, read_once
+from shared.batch_reads import find, forget_reads, known_absent, read_ahead, read_once
 from shared.db import ServiceDatabase
 from shared.topics import TopicNames
 
@@ -121,6 +121,18 @@ async def test_rows_read_ahead_and_keys_not_found_are_answered_without_a_stateme
 
         assert await units(tx.session, "nut") == 2  # not read ahead: asked for
         assert len(statements) == read + 1
+
+
+async def test_keys_known_absent_are_answered_without_a_statement_until_a_row_is_added(
+    database: ServiceDatabase, statements: list[str]
+) -> None:
+    async with database.transaction() as tx:
+        known_absent(tx.session, Part, {"washer"})
+        read = len(statements)
+        assert await units(tx.session, "washer") is None
+        assert len(statements) == read
+        tx.session.add(Part(sku="washer", units=7))
+        assert await units(tx.session, "washer") == 7
 
 
 async def test_a_row_added_after_the_read_ahead_is_found(database: ServiceDatabase) -> None:
