@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from services.catalog import store as catalog_store
 from services.pricing import holds
@@ -32,6 +32,7 @@ from shared.topics import (
 from tests.handlers.conftest import status_from
 from tests.handlers.four_services import Benches, four_services
 from tests.support.bench import ServiceBench
+from tests.support.statements import reading, statements_sent
 from tools.seed import GLOBEX, b2b_order, b2c_order
 
 ORDER_STEPS = (ORDERS_SUBMITTED, ORDERS_VALIDATED, ORDERS_PRICED, ORDERS_APPROVED)
@@ -95,6 +96,11 @@ async def test_a_batch_with_an_order_sent_twice_is_handed_on_once_per_order_at_e
         assert await benches.fulfillment.history(order_id) == ["fulfillment_planned"]
 
 
+def an_orders_spend_read(statement: str) -> bool:
+    """A read of an order's own spend row, not of the sums the limits add up."""
+    return reading("spend")(statement) and "WHERE spend.order_id" in statement
+
+
 async def test_the_gate_reads_no_spend_for_orders_it_has_not_seen(benches: Benches) -> None:
     """Spend is written only for an order approvals recorded: a new order has none to read."""
     orders = [b2b_order("sp-1", [("BOLT-M8-100", 1)]), b2b_order("sp-2", [("BOLT-M8-100", 2)])]
@@ -102,19 +108,8 @@ async def test_the_gate_reads_no_spend_for_orders_it_has_not_seen(benches: Bench
     validated = await benches.catalog.published(ORDERS_VALIDATED, OrderValidated)
     await benches.pricing.deliver_batch(ORDERS_VALIDATED, validated)
     priced = await benches.pricing.published(ORDERS_PRICED, OrderPriced)
-    spend_reads: list[str] = []
-
-    def note(*args: object) -> None:
-        statement = str(args[2])  # the order's own spend row, not the sums the limits read
-        if statement.lstrip().startswith("SELECT") and "WHERE spend.order_id" in statement:
-            spend_reads.append(statement)
-
-    engine = benches.approvals.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with statements_sent(benches.approvals.db, matching=an_orders_spend_read) as spend_reads:
         await benches.approvals.deliver_batch(ORDERS_PRICED, priced)
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
     approved = await benches.approvals.published(ORDERS_APPROVED, OrderApproved)
     assert [a.order.order_id for a in approved] == ["sp-1", "sp-2"]
     assert spend_reads == []

@@ -4,14 +4,12 @@ products, prices, promotions and warehouses from what its earlier transaction re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import event
 
 from shared.contract import (
     OrderApproved,
@@ -32,6 +30,7 @@ from shared.topics import (
 )
 from tests.handlers.four_services import Benches, four_services
 from tests.support.bench import ServiceBench
+from tests.support.statements import reading, statements_sent
 from tools.seed import ACME, b2b_order, b2c_order
 
 E = TypeVar("E", OrderValidated, OrderPriced)
@@ -49,28 +48,6 @@ REFERENCE_TABLES = (
 async def benches(tmp_path: Path) -> AsyncIterator[Benches]:
     async with four_services(tmp_path) as running:
         yield running
-
-
-@contextmanager
-def reference_reads(*benches: ServiceBench) -> Iterator[list[str]]:
-    """The statements reading a reference table that these services send meanwhile."""
-    seen: list[str] = []
-
-    def note(*args: object) -> None:
-        statement = str(args[2])
-        if statement.lstrip().upper().startswith("SELECT") and any(
-            f"FROM {table}" in statement for table in REFERENCE_TABLES
-        ):
-            seen.append(statement.split("\n")[0])
-
-    engines = [bench.db.engine.sync_engine for bench in benches]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", note)
 
 
 async def carry(benches: Benches, order: OrderSubmitted) -> OrderPriced:
@@ -97,7 +74,7 @@ async def test_an_order_after_the_first_reads_no_reference_data_at_any_step(
 ) -> None:
     services = (benches.catalog, benches.pricing, benches.approvals, benches.fulfillment)
     await carry(benches, b2c_order("first", [("GLOVE-L", 1)], account_id="consumer-first"))
-    with reference_reads(*services) as read:
+    with statements_sent(*(s.db for s in services), matching=reading(*REFERENCE_TABLES)) as read:
         await carry(benches, b2c_order("second", [("GLOVE-L", 2)], account_id="consumer-first"))
     assert read == []
 

@@ -7,31 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from sqlalchemy import String, event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.batch_reads import find, forget_reads, known_absent, read_ahead, read_once
 from shared.db import ServiceDatabase
 from shared.topics import TopicNames
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Part(Base):
-    __tablename__ = "parts"
-    sku: Mapped[str] = mapped_column(String(40), primary_key=True)
-    units: Mapped[int]
-
-
-class Bin(Base):
-    """A composite key, like an early cancellation's (order, account)."""
-
-    __tablename__ = "bins"
-    aisle: Mapped[str] = mapped_column(String(10), primary_key=True)
-    shelf: Mapped[str] = mapped_column(String(10), primary_key=True)
+from tests.integration.parts import Base, Bin, Part
+from tests.support.statements import reading, statements_sent
 
 
 @pytest.fixture
@@ -48,14 +30,8 @@ async def database(database_url: str) -> AsyncIterator[ServiceDatabase]:
 @pytest.fixture
 def statements(database: ServiceDatabase) -> Iterator[list[str]]:
     """Every statement the database is sent while the test runs."""
-    sent: list[str] = []
-
-    def note(*args: object) -> None:
-        sent.append(str(args[2]))
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", note)
-    yield sent
-    event.remove(database.engine.sync_engine, "before_cursor_execute", note)
+    with statements_sent(database) as sent:
+        yield sent
 
 
 async def units(session: AsyncSession, sku: str) -> int | None:
@@ -193,17 +169,12 @@ async def test_on_postgresql_every_batch_size_is_read_ahead_with_one_statement(
     """The same text for one key and for three: prepared once per connection, not per size."""
     db = ServiceDatabase(new_database_url("postgresql"), Base.metadata, TopicNames("t."))
     await db.create_tables()
-    sent: list[str] = []
-
-    def note(*args: object) -> None:
-        sent.append(str(args[2]))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
     try:
-        async with db.transaction() as tx:
-            await read_ahead(tx.session, Part, {"bolt"})
-            await read_ahead(tx.session, Part, {"nut", "washer", "screw"})
-        first, second = [text for text in sent if "FROM parts" in text]
+        with statements_sent(db, matching=reading("parts")) as sent:
+            async with db.transaction() as tx:
+                await read_ahead(tx.session, Part, {"bolt"})
+                await read_ahead(tx.session, Part, {"nut", "washer", "screw"})
+        first, second = sent
         assert first == second
     finally:
         await db.dispose()

@@ -7,26 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy import String, event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.batch_reads import forget_reads
 from shared.db import ServiceDatabase
 from shared.reference_cache import read_reference
 from shared.topics import TopicNames
+from tests.integration.parts import Base, Part
+from tests.support.statements import reading, statements_sent
 
 PARTS = "parts"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Part(Base):
-    __tablename__ = "parts"
-    sku: Mapped[str] = mapped_column(String(40), primary_key=True)
-    units: Mapped[int]
 
 
 class Clock:
@@ -59,15 +50,8 @@ async def database(database_url: str) -> AsyncIterator[ServiceDatabase]:
 @pytest.fixture
 def part_reads(database: ServiceDatabase) -> Iterator[list[str]]:
     """Every statement reading the parts table this worker sends while the test runs."""
-    sent: list[str] = []
-
-    def note(*args: object) -> None:
-        if str(args[2]).lstrip().upper().startswith("SELECT") and "parts" in str(args[2]):
-            sent.append(str(args[2]))
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", note)
-    yield sent
-    event.remove(database.engine.sync_engine, "before_cursor_execute", note)
+    with statements_sent(database, matching=reading(PARTS)) as sent:
+        yield sent
 
 
 async def load_parts(session: AsyncSession, skus: set[str]) -> dict[str, int]:
@@ -167,14 +151,12 @@ async def test_another_workers_change_is_read_once_what_was_remembered_expires(
 async def test_with_no_time_to_remember_every_transaction_reads(database_url: str) -> None:
     db = worker(database_url, seconds=0)
     await db.create_tables()
-    reads: list[object] = []
-    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: reads.append(a[2]))
     try:
         async with db.transaction() as tx:
             tx.session.add(Part(sku="bolt", units=1))
-        reads.clear()
-        assert await units(db, "bolt") == {"bolt": 1}
-        assert await units(db, "bolt") == {"bolt": 1}
-        assert sum("parts" in str(r) for r in reads) == 2
+        with statements_sent(db, matching=reading(PARTS)) as reads:
+            assert await units(db, "bolt") == {"bolt": 1}
+            assert await units(db, "bolt") == {"bolt": 1}
+        assert len(reads) == 2
     finally:
         await db.dispose()
