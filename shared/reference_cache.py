@@ -1,7 +1,7 @@
 """Reference data remembered across transactions, for a bounded time.
 
-Every order reads the products, price lists, promotions or warehouses it
-names, and they rarely change: at a few dozen orders a second, where batches
+Every order reads the accounts, products, price lists, promotions or
+warehouses it names, and they rarely change: at a few dozen orders a second, where batches
 hold one or two events, those reads were a sixth of the statements an order
 cost, each paid again by the next transaction (docs/performance.md, "Ninth
 change"). `read_reference` answers them from a `ReferenceCache` the service's
@@ -59,7 +59,6 @@ class ReferenceCache:
     clock: Callable[[], float] = time.monotonic
     _rows: dict[str, dict[Hashable, tuple[float, Any]]] = field(default_factory=dict)
     _generations: dict[str, int] = field(default_factory=dict)
-
     _changing: Counter[str] = field(default_factory=Counter)
 
     def generation(self, kind: str) -> int:

@@ -140,8 +140,8 @@ class Settings(BaseSettings):
         ge=0,
         le=60,
         validation_alias="TRADELANE_REFERENCE_CACHE_SECONDS",
-        description="How long a worker answers from reference data (products, prices, "
-        "promotions, warehouses) it read before; another worker's change shows within it, "
+        description="How long a worker answers from reference data (accounts, products, "
+        "prices, promotions, warehouses) it read before; another worker's change shows within it, "
         "its own at once; 0 reads it in every transaction.",
     )
     inbox_retention_days: float = Field(
