@@ -29,7 +29,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import Gauge
 from sqlalchemy import MetaData, text
 
-from shared import metrics
+from shared import faust_transport, metrics
 from shared.consume import Delivery, EventConsumer, Handler, OrderRefused
 from shared.db import ConnectionPool, OutboxRow, ServiceDatabase
 from shared.http_errors import answer_database_trouble
@@ -100,7 +100,7 @@ class Service:
 
     def _create_app(self) -> faust.App:
         settings = self.settings
-        return faust.App(
+        return faust_transport.App(
             settings.group_id(self.name),
             broker=self.kafka.faust_brokers(),
             broker_credentials=self.kafka.faust_credentials(),
