@@ -459,7 +459,7 @@ def consumer_lags(
     """
     try:
         assigned = consumer.assignment()
-    except Exception:  # the consumer thread has not started yet
+    except Exception:  # the consumer has not started yet
         return {}
     # Faust keeps the group's committed offset per partition (the next offset to read) and has
     # no public accessor for it; without it, a partition not processed here yet has no position.
