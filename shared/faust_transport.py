@@ -11,6 +11,13 @@ change"). `ConsumerOnTheLoop` keeps Faust's consumer logic (fetching,
 commits, rebalance callbacks, its health checks) and runs it where the agents
 run: a call "into the thread" is a plain await, and the service starts and
 stops like any other mode service.
+
+What this asks of the code on the loop: never to hold it for long without
+awaiting, since the group's heartbeats now share it (they are sent every
+`broker_heartbeat_interval`, and a member silent for the session timeout is
+dropped). The agents' longest stretch between awaits is parsing a batch:
+256 of the largest orders the contract admits (500 lines) took 0.26 s of
+CPU, against a heartbeat every 3 s at most and a session of 6 s at least.
 """
 
 from __future__ import annotations
