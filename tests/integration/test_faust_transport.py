@@ -4,21 +4,26 @@ Each test runs Faust apps in this process, on the test's loop, the way a
 service's worker runs its one app: records arrive in order, the app starts no
 thread to consume them, acknowledged offsets are committed, and a second
 worker joining and leaving the group moves partitions without losing a record.
+The last test holds every service to this transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import faust
+import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from shared.faust_transport import App, ConsumerOnTheLoop
+from shared.settings import Settings
+from tools.fleet import SERVICES
 
 WAIT_SECONDS = 60.0
 """Group joins and the first fetch; normally a few seconds."""
@@ -151,3 +156,13 @@ async def test_a_second_worker_joining_and_leaving_moves_partitions_and_loses_no
     later = [(p, value) for p, value in first.seen if value >= 40]
     for partition in range(4):
         assert values_of(later, partition) == list(range(40 + partition, 80, 4))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_every_service_reads_with_the_consumer_on_its_loop(name: str, tmp_path: Path) -> None:
+    app_module = importlib.import_module(f"services.{name}.app")
+    service = app_module.create_service(Settings(TRADELANE_DATA_DIR=tmp_path))
+    try:
+        assert isinstance(service.app.consumer._thread, ConsumerOnTheLoop)
+    finally:
+        await service.db.dispose()
