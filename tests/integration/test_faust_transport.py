@@ -92,9 +92,16 @@ class Worker:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(WAIT_SECONDS):
-        while not condition():
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"waited {WAIT_SECONDS:.0f} s for {what}") from None
+
+
+def owned(worker: Worker) -> set[int]:
+    return {tp.partition for tp in worker.app.consumer.assignment()}
 
 
 def values_of(seen: list[tuple[int, int]], partition: int) -> list[int]:
@@ -140,14 +147,17 @@ async def test_a_second_worker_joining_and_leaving_moves_partitions_and_loses_no
         async with Worker(kafka_bootstrap, group, topic, tmp_path) as second:
             await until(
                 lambda: (
-                    bool(first.app.consumer.assignment()) and bool(second.app.consumer.assignment())
+                    bool(owned(first))
+                    and bool(owned(second))
+                    and owned(first).isdisjoint(owned(second))
+                    and owned(first) | owned(second) == set(range(4))
                 ),
-                "both workers to own partitions",
+                "the two workers to split the four partitions",
             )
-            owned_by_second = {tp.partition for tp in second.app.consumer.assignment()}
+            owned_by_second = owned(second)
             publish(kafka_bootstrap, topic, list(range(40)), partitions=4)
             await until(lambda: len(first.seen) + len(second.seen) == 40, "forty records")
-        await until(lambda: len(first.app.consumer.assignment()) == 4, "the first to own all four")
+        await until(lambda: owned(first) == set(range(4)), "the first to own all four")
         publish(kafka_bootstrap, topic, list(range(40, 80)), partitions=4)
         await until(lambda: len(first.seen) + len(second.seen) >= 80, "forty more")
     assert {p for p, _ in second.seen} == owned_by_second
