@@ -290,6 +290,14 @@ class Transaction:
             await self.session.execute(_insert_into(self.outbox_table), self.published)
 
 
+def insert_unless_present(session: AsyncSession, target: Any, key: str, **values: Any) -> Any:
+    """An `INSERT` of one row that does nothing if a row with the same `key` is there
+    (`ON CONFLICT DO NOTHING`): PostgreSQL and SQLite both have it, each under its own
+    statement builder, so the session's dialect picks the builder."""
+    build = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return build(target).values(**values).on_conflict_do_nothing(index_elements=[key])
+
+
 @functools.cache
 def _insert_into(table: Table) -> Any:
     """One `INSERT` statement object per table, built once: SQLAlchemy then finds its
@@ -493,11 +501,15 @@ class ServiceDatabase:
 
     async def first_delivery(self, tx: Transaction, event_id: uuid.UUID | str, topic: str) -> bool:
         """Record `event_id` in the inbox; False if it was already there (a redelivery)."""
-        dialect_insert = sqlite_insert if self.is_sqlite else pg_insert
         result = await tx.session.execute(
-            dialect_insert(self.inbox)
-            .values(event_id=str(event_id), topic=topic, received_at=datetime.now(UTC))
-            .on_conflict_do_nothing(index_elements=["event_id"])
+            insert_unless_present(
+                tx.session,
+                self.inbox,
+                "event_id",
+                event_id=str(event_id),
+                topic=topic,
+                received_at=datetime.now(UTC),
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

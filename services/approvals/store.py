@@ -18,8 +18,6 @@ from typing import NamedTuple
 
 from pydantic import TypeAdapter
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,7 +41,13 @@ from shared.contract import (
     LimitScope,
     OrderPriced,
 )
-from shared.db import ExactDecimal, OrderRecord, as_utc, messaging_tables
+from shared.db import (
+    ExactDecimal,
+    OrderRecord,
+    as_utc,
+    insert_unless_present,
+    messaging_tables,
+)
 from shared.reference_cache import read_reference
 
 REQUEST_JSON: TypeAdapter[ApprovalRequest] = TypeAdapter(ApprovalRequest)
@@ -400,11 +404,15 @@ async def claim_decision_id(
     Two requests claiming one id at once: the second waits for the first to
     commit and then finds its decision.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(DecisionIdRow)
-        .values(decision_id=str(decision_id), at=datetime.now(UTC), **decision._asdict())
-        .on_conflict_do_nothing(index_elements=["decision_id"])
+        insert_unless_present(
+            session,
+            DecisionIdRow,
+            "decision_id",
+            decision_id=str(decision_id),
+            at=datetime.now(UTC),
+            **decision._asdict(),
+        )
     )
     if result.rowcount:  # type: ignore[attr-defined]
         return None

@@ -17,8 +17,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import DateTime, Integer, String, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,7 +26,7 @@ from services.pricing.holds import HoldKind, HoldRow
 from services.pricing.store import Base
 from shared.batch_reads import read_once
 from shared.contract import Account, CreditPolicy, PaymentReceived
-from shared.db import ExactDecimal
+from shared.db import ExactDecimal, insert_unless_present
 
 
 class CreditAccountRow(Base):
@@ -117,10 +115,11 @@ async def locked_account(session: AsyncSession, account_id: str, currency: str) 
 async def _lock_account(
     session: AsyncSession, account_id: str, currency: str
 ) -> dict[str, CreditAccountRow]:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(CreditAccountRow)
-        .values(
+        insert_unless_present(
+            session,
+            CreditAccountRow,
+            "account_id",
             account_id=account_id,
             currency=currency,
             limit=None,
@@ -128,7 +127,6 @@ async def _lock_account(
             warning_percent=80,
             credit_on_account=Decimal(0),
         )
-        .on_conflict_do_nothing(index_elements=["account_id"])
     )
     row = await session.scalar(
         select(CreditAccountRow)
