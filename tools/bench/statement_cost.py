@@ -1,4 +1,4 @@
-"""``python -m tools.bench.statement_cost``: what one statement costs the service's CPU, by path.
+"""``python -m tools.bench.statement_cost``: what a handler's statements cost the CPU, by path.
 
     python -m tools.bench.statement_cost [--backend postgres|sqlite|both]
                                          [--transactions N] [--reads R] [--rows W]
@@ -66,9 +66,9 @@ ORDERS = cast(Table, OrderRow.__table__)
 ORM_READ = select(OrderRow).where(OrderRow.order_id == bindparam("order_id"))
 CORE_READ = select(ORDERS).where(ORDERS.c.order_id == bindparam("order_id"))
 CORE_INSERT = insert(ORDERS)
-DRIVER_READ = "SELECT order_id, account_id, state FROM orders WHERE order_id = {}"
 PREPARED_STATEMENT_ARGS = {"prepared_statement_cache_size": PREPARED_STATEMENTS}
 """As the services connect: every statement here stays prepared."""
+DRIVER_READ = "SELECT order_id, account_id, state FROM orders WHERE order_id = {}"
 DRIVER_INSERT = "INSERT INTO orders (order_id, account_id, state) VALUES ({}, {}, {})"
 
 
@@ -144,6 +144,12 @@ async def _seed(engine: AsyncEngine) -> None:
         await connection.execute(CORE_INSERT, rows)
 
 
+def _found(row: object, order_id: str) -> None:
+    """The driver's read found its row, as the ORM's and Core's `.one()` insist."""
+    if row is None:
+        raise LookupError(f"seeded row {order_id} not found")
+
+
 @contextlib.asynccontextmanager
 async def _postgres_driver(url: str, paths: Paths) -> AsyncIterator[Transaction]:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
@@ -152,7 +158,7 @@ async def _postgres_driver(url: str, paths: Paths) -> AsyncIterator[Transaction]
     async def transaction() -> None:
         async with connection.transaction():
             for order_id in paths.read_ids():
-                await connection.fetchrow(read, order_id)
+                _found(await connection.fetchrow(read, order_id), order_id)
             await connection.executemany(write, [tuple(row.values()) for row in paths.new_rows()])
 
     try:
@@ -170,7 +176,7 @@ async def _sqlite_driver(path: Path, paths: Paths) -> AsyncIterator[Transaction]
         await connection.execute("BEGIN IMMEDIATE")
         for order_id in paths.read_ids():
             async with connection.execute(read, (order_id,)) as cursor:
-                await cursor.fetchone()
+                _found(await cursor.fetchone(), order_id)
         await connection.executemany(write, [tuple(row.values()) for row in paths.new_rows()])
         await connection.execute("COMMIT")
 
